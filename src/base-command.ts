@@ -1,0 +1,94 @@
+import {Command, Flags, Interfaces} from '@oclif/core'
+import type {Logger} from 'winston'
+import {ENVIRONMENTS, resolveSettings, Settings} from './lib/config'
+import {confirmTarget} from './lib/confirmation'
+import {ExitCode, UsageError, WardrobeError} from './lib/errors'
+import {connect, Connection} from './lib/firestore'
+import {closeLogger, createLogger, LOG_LEVELS} from './lib/logger'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof WardrobeCommand)['baseFlags'] & T['flags']>
+
+/**
+ * Shared by every command: common flags, settings, the Firestore connection, the log
+ * file, Ctrl-C handling, production confirmation and exit codes (also under --json).
+ */
+export abstract class WardrobeCommand<T> extends Command {
+  static enableJsonFlag = true
+
+  static baseFlags = {
+    environment: Flags.option({options: ENVIRONMENTS, default: 'development' as const, summary: 'Target environment; development only ever talks to an emulator.', helpGroup: 'TARGET'})(),
+    project: Flags.string({summary: 'Firebase project id (default from wardrobe.config.json; demo-wardrobe in development).', helpGroup: 'TARGET'}),
+    collection: Flags.string({summary: 'Collection of wardrobe items.', helpGroup: 'TARGET', defaultHelp: async () => 'wardrobe_items'}),
+    config: Flags.string({summary: 'Config file (default ./wardrobe.config.json or $WARDROBE_CONFIG).', helpGroup: 'TARGET'}),
+    'emulator-host': Flags.string({summary: 'Firestore emulator host:port (default $FIRESTORE_EMULATOR_HOST in development).', helpGroup: 'TARGET'}),
+    'ledger-collection': Flags.string({summary: 'Collection holding run records.', helpGroup: 'TARGET', defaultHelp: async () => '_backfill_runs'}),
+    'output-dir': Flags.string({summary: 'Where log, stats and report files go.', default: '.', helpGroup: 'OUTPUT'}),
+    'log-level': Flags.option({options: LOG_LEVELS, default: 'info' as const, summary: 'Level of backfill_normalize.log.', helpGroup: 'OUTPUT'})(),
+  }
+
+  protected logger?: Logger
+  protected connection?: Connection
+  private readonly abort = new AbortController()
+  private signalHandlers: [NodeJS.Signals, () => void][] = []
+
+  abstract run(): Promise<T>
+
+  protected settingsFrom(flags: BaseFlags<typeof WardrobeCommand>): Settings {
+    return resolveSettings(flags)
+  }
+
+  /** Opens the log file and the Firestore connection for the resolved settings. */
+  protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number]): Promise<Connection> {
+    this.logger = createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
+    this.connection = await connect(settings, (m) => this.warn(m))
+    return this.connection
+  }
+
+  /** Asks for production confirmation (or refuses) before anything is written. */
+  protected async confirm(settings: Settings, action: string, yes: boolean): Promise<void> {
+    await confirmTarget(settings, {yes, json: this.jsonEnabled(), action, warn: (m) => this.warn(m)})
+  }
+
+  /** First SIGINT/SIGTERM asks the service to stop and drain; a second one exits at once. */
+  protected interruptSignal(onFirst: () => void): AbortSignal {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      const handler = () => {
+        if (this.abort.signal.aborted) {
+          process.stderr.write('\nSecond interrupt: exiting now; the unacknowledged tail is redone by the next run.\n')
+          process.exit(ExitCode.INTERRUPTED)
+        }
+        onFirst()
+        this.abort.abort()
+      }
+      process.on(sig, handler)
+      this.signalHandlers.push([sig, handler])
+    }
+    return this.abort.signal
+  }
+
+  protected note(message: string): void {
+    // Human notes go to stderr so stdout stays data only.
+    if (!this.jsonEnabled()) process.stderr.write(message + '\n')
+  }
+
+  protected async finally(err: Error | undefined): Promise<unknown> {
+    for (const [sig, handler] of this.signalHandlers) process.off(sig, handler)
+    await this.connection?.close().catch(() => {})
+    if (this.logger) await closeLogger(this.logger)
+    return super.finally(err)
+  }
+
+  protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    const exit = err instanceof WardrobeError ? err.exitCode : (err.oclif?.exit ?? err.exitCode ?? ExitCode.FAILURE)
+    this.logger?.error(err.message, {exit})
+    if (this.jsonEnabled()) {
+      process.exitCode = exit
+      this.logJson({status: exit, error: {name: err.name, message: err.message, suggestion: err instanceof WardrobeError ? (err.suggestion ?? null) : null}})
+      return
+    }
+    if (err instanceof WardrobeError) this.error(err.message, {exit, suggestions: err.suggestion ? [err.suggestion] : undefined})
+    return super.catch(err)
+  }
+}
+
+export {UsageError}

@@ -1,0 +1,74 @@
+/** Exit codes shared by every command (README "Exit codes"). */
+export const ExitCode = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  ITEMS_FAILED: 3,
+  CHECK_FAILED: 4,
+  INTERRUPTED: 130,
+} as const
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+
+/**
+ * An error the operator can act on: a one-line message, the exit code it maps to
+ * and, where there is one, the fix.
+ */
+export class WardrobeError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = ExitCode.FAILURE,
+    readonly suggestion?: string,
+  ) {
+    super(message)
+    this.name = 'WardrobeError'
+  }
+}
+
+/** Usage, config and safety refusals: exit 2, nothing written. */
+export class UsageError extends WardrobeError {
+  constructor(message: string, suggestion?: string) {
+    super(message, ExitCode.USAGE, suggestion)
+    this.name = 'UsageError'
+  }
+}
+
+/** gRPC status codes Firestore reports; matched on codes, never on messages (emulator texts differ). */
+export const GrpcCode = {
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const
+
+const RETRYABLE = new Set<number>([
+  GrpcCode.UNAVAILABLE,
+  GrpcCode.RESOURCE_EXHAUSTED,
+  GrpcCode.ABORTED,
+  GrpcCode.DEADLINE_EXCEEDED,
+  GrpcCode.CANCELLED,
+  GrpcCode.INTERNAL,
+  GrpcCode.UNKNOWN,
+])
+
+export function grpcCode(err: unknown): number | undefined {
+  const code = (err as {code?: unknown})?.code
+  return typeof code === 'number' ? code : undefined
+}
+
+export function isRetryable(err: unknown): boolean {
+  const code = grpcCode(err)
+  if (code !== undefined) return RETRYABLE.has(code)
+  // Connection resets surface as plain Node errors before gRPC maps them.
+  const sys = (err as {code?: unknown})?.code
+  return typeof sys === 'string' && ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(sys)
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

@@ -1,0 +1,63 @@
+import fs from 'node:fs'
+import {App, cert, deleteApp, initializeApp} from 'firebase-admin/app'
+import {Firestore, getFirestore} from 'firebase-admin/firestore'
+import type {Settings} from './config'
+import {isEmulatorReachable} from './emulator'
+import {UsageError} from './errors'
+
+export interface Connection {
+  db: Firestore
+  /** True when the target is an emulator (no throttling, no ramp). */
+  emulator: boolean
+  close(): Promise<void>
+}
+
+let appCounter = 0
+
+const START_EMULATOR_HINT =
+  'start one with `gcloud emulators firestore start --host-port=127.0.0.1:8080` and `export FIRESTORE_EMULATOR_HOST=127.0.0.1:8080` (or set environments.development.emulatorHost in wardrobe.config.json)'
+
+/**
+ * Opens Firestore for the resolved settings. Development only ever reaches an emulator;
+ * staging and production reach the real project unless an emulator is named for them explicitly.
+ */
+export async function connect(settings: Settings, warn: (message: string) => void = () => {}): Promise<Connection> {
+  const {environment, emulatorHost, projectId} = settings
+  if (environment === 'development' && !emulatorHost) {
+    throw new UsageError('development talks only to a Firestore emulator, and none is configured', START_EMULATOR_HINT)
+  }
+  if (emulatorHost) {
+    if (!(await isEmulatorReachable(emulatorHost))) {
+      throw new UsageError(`no Firestore emulator answers at ${emulatorHost}`, START_EMULATOR_HINT)
+    }
+    // The client library lets this variable override every other setting, so it is the one switch.
+    process.env.FIRESTORE_EMULATOR_HOST = emulatorHost
+  } else if (process.env.FIRESTORE_EMULATOR_HOST) {
+    warn(`ignoring FIRESTORE_EMULATOR_HOST for ${environment}: connecting to project ${projectId}`)
+    delete process.env.FIRESTORE_EMULATOR_HOST
+  }
+  if (emulatorHost) {
+    // No app and no credentials: an emulator needs none, and Application Default Credentials would probe the GCE metadata server.
+    const db = new Firestore({projectId})
+    return {db, emulator: true, close: () => db.terminate()}
+  }
+  const credential = loadCredential(settings.credentials)
+  const app: App = initializeApp(credential ? {projectId, credential} : {projectId}, `wardrobe-${process.pid}-${++appCounter}`)
+  return {db: getFirestore(app), emulator: false, close: () => deleteApp(app)}
+}
+
+function loadCredential(file?: string) {
+  if (!file) return undefined
+  let json: unknown
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'))
+  } catch {
+    // The message names the file, never its content: it holds a private key.
+    throw new UsageError(`credentials file ${file} cannot be read as JSON`, 'point credentials at a service-account key file, or drop it to use Application Default Credentials')
+  }
+  try {
+    return cert(json as object)
+  } catch {
+    throw new UsageError(`credentials file ${file} is not a service-account key`, 'download a key for a service account with Firestore access')
+  }
+}

@@ -1,0 +1,199 @@
+import {DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, UpdateData} from 'firebase-admin/firestore'
+import {Watermark} from './checkpoint'
+import {errorMessage} from './errors'
+import {Counters, Ledger, RunRecord, Tags, Unmapped, zeroCounters} from './ledger'
+import {scanDocuments, withRetry} from './scan'
+import {GuardedWriter} from './writer'
+
+/** What to do with one item, decided from the document as read. */
+export type Plan =
+  | {action: 'skip'; unmapped?: string[]}
+  | {action: 'error'; field: string | null; reason: string}
+  | {action: 'write'; data: UpdateData<DocumentData>; unmapped?: string[]; tag?: string}
+
+export interface ErrorSample {
+  id: string
+  field: string | null
+  reason: string
+}
+
+export interface JobProgress {
+  counters: Counters
+  total: number | null
+  /** Items per second since this process started. */
+  rate: number
+  etaSeconds: number | null
+  inFlight: number
+}
+
+export interface JobSpec {
+  db: Firestore
+  collection: string
+  select: string[]
+  filter?: (q: Query) => Query
+  plan: (doc: DocumentSnapshot) => Plan
+  dryRun: boolean
+  /** For non-dry runs: the run record (cursor, counters) and its ledger. */
+  run?: RunRecord
+  ledger?: Ledger
+  writer?: GuardedWriter
+  total: number | null
+  chunkSize?: number
+  checkpointIntervalMs?: number
+  maxConflictRetries?: number
+  signal?: AbortSignal
+  onProgress?: (p: JobProgress) => void
+  onEvent?: (event: string, detail: Record<string, unknown>) => void
+  errorSampleSize?: number
+}
+
+export interface JobResult {
+  status: 'completed' | 'interrupted' | 'failed'
+  counters: Counters
+  unmapped: Unmapped
+  /** Per-kind counts of writes (e.g. rollback's restored / removed). */
+  tags: Tags
+  errorSamples: ErrorSample[]
+  cursor: string | null
+  error?: string
+}
+
+type Outcome = {counter: 'updated' | 'skipped' | 'failed'; conflicts: number; unmapped?: string[]; tag?: string}
+
+/**
+ * The engine every writing command shares: scan in id order from the checkpoint, plan
+ * each item, write it guarded by its read time (re-read and re-plan on conflict), and
+ * checkpoint the low-water mark of acknowledged items with counters that match it.
+ */
+export async function runJob(spec: JobSpec): Promise<JobResult> {
+  const {db, run, ledger, writer} = spec
+  if (!spec.dryRun && (!run || !ledger || !writer)) throw new Error('a non-dry job needs a run, a ledger and a writer')
+  const committed: Counters = run ? {...run.counters} : zeroCounters()
+  const committedUnmapped: Unmapped = run ? {...run.unmapped} : {}
+  const committedTags: Tags = run ? {...run.tags} : {}
+  const live: Counters = {...committed}
+  const errorSamples: ErrorSample[] = []
+  const sampleSize = spec.errorSampleSize ?? 100
+  const watermark = new Watermark<Outcome>(run?.cursor ?? null, (o) => {
+    committed.scanned++
+    committed[o.counter]++
+    committed.conflicts += o.conflicts
+    for (const key of o.unmapped ?? []) committedUnmapped[key] = (committedUnmapped[key] ?? 0) + 1
+    if (o.tag) committedTags[o.tag] = (committedTags[o.tag] ?? 0) + 1
+  })
+  const pending = new Set<Promise<void>>()
+  let fatal: Error | null = null
+  const startedAt = Date.now()
+  const startScanned = live.scanned
+  const emit = spec.onEvent ?? (() => {})
+
+  const progress = (): JobProgress => {
+    const elapsed = (Date.now() - startedAt) / 1000
+    const rate = elapsed > 0 ? (live.scanned - startScanned) / elapsed : 0
+    const left = spec.total === null ? null : Math.max(0, spec.total - live.scanned)
+    return {counters: {...live}, total: spec.total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight: pending.size}
+  }
+  const progressTimer = spec.onProgress ? setInterval(() => spec.onProgress?.(progress()), 250) : undefined
+
+  let lastSaved: string | null | undefined
+  let saving: Promise<void> = Promise.resolve()
+  const checkpoint = (): Promise<void> => {
+    if (!run || !ledger) return Promise.resolve()
+    saving = saving.then(async () => {
+      const cursor = watermark.cursor
+      if (cursor === lastSaved) return ledger.heartbeat(run.runId)
+      await ledger.checkpoint(run.runId, {cursor, counters: {...committed}, unmapped: {...committedUnmapped}, tags: {...committedTags}})
+      lastSaved = cursor
+    })
+    return saving
+  }
+  const checkpointTimer = run ? setInterval(() => checkpoint().catch((err) => emit('checkpoint-failed', {error: errorMessage(err)})), spec.checkpointIntervalMs ?? 2000) : undefined
+
+  const settle = (ticket: number, outcome: Outcome) => {
+    live[outcome.counter]++
+    live.conflicts += outcome.conflicts
+    watermark.complete(ticket, outcome)
+  }
+
+  /** Executes a plan; on a precondition conflict reads the item again and re-plans. */
+  const handle = async (doc: DocumentSnapshot, ticket: number): Promise<void> => {
+    let snapshot = doc
+    let conflicts = 0
+    for (;;) {
+      const plan = spec.plan(snapshot)
+      if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped})
+      if (plan.action === 'error') {
+        if (errorSamples.length < sampleSize) errorSamples.push({id: snapshot.id, field: plan.field, reason: plan.reason})
+        if (!spec.dryRun) await writer!.set(ledger!.errorRef(run!.runId, snapshot.id), {itemId: snapshot.id, field: plan.field, reason: plan.reason, at: new Date()})
+        return settle(ticket, {counter: 'failed', conflicts})
+      }
+      const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}
+      if (spec.dryRun) return settle(ticket, written)
+      const result = await writer!.update(snapshot.ref, plan.data, snapshot.updateTime!)
+      if (result === 'written') return settle(ticket, {...written, conflicts})
+      // Deleted by the app since it was read: nothing to do.
+      if (result === 'missing') return settle(ticket, {counter: 'skipped', conflicts})
+      conflicts++
+      emit('conflict', {id: snapshot.id, attempt: conflicts})
+      if (conflicts > (spec.maxConflictRetries ?? 20)) {
+        const reason = `still changing after ${conflicts} re-reads; left for a re-run`
+        if (errorSamples.length < sampleSize) errorSamples.push({id: snapshot.id, field: null, reason})
+        await writer!.set(ledger!.errorRef(run!.runId, snapshot.id), {itemId: snapshot.id, field: null, reason, at: new Date()})
+        return settle(ticket, {counter: 'failed', conflicts})
+      }
+      const fresh = await reread(snapshot.ref, spec.select)
+      if (!fresh.exists) return settle(ticket, {counter: 'skipped', conflicts})
+      snapshot = fresh
+    }
+  }
+
+  let status: JobResult['status'] = 'completed'
+  try {
+    for await (const doc of scanDocuments(db, spec.collection, {
+      select: spec.select,
+      filter: spec.filter,
+      startAfter: run?.cursor ?? null,
+      chunkSize: spec.chunkSize ?? 10_000,
+      signal: spec.signal,
+      onRetry: (attempt, err) => emit('read-retry', {attempt, error: errorMessage(err)}),
+    })) {
+      if (fatal) break
+      live.scanned++
+      const ticket = watermark.add(doc.id)
+      const p = handle(doc, ticket).catch((err: Error) => {
+        fatal ??= err
+      })
+      pending.add(p)
+      p.finally(() => pending.delete(p))
+      if (writer) await writer.ready()
+      if (writer?.outage) break
+    }
+    if (spec.signal?.aborted) status = 'interrupted'
+  } catch (err) {
+    fatal ??= err as Error
+  }
+  // Drain: every write issued is acknowledged (or failed) before the final checkpoint.
+  while (pending.size > 0) await Promise.all([...pending])
+  if (writer) await writer.drain().catch((err) => (fatal ??= err))
+  clearInterval(progressTimer)
+  clearInterval(checkpointTimer)
+  await saving.catch(() => {})
+  fatal ??= writer?.outage ?? null
+  if (fatal) status = 'failed'
+  spec.onProgress?.(progress())
+  return {
+    status,
+    counters: run ? {...committed} : {...live},
+    unmapped: committedUnmapped,
+    tags: committedTags,
+    errorSamples,
+    cursor: watermark.cursor,
+    error: fatal ? errorMessage(fatal) : undefined,
+  }
+}
+
+async function reread(ref: DocumentReference, select: string[]): Promise<DocumentSnapshot> {
+  const [snap] = await withRetry(() => ref.firestore.getAll(ref, {fieldMask: select}))
+  return snap
+}
+

@@ -1,0 +1,26 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import winston from 'winston'
+
+export const LOG_FILE = 'backfill_normalize.log'
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+/** JSON lines into `<outputDir>/backfill_normalize.log`; the terminal gets only what commands render. */
+export function createLogger(outputDir: string, level: LogLevel = 'info', command = 'wardrobe'): winston.Logger {
+  fs.mkdirSync(outputDir, {recursive: true})
+  return winston.createLogger({
+    level,
+    defaultMeta: {command, pid: process.pid},
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    transports: [new winston.transports.File({filename: path.join(outputDir, LOG_FILE)})],
+  })
+}
+
+/** Resolves once everything logged so far is on disk. */
+export function closeLogger(logger: winston.Logger): Promise<void> {
+  return new Promise((resolve) => {
+    logger.on('finish', () => resolve())
+    logger.end()
+  })
+}

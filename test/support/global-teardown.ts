@@ -1,0 +1,6 @@
+import type {RunningEmulator} from '../../src/lib/emulator'
+
+export default async function globalTeardown(): Promise<void> {
+  const emulator = (globalThis as Record<string, unknown>).__WARDROBE_EMULATOR__ as RunningEmulator | undefined
+  await emulator?.stop()
+}
