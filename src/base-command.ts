@@ -2,7 +2,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import type {Logger} from 'winston'
 import {ENVIRONMENTS, resolveSettings, Settings} from './lib/config'
 import {confirmTarget} from './lib/confirmation'
-import {ExitCode, UsageError, WardrobeError} from './lib/errors'
+import {ExitCode, WardrobeError} from './lib/errors'
 import {connect, Connection} from './lib/firestore'
 import {closeLogger, createLogger, LOG_LEVELS} from './lib/logger'
 
@@ -91,4 +91,3 @@ export abstract class WardrobeCommand<T> extends Command {
   }
 }
 
-export {UsageError}

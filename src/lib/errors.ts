@@ -72,3 +72,10 @@ export function isRetryable(err: unknown): boolean {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
+
+/** A run's exit code: interrupted 130, failed 1, finished with error items 3, else 0. */
+export function exitCodeForRun(s: {status: string; failed: number}): ExitCode {
+  if (s.status === 'interrupted') return ExitCode.INTERRUPTED
+  if (s.status === 'failed') return ExitCode.FAILURE
+  return s.failed > 0 ? ExitCode.ITEMS_FAILED : ExitCode.OK
+}

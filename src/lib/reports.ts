@@ -50,6 +50,8 @@ export const RunStatsBaseSchema = z.object({
   /** Items in the collection (or scope) when the run started, from count(). */
   total: z.number().int().nullable(),
   scanned: z.number().int(),
+  /** Items this process read; less than scanned when the run resumed from a checkpoint. */
+  scannedHere: z.number().int(),
   updated: z.number().int(),
   skipped: z.number().int(),
   failed: z.number().int(),
@@ -77,3 +79,13 @@ export const BackfillStatsSchema = RunStatsBaseSchema.extend({
   estimate: EstimateSchema.nullable(),
 })
 export type BackfillStats = z.infer<typeof BackfillStatsSchema>
+
+export const RollbackStatsSchema = RunStatsBaseSchema.extend({
+  kind: z.literal('rollback'),
+  scope: z.object({version: z.string().nullable(), run: z.string().nullable()}),
+  /** Items whose `normalized` was deleted (no earlier value to go back to). */
+  removed: z.number().int(),
+  /** Items whose earlier `normalized` (from before the rolled-back run) was put back. */
+  restored: z.number().int(),
+})
+export type RollbackStats = z.infer<typeof RollbackStatsSchema>

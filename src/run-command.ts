@@ -1,0 +1,79 @@
+import {Flags} from '@oclif/core'
+import {z} from 'zod'
+import {WardrobeCommand} from './base-command'
+import type {Settings} from './lib/config'
+import {exitCodeForRun} from './lib/errors'
+import {createProgress, formatDuration} from './lib/progress'
+import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
+import type {RunContext} from './lib/run'
+
+type RunStats = z.infer<typeof RunStatsBaseSchema>
+
+/**
+ * Commands that write to the collection (backfill, rollback): the same batching, dry run,
+ * confirmation, resume, rate, progress, signals, stats file and exit codes.
+ */
+export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> {
+  static writeFlags = {
+    'batch-size': Flags.integer({summary: 'Writes in flight at once (the unacknowledged window).', default: 500, min: 1, max: 10_000}),
+    'dry-run': Flags.boolean({default: false, summary: 'Write nothing anywhere; report what would change.'}),
+    yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
+    'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
+    'max-rate': Flags.integer({summary: 'Cap writes per second.', min: 1}),
+  }
+
+  /**
+   * Confirms (unless dry), connects, wires progress and Ctrl-C into the service, writes
+   * the stats file and sets the exit code from the outcome.
+   */
+  protected async execute(
+    settings: Settings,
+    flags: {'dry-run': boolean; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'},
+    what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>},
+    service: (ctx: RunContext) => Promise<T>,
+  ): Promise<T> {
+    if (!flags['dry-run']) await this.confirm(settings, what.action, flags.yes)
+    const {db, emulator} = await this.open(settings, flags['log-level'])
+    const progress = createProgress(flags['dry-run'] ? `${what.label} (dry run)` : what.label)
+    const signal = this.interruptSignal(() => process.stderr.write('\nInterrupt: stopping reads, draining in-flight writes, then checkpointing (Ctrl-C again to exit now)\n'))
+    const stats = await service({
+      db,
+      emulator,
+      settings,
+      logger: this.logger,
+      signal,
+      onStart: (info) => {
+        if (info.tookOverFrom) this.warn(`took over run ${info.tookOverFrom.runId} of ${info.tookOverFrom.owner.host} pid ${info.tookOverFrom.owner.pid}: ${info.tookOverFrom.reason}`)
+        if (info.resumed) this.note(`Resuming run ${info.runId} after ${info.cursor ?? 'the start'}`)
+        else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${settings.collection}`)
+      },
+      onProgress: (p) =>
+        progress.update({done: p.counters.scanned, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}}),
+    })
+    progress.stop()
+    if (stats.status !== 'completed') stats.resumeCommand = this.resumeCommand()
+    const file = writeReportFile(settings.outputDir, what.reportPrefix, what.schema, stats)
+    process.exitCode = exitCodeForRun(stats)
+    if (!this.jsonEnabled()) {
+      this.log(`${stats.dryRun ? 'Dry run' : `Run ${stats.runId}`} ${stats.status}: scanned ${stats.scanned}, ${stats.dryRun ? 'would update' : 'updated'} ${stats.updated}, skipped ${stats.skipped}, failed ${stats.failed}, conflicts ${stats.conflicts} (${formatDuration(stats.durationSeconds)}, ${stats.rate}/s)`)
+      this.renderDetails(stats)
+      if (stats.errorSamples.length > 0) {
+        this.log(`Error items (${stats.failed}; left untouched${stats.dryRun ? '' : `, recorded under ${settings.ledgerCollection}/${stats.runId}/errors`}):`)
+        for (const e of stats.errorSamples.slice(0, 10)) this.log(`  ${e.id}: ${e.reason}`)
+      }
+      if (stats.error) this.log(`Error: ${stats.error}`)
+      if (stats.resumeCommand) this.log(`Resume with: ${stats.resumeCommand}`)
+      this.log(`Stats: ${file}`)
+    }
+    return stats
+  }
+
+  /** Command-specific lines of the human summary. */
+  protected abstract renderDetails(stats: T): void
+
+  /** The same command line, minus --from-start: re-running it resumes from the checkpoint. */
+  protected resumeCommand(): string {
+    const args = this.argv.filter((a) => a !== '--from-start')
+    return [this.config.bin, this.id ?? '', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
+  }
+}
