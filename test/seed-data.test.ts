@@ -55,7 +55,7 @@ describe('generateItems', () => {
   })
 
   it('makes unique auto-like ids spread over the key space', () => {
-    const ids = [...generateItems(50_000, {seed: 9})].map((i) => i.id)
+    const ids = [...generateItems(20_000, {seed: 9})].map((i) => i.id)
     expect(new Set(ids).size).toBe(ids.length)
     expect(ids.filter((id) => !AUTO_ID.test(id))).toEqual([])
     const firstChars = new Map<string, number>()
@@ -129,7 +129,7 @@ describe('generateItems', () => {
   })
 
   it('honours the malformed rate, and only malformed items have unacceptable shapes', () => {
-    const count = 20_000
+    const count = 10_000
     const kinds = new Set<string>()
     const wrong: number[] = []
     let malformed = 0

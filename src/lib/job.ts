@@ -107,7 +107,13 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     })
     return saving
   }
-  const checkpointTimer = run ? setInterval(() => checkpoint().catch((err) => emit('checkpoint-failed', {error: errorMessage(err)})), spec.checkpointIntervalMs ?? 2000) : undefined
+  const checkpointTimer = run
+    ? setInterval(() => {
+        // A trickle of writes (mostly skips) must not wait in a partial batch for minutes.
+        writer?.drain().catch(() => {})
+        checkpoint().catch((err) => emit('checkpoint-failed', {error: errorMessage(err)}))
+      }, spec.checkpointIntervalMs ?? 2000)
+    : undefined
 
   const settle = (ticket: number, outcome: Outcome) => {
     live[outcome.counter]++
@@ -172,8 +178,9 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   } catch (err) {
     fatal ??= err as Error
   }
-  // Drain: every write issued is acknowledged (or failed) before the final checkpoint.
-  while (pending.size > 0) await Promise.all([...pending])
+  // Drain: every write issued is acknowledged (or failed) before the final checkpoint. BulkWriter
+  // sends a partial batch only when flushed, and a conflict's re-write may enqueue more.
+  while (pending.size > 0) await Promise.all([writer?.drain().catch((err) => (fatal ??= err)), ...pending])
   if (writer) await writer.drain().catch((err) => (fatal ??= err))
   clearInterval(progressTimer)
   clearInterval(checkpointTimer)

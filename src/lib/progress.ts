@@ -64,6 +64,7 @@ export function createProgress(label: string, options: {stream?: NodeJS.WriteStr
   const intervalMs = options.intervalMs ?? Number(process.env.WARDROBE_PROGRESS_INTERVAL_MS ?? 10_000)
   let last = 0
   let latest: ProgressSnapshot | undefined
+  let printed: ProgressSnapshot | undefined
   const line = (p: ProgressSnapshot) => {
     const pct = p.total ? ` (${Math.floor((100 * p.done) / Math.max(p.total, 1))}%)` : ''
     stream.write(`${label}: ${p.done}/${p.total ?? '?'}${pct}, ${Math.round(p.rate)}/s, ETA ${formatDuration(p.etaSeconds)}, ${countsText(p.counts)}\n`)
@@ -74,11 +75,13 @@ export function createProgress(label: string, options: {stream?: NodeJS.WriteStr
       const now = Date.now()
       if (now - last >= intervalMs) {
         last = now
+        printed = p
         line(p)
       }
     },
     stop() {
-      if (latest && last !== 0) line(latest)
+      // The final state, unless that very line is already out.
+      if (latest && latest !== printed) line(latest)
     },
   }
 }
