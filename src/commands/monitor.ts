@@ -30,7 +30,7 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
     'save-report': Flags.boolean({default: false, summary: 'Write backfill_report_YYYYMMDD_HHMMSS.json into --output-dir (with --watch: the last sample, when watching stops).'}),
     'fail-on': Flags.option({options: FAIL_ON_LEVELS, summary: 'Exit 4 when health is at or past this level (with --watch: at the first such sample).'})(),
     taxonomy: Flags.string({summary: 'Vocabulary whose version counts as current (default: the config file\'s taxonomy, else the shipped one).'}),
-    'max-error-rate': Flags.string({default: '0.05', summary: 'Error items per scanned item above which health is warning (0..1).'}),
+    'max-error-rate': Flags.string({default: '0.05', summary: 'Error items per processed item above which health is warning (0..1); critical above 0.25.'}),
   }
 
   async run(): Promise<MonitorReport | undefined> {

@@ -24,7 +24,34 @@ type Paint = chalk.Chalk
 const num = (n: number) => n.toLocaleString('en-US')
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length))
 const padLeft = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s)
-const clip = (s: string, n: number) => (n <= 1 || s.length <= n ? s : s.slice(0, n - 1) + '…')
+const clip = (s: string, n: number) => (s.length <= n ? s : s.slice(0, n - 1) + '…')
+
+const ANSI = /\x1b\[[0-9;]*m/y
+
+/** Visible length of a line (colour codes take no room). */
+export function visibleLength(line: string): number {
+  return line.replace(/\x1b\[[0-9;]*m/g, '').length
+}
+
+/** Cuts a coloured line to `n` visible characters, keeping its colour codes balanced. */
+function clipAnsi(line: string, n: number): string {
+  if (visibleLength(line) <= n) return line
+  let out = ''
+  let shown = 0
+  for (let i = 0; i < line.length; ) {
+    ANSI.lastIndex = i
+    const m = ANSI.exec(line)
+    if (m) {
+      out += m[0]
+      i += m[0].length
+    } else {
+      if (shown === n - 1) return out + (out.includes('\x1b[') ? '…\x1b[0m' : '…')
+      out += line[i++]
+      shown++
+    }
+  }
+  return out
+}
 
 function localTime(isoText: string): string {
   const d = new Date(isoText)
@@ -73,7 +100,7 @@ function runLine(c: Paint, r: RunView, nowIso: string): string {
 export interface DashboardOptions {
   /** chalk colour level (see colorLevel); 0 or absent = plain text. */
   colorLevel?: 0 | 1 | 2 | 3
-  /** Terminal columns; long free-text fields are clipped to fit. */
+  /** Terminal columns: lines are cut to fit, except commands (never cut without a width). */
   width?: number
   /** Terminal rows: the screen is cut to fit (watch mode). */
   height?: number
@@ -84,10 +111,11 @@ export interface DashboardOptions {
 /** The full dashboard as lines of text (coloured when asked). */
 export function renderDashboard(report: MonitorReport, options: DashboardOptions = {}): string[] {
   const c: Paint = new chalk.Instance({level: options.colorLevel ?? 0})
-  const width = options.width ?? 120
+  const width = options.width
   const now = report.generatedAt
   const {counts, health} = report
   const out: string[] = []
+  const commands = new Set<string>()
   const heading = (t: string, extra = '') => out.push('', c.bold.underline(t) + (extra ? '  ' + extra : ''))
 
   const watch = options.intervalSeconds ? c.gray(`  every ${options.intervalSeconds}s · Ctrl-C to stop`) : ''
@@ -98,9 +126,12 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   if (health.issues.length === 0) out.push(c.gray('  no issues'))
   for (const issue of health.issues) {
     const mark = issue.level === 'critical' ? '✖' : issue.level === 'warning' ? '!' : '·'
-    out.push(`  ${healthColor(c, issue.level)(mark)} ${clip(issue.message, width - 4)}`)
+    out.push(`  ${healthColor(c, issue.level)(mark)} ${issue.message}`)
     // Commands are never clipped: they must stay copyable.
-    if (issue.recommendation) out.push(`    ${c.cyan('→')} ${issue.recommendation}`)
+    if (issue.recommendation) {
+      out.push(`    ${c.cyan('→')} ${issue.recommendation}`)
+      commands.add(out[out.length - 1])
+    }
   }
 
   heading('ITEMS')
@@ -117,21 +148,21 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   if (runs.length === 0) out.push(c.gray('  no runs recorded'))
   for (const r of runs) {
     out.push('  ' + runLine(c, r, now))
-    if (r.error) out.push(`    ${c.red(clip(r.error, width - 4))}`)
+    if (r.error) out.push(`    ${c.red(r.error)}`)
   }
   if (report.runs.unreadable > 0) out.push(c.yellow(`  ${report.runs.unreadable} run records could not be read`))
 
   const e = report.errors
-  heading('ERROR ITEMS', e.runId ? `${num(e.total)} in run ${e.runId}${e.rate !== null ? ` (${(e.rate * 100).toFixed(2)}% of scanned)` : ''}` : c.gray('no backfill run yet'))
+  heading('ERROR ITEMS', e.runId ? `${num(e.total)} in run ${e.runId}${e.rate !== null ? ` (${(e.rate * 100).toFixed(1)}% of the ${num(e.processed ?? 0)} items it processed)` : ''}` : c.gray('no backfill run yet'))
   for (const item of e.latest) {
-    out.push(`  ${pad(item.itemId, 22)} ${pad(item.field ?? '-', 9)} ${c.gray(pad(ago(item.at, now), 9))} ${clip(item.reason, Math.max(20, width - 47))}`)
+    out.push(`  ${pad(item.itemId, 22)} ${pad(item.field ?? '-', 9)} ${c.gray(pad(ago(item.at, now), 9))} ${item.reason}`)
   }
   if (e.total > e.latest.length) out.push(c.gray(`  … ${num(e.total - e.latest.length)} more under ${report.ledgerCollection}/${e.runId}/errors`))
 
   const u = report.unmapped
   if (u.distinct > 0) {
     heading('UNMAPPED VALUES', `${num(u.distinct)} distinct, ${num(u.occurrences)} occurrences in run ${u.runId}`)
-    out.push('  ' + clip(u.top.map((x) => `${x.field}:"${x.value}" ×${num(x.count)}`).join(', '), width - 2))
+    out.push('  ' + u.top.map((x) => `${x.field}:"${x.value}" ×${num(x.count)}`).join(', '))
   }
 
   heading('RECENT NORMALIZATIONS')
@@ -140,11 +171,22 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
     out.push(`  ${pad(item.id, 22)} ${pad(clip(item.name ?? '-', 32), 32)} ${pad(item.normalizedAt ? localTime(item.normalizedAt) : '-', 19)}  ${c.gray(`v${item.version ?? '?'}`)}`)
   }
 
-  if (options.height && out.length > options.height) {
-    const cut = out.length - options.height + 1
-    return [...out.slice(0, options.height - 1), c.gray(`… ${cut} more lines (enlarge the terminal, or use --json)`)]
+  if (width === undefined) return out
+  // On a terminal: lines fit its width (commands wrap instead: they must stay copyable) and the screen its height.
+  const fitted = out.map((l) => (commands.has(l) ? l : clipAnsi(l, width)))
+  if (!options.height) return fitted
+  const kept: string[] = []
+  let rows = 0
+  for (const [i, l] of fitted.entries()) {
+    const need = Math.max(1, Math.ceil(visibleLength(l) / width))
+    if (rows + need > options.height - 1 && i < fitted.length - 1) {
+      kept.push(c.gray(`… ${fitted.length - i} more lines (enlarge the terminal, or use --json)`))
+      return kept
+    }
+    kept.push(l)
+    rows += need
   }
-  return out
+  return kept
 }
 
 /** One plain line per sample: `--watch` without a TTY. */

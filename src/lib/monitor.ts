@@ -1,5 +1,5 @@
 import path from 'node:path'
-import {Firestore, Timestamp, Transaction} from 'firebase-admin/firestore'
+import {Firestore, Query, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
 import {DEFAULT_LEDGER, Settings} from './config'
 import {describeOwner, ErrorRecordSchema, holderGone, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema} from './ledger'
@@ -237,7 +237,8 @@ export function resumeCommandFor(run: RunRecord, ctx: CommandContext, currentVer
   return commandLine(ctx, 'backfill', target, [...(run.options.force === true ? ['--force'] : []), ...tax.args], tax.placeholder)
 }
 
-const floor1 = (x: number) => Math.floor(x * 10) / 10
+// The epsilon keeps 58.3 from showing as 58.2 through binary rounding.
+const floor1 = (x: number) => Math.floor(x * 10 + 1e-9) / 10
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000
 const seconds = (ms: number) => Math.max(0, ms) / 1000
 
@@ -251,6 +252,8 @@ function runView(run: RunRecord, settings: MonitorSettings, ctx: CommandContext,
   if (previous && status === 'running') {
     const dt = seconds(run.heartbeatAt.getTime() - Date.parse(previous.heartbeatAt))
     if (dt > 0 && c.scanned >= previous.scanned) rate = (c.scanned - previous.scanned) / dt
+    // No checkpoint since the last sample (they come every few seconds): keep the last measure.
+    else if (dt === 0 && previous.status === 'running') rate = previous.rate
   }
   const left = run.total === null ? null : Math.max(0, run.total - c.scanned)
   const resumable = status === 'stalled' || run.status === 'interrupted' || run.status === 'failed'
@@ -281,7 +284,7 @@ function runView(run: RunRecord, settings: MonitorSettings, ctx: CommandContext,
 
 const MIN_TIMESTAMP = new Timestamp(-62135596800, 0) // 0001-01-01: `>=` keeps only Timestamp values
 
-const asIso = (v: unknown): string | null => (v instanceof Timestamp ? v.toDate().toISOString() : v instanceof Date ? v.toISOString() : null)
+const asIso = (v: unknown): string | null => (v instanceof Timestamp ? v.toDate().toISOString() : null)
 const asString = (v: unknown): string | null => (typeof v === 'string' ? v : null)
 
 /**
@@ -296,7 +299,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
   const items = db.collection(settings.collection)
   const runsCol = db.collection(settings.ledgerCollection)
   const reads = {aggregations: 0, documents: 0}
-  const count = async (tx: Transaction, q: FirebaseFirestore.Query): Promise<number> => {
+  const count = async (tx: Transaction, q: Query): Promise<number> => {
     reads.aggregations++
     return (await tx.get(q.count())).data().count
   }
@@ -451,7 +454,7 @@ export interface HealthFacts {
   commands: {backfill: string; dryRun: string}
 }
 
-const pct = (rate: number) => `${floor1(rate * 100)}%`
+const pct = (rate: number) => `${(rate * 100).toFixed(1)}%`
 const of = (r: RunView) => `${r.scanned}/${r.total ?? '?'} items`
 
 /**
@@ -472,6 +475,7 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
   const add = (level: IssueLevel, code: string, message: string, recommendation: string | null = null) => issues.push({level, code, message, recommendation})
   const live = active.filter((r) => r.status === 'running')
   const liveBackfills = live.filter((r) => r.kind === 'backfill')
+  const stalledBackfill = active.some((r) => r.status === 'stalled' && r.kind === 'backfill')
 
   for (const r of active) {
     if (r.status === 'stalled') {
@@ -486,7 +490,7 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
     }
   }
 
-  const unfinished = latestBackfill && liveBackfills.length === 0 && (latestBackfill.status === 'failed' || latestBackfill.status === 'interrupted') ? latestBackfill : null
+  const unfinished = latestBackfill && liveBackfills.length === 0 && !stalledBackfill && (latestBackfill.status === 'failed' || latestBackfill.status === 'interrupted') ? latestBackfill : null
   if (unfinished?.status === 'failed') {
     add('critical', 'run-failed', `backfill run ${unfinished.runId} failed at ${of(unfinished)}: ${unfinished.error ?? 'no reason recorded'}`, `fix the cause, then resume it: ${unfinished.resumeCommand}`)
   } else if (unfinished) {
@@ -496,7 +500,7 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
   if (errors.runId && errors.total > 0) {
     // No rate before the run's first checkpoint: nothing to compare with yet.
     const rate = errors.rate
-    const message = `${errors.total} error items in run ${errors.runId}` + (rate === null ? '' : ` (${pct(rate)} of the items it scanned)`)
+    const message = `${errors.total} error items in run ${errors.runId}` + (rate === null ? '' : ` (${pct(rate)} of the ${errors.processed} items it processed)`)
     const level: IssueLevel = rate === null ? 'info' : rate > Math.max(thresholds.errorRateCritical, thresholds.errorRateWarning) ? 'critical' : rate > thresholds.errorRateWarning ? 'warning' : 'info'
     const where = `${facts.ledgerCollection}/${errors.runId}/errors`
     if (level === 'info') {
@@ -507,7 +511,9 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
     }
   }
 
-  if (counts.normalizedOutdated > 0 && liveBackfills.length === 0) {
+  // A backfill running, or one to resume, will take care of outdated and missing items.
+  const backfillPending = liveBackfills.length > 0 || stalledBackfill || unfinished !== null
+  if (counts.normalizedOutdated > 0 && !backfillPending) {
     const byVersion = counts.versions.filter((v) => !v.current).map((v) => `${v.version}: ${v.count}`)
     if (counts.outdatedUnknownVersions > 0) byVersion.push(`versions no run recorded: ${counts.outdatedUnknownVersions}`)
     add('warning', 'outdated-versions', `${counts.normalizedOutdated} items are normalized at another version than ${facts.version} (${byVersion.join(', ')})`, `re-run the backfill at ${facts.version}: ${commands.backfill}`)
@@ -515,7 +521,7 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
 
   // Error items stay without `normalized` by design; anything beyond them is new, changed or not reached.
   const missing = Math.max(0, counts.notNormalized - errors.total)
-  if (missing > 0 && liveBackfills.length === 0 && !unfinished && latestBackfill) {
+  if (missing > 0 && !backfillPending && latestBackfill) {
     add('warning', 'not-normalized', `${missing} items have no normalized value beyond the ${errors.total} error items (added since run ${latestBackfill.runId}, or not reached)`, `run the backfill: ${commands.backfill}`)
   }
 
