@@ -86,7 +86,14 @@ export abstract class WardrobeCommand<T> extends Command {
       this.logJson({status: exit, error: {name: err.name, message: err.message, suggestion: err instanceof WardrobeError ? (err.suggestion ?? null) : null}})
       return
     }
-    if (err instanceof WardrobeError) this.error(err.message, {exit, suggestions: err.suggestion ? [err.suggestion] : undefined})
+    if (err instanceof WardrobeError || exit === ExitCode.USAGE) {
+      // One unwrapped line, so runbooks can grep it and operators see the fix beside the cause.
+      const message = err.message.replace(/\s*See more help with --help\s*$/, '').replace(/\s*\n\s*/g, '; ')
+      const fix = err instanceof WardrobeError ? err.suggestion : `see ${this.config.bin} ${this.id} --help`
+      process.exitCode = exit
+      process.stderr.write(`Error: ${message}${fix ? ` (fix: ${fix})` : ''}\n`)
+      return
+    }
     return super.catch(err)
   }
 }

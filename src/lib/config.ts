@@ -86,8 +86,10 @@ export function loadConfigFile(explicit?: string, env: NodeJS.ProcessEnv = proce
   const parsed = ConfigFileSchema.safeParse(raw)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    const key = issue.path.join('.') || '(top level)'
-    throw new UsageError(`config file ${file}: ${key}: ${issue.message}`, `fix "${key}" (see README, "Config file") or remove it`)
+    // An unknown key is reported on its parent; name the key itself.
+    const keyPath = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path
+    const key = keyPath.join('.') || '(top level)'
+    throw new UsageError(`config file ${file}: ${key}: ${issue.message}`, `correct or remove "${key}" (README, "Config file")`)
   }
   return {file, config: parsed.data}
 }
