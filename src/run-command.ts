@@ -48,7 +48,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${settings.collection}`)
       },
       onProgress: (p) =>
-        progress.update({done: p.counters.scanned, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}}),
+        progress.update({done: p.counters.updated + p.counters.skipped + p.counters.failed, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}}),
     })
     progress.stop()
     if (stats.status !== 'completed') stats.resumeCommand = this.resumeCommand()
