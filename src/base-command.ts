@@ -40,13 +40,13 @@ export abstract class WardrobeCommand<T> extends Command {
   /** Opens the log file and the Firestore connection for the resolved settings. */
   protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number]): Promise<Connection> {
     this.logger = createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
-    this.connection = await connect(settings, (m) => this.warn(m))
+    this.connection = await connect(settings, (m) => this.warning(m))
     return this.connection
   }
 
   /** Asks for production confirmation (or refuses) before anything is written. */
   protected async confirm(settings: Settings, action: string, yes: boolean): Promise<void> {
-    await confirmTarget(settings, {yes, json: this.jsonEnabled(), action, warn: (m) => this.warn(m)})
+    await confirmTarget(settings, {yes, json: this.jsonEnabled(), action, warn: (m) => this.warning(m)})
   }
 
   /** First SIGINT/SIGTERM asks the service to stop and drain; a second one exits at once. */
@@ -64,6 +64,11 @@ export abstract class WardrobeCommand<T> extends Command {
       this.signalHandlers.push([sig, handler])
     }
     return this.abort.signal
+  }
+
+  /** Warnings reach stderr also under --json (oclif's warn is silent there): runbooks keep them. */
+  protected warning(message: string): void {
+    process.stderr.write(`Warning: ${message}\n`)
   }
 
   protected note(message: string): void {

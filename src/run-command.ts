@@ -43,7 +43,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
       logger: this.logger,
       signal,
       onStart: (info) => {
-        if (info.tookOverFrom) this.warn(`took over run ${info.tookOverFrom.runId} of ${info.tookOverFrom.owner.host} pid ${info.tookOverFrom.owner.pid}: ${info.tookOverFrom.reason}`)
+        if (info.tookOverFrom) this.warning(`took over run ${info.tookOverFrom.runId} of ${info.tookOverFrom.owner.host} pid ${info.tookOverFrom.owner.pid}: ${info.tookOverFrom.reason}`)
         if (info.resumed) this.note(`Resuming run ${info.runId} after ${info.cursor ?? 'the start'}`)
         else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${settings.collection}`)
       },
@@ -62,9 +62,10 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         for (const e of stats.errorSamples.slice(0, 10)) this.log(`  ${e.id}: ${e.reason}`)
       }
       if (stats.error) this.log(`Error: ${stats.error}`)
-      if (stats.resumeCommand) this.log(`Resume with: ${stats.resumeCommand}`)
       this.log(`Stats: ${file}`)
     }
+    // On stderr, also under --json: whoever pressed Ctrl-C needs to see how to go on.
+    if (stats.resumeCommand) process.stderr.write(`Resume with: ${stats.resumeCommand}\n`)
     return stats
   }
 

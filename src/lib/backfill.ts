@@ -30,8 +30,8 @@ export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options
   const unmapped = outcome.unmapped.map((u) => `${u.field}:${u.value}`)
   const existing: unknown = data.normalized
   const current = isMap(existing) ? (existing as NormalizedMap) : undefined
-  // Written by this very run before an interruption: done, even under --force.
-  if (options.runId && current?.run_id === options.runId) return {action: 'skip', unmapped}
+  // Written by this very run before an interruption, from the item as it is now: done, even under --force.
+  if (options.runId && current?.run_id === options.runId && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped}
   if (!options.force && current?.normalized_version === vocabulary.version && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped}
   const normalized: DocumentData = {
     ...outcome.values,
@@ -40,8 +40,36 @@ export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options
     source_hash: outcome.sourceHash,
     run_id: options.runId,
   }
-  if (existing !== undefined) normalized.previous = existing
+  if (existing !== undefined) normalized.previous = boundedHistory(existing)
   return {action: 'write', data: {normalized}, unmapped}
+}
+
+/**
+ * Tool-written values kept under `previous` (the newest first). Firestore nests maps at
+ * most 20 deep, so older tool entries are dropped beyond this; the value from before the
+ * tool (the bottom of the chain) is always kept, so a full rollback stays exact.
+ */
+export const MAX_HISTORY = 8
+
+function boundedHistory(existing: unknown): unknown {
+  const entries: Record<string, unknown>[] = []
+  let node: unknown = existing
+  while (isMap(node) && typeof node.run_id === 'string') {
+    entries.push(node)
+    if (!('previous' in node)) {
+      node = undefined
+      break
+    }
+    node = node.previous
+  }
+  if (entries.length < MAX_HISTORY) return existing
+  const base = node
+  let chain: unknown = base
+  for (const entry of entries.slice(0, MAX_HISTORY - 1).reverse()) {
+    const {previous: _dropped, ...rest} = entry
+    chain = chain === undefined ? rest : {...rest, previous: chain}
+  }
+  return chain
 }
 
 /** `wardrobe backfill`: normalizes every item of the collection, resumably, or reports what it would do. */

@@ -51,7 +51,8 @@ export interface CliOptions {
 export function startCli(args: string[], options: CliOptions = {}): {child: ChildProcess; done: Promise<CliResult>} {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? tmpDir(),
-    env: {...process.env, NO_COLOR: '1', WARDROBE_PROGRESS_INTERVAL_MS: '200', ...options.env},
+    // jest sets NODE_ENV=test, which makes oclif look for TypeScript sources; an operator's shell has no such variable.
+    env: {...process.env, NODE_ENV: undefined, NO_COLOR: '1', WARDROBE_PROGRESS_INTERVAL_MS: '200', ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let stdout = ''
@@ -125,4 +126,26 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error('timed out waiting')
     await new Promise((r) => setTimeout(r, stepMs))
   }
+}
+
+// ---- backfill suite helpers (appended) ----
+
+/** Data of every run record in the ledger collection (default `_backfill_runs`). */
+export async function ledgerRuns(db: Firestore, ledger = '_backfill_runs'): Promise<Record<string, any>[]> {
+  const snap = await db.collection(ledger).get()
+  return snap.docs.map((d) => d.data())
+}
+
+/** Number of documents in a collection (count aggregation). */
+export async function countDocs(db: Firestore, collection: string): Promise<number> {
+  return (await db.collection(collection).count().get()).data().count
+}
+
+/** Every `<prefix>*.json` file in dir, parsed, oldest first by name. */
+export function reportFiles<T = any>(dir: string, prefix: string): T[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(prefix) && f.endsWith('.json'))
+    .sort()
+    .map((f) => readJson<T>(path.join(dir, f)))
 }
