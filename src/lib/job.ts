@@ -58,6 +58,14 @@ export interface JobResult {
   error?: string
 }
 
+/**
+ * Documents per query. Each query has a fixed cost (on the emulator about that of reading the
+ * whole collection: count and query both walk it), so chunks are large; positions stay
+ * resumable through the checkpoint, and the scan shortens later chunks to stay within
+ * RunQuery's deadline at slow (throttled) rates.
+ */
+export const DEFAULT_CHUNK_SIZE = 100_000
+
 type Outcome = {counter: 'updated' | 'skipped' | 'failed'; conflicts: number; unmapped?: string[]; tag?: string}
 
 /**
@@ -81,7 +89,9 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     for (const key of o.unmapped ?? []) committedUnmapped[key] = (committedUnmapped[key] ?? 0) + 1
     if (o.tag) committedTags[o.tag] = (committedTags[o.tag] ?? 0) + 1
   })
-  const pending = new Set<Promise<void>>()
+  // Items handed to `handle` and not yet settled (a counter: no per-item bookkeeping objects).
+  let active = 0
+  let onIdle: (() => void) | null = null
   let fatal: Error | null = null
   const startedAt = Date.now()
   const startScanned = live.scanned
@@ -91,7 +101,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     const elapsed = (Date.now() - startedAt) / 1000
     const rate = elapsed > 0 ? (live.scanned - startScanned) / elapsed : 0
     const left = spec.total === null ? null : Math.max(0, spec.total - live.scanned)
-    return {counters: {...live}, total: spec.total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight: pending.size}
+    return {counters: {...live}, total: spec.total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight: active}
   }
   const progressTimer = spec.onProgress ? setInterval(() => spec.onProgress?.(progress()), 250) : undefined
 
@@ -121,6 +131,13 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     watermark.complete(ticket, outcome)
   }
 
+  /** An error item: sampled, recorded under the run (unless dry), counted as failed; the run goes on. */
+  const recordError = async (snapshot: DocumentSnapshot, ticket: number, field: string | null, reason: string, conflicts: number): Promise<void> => {
+    if (errorSamples.length < sampleSize) errorSamples.push({id: snapshot.id, field, reason})
+    if (!spec.dryRun) await writer!.set(ledger!.errorRef(run!.runId, snapshot.id), {itemId: snapshot.id, field, reason, at: new Date()})
+    settle(ticket, {counter: 'failed', conflicts})
+  }
+
   /** Executes a plan; on a precondition conflict reads the item again and re-plans. */
   const handle = async (doc: DocumentSnapshot, ticket: number): Promise<void> => {
     let snapshot = doc
@@ -128,29 +145,34 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     for (;;) {
       const plan = spec.plan(snapshot)
       if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped})
-      if (plan.action === 'error') {
-        if (errorSamples.length < sampleSize) errorSamples.push({id: snapshot.id, field: plan.field, reason: plan.reason})
-        if (!spec.dryRun) await writer!.set(ledger!.errorRef(run!.runId, snapshot.id), {itemId: snapshot.id, field: plan.field, reason: plan.reason, at: new Date()})
-        return settle(ticket, {counter: 'failed', conflicts})
-      }
+      if (plan.action === 'error') return recordError(snapshot, ticket, plan.field, plan.reason, conflicts)
       const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}
       if (spec.dryRun) return settle(ticket, written)
       const result = await writer!.update(snapshot.ref, plan.data, snapshot.updateTime!)
       if (result === 'written') return settle(ticket, {...written, conflicts})
       // Deleted by the app since it was read: nothing to do.
       if (result === 'missing') return settle(ticket, {counter: 'skipped', conflicts})
+      // Refused for its content (e.g. too deeply nested): this item only.
+      if (typeof result === 'object') return recordError(snapshot, ticket, null, result.rejected, conflicts)
       conflicts++
       emit('conflict', {id: snapshot.id, attempt: conflicts})
-      if (conflicts > (spec.maxConflictRetries ?? 20)) {
-        const reason = `still changing after ${conflicts} re-reads; left for a re-run`
-        if (errorSamples.length < sampleSize) errorSamples.push({id: snapshot.id, field: null, reason})
-        await writer!.set(ledger!.errorRef(run!.runId, snapshot.id), {itemId: snapshot.id, field: null, reason, at: new Date()})
-        return settle(ticket, {counter: 'failed', conflicts})
-      }
+      if (conflicts > (spec.maxConflictRetries ?? 20)) return recordError(snapshot, ticket, null, `still changing after ${conflicts} re-reads; left for a re-run`, conflicts)
       const fresh = await reread(snapshot.ref, spec.select)
       if (!fresh.exists) return settle(ticket, {counter: 'skipped', conflicts})
       snapshot = fresh
     }
+  }
+
+  const settled = () => {
+    if (--active === 0 && onIdle) {
+      const idle = onIdle
+      onIdle = null
+      idle()
+    }
+  }
+  const failed = (err: Error) => {
+    fatal ??= err
+    settled()
   }
 
   let status: JobResult['status'] = 'completed'
@@ -159,19 +181,15 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       select: spec.select,
       filter: spec.filter,
       startAfter: run?.cursor ?? null,
-      chunkSize: spec.chunkSize ?? 10_000,
+      chunkSize: spec.chunkSize ?? DEFAULT_CHUNK_SIZE,
       signal: spec.signal,
       onRetry: (attempt, err) => emit('read-retry', {attempt, error: errorMessage(err)}),
     })) {
       if (fatal) break
       live.scanned++
-      const ticket = watermark.add(doc.id)
-      const p = handle(doc, ticket).catch((err: Error) => {
-        fatal ??= err
-      })
-      pending.add(p)
-      p.finally(() => pending.delete(p))
-      if (writer) await writer.ready()
+      active++
+      handle(doc, watermark.add(doc.id)).then(settled, failed)
+      if (writer?.full) await writer.ready()
       if (writer?.outage) break
     }
     if (spec.signal?.aborted) status = 'interrupted'
@@ -180,7 +198,10 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   }
   // Drain: every write issued is acknowledged (or failed) before the final checkpoint. BulkWriter
   // sends a partial batch only when flushed, and a conflict's re-write may enqueue more.
-  while (pending.size > 0) await Promise.all([writer?.drain().catch((err) => (fatal ??= err)), ...pending])
+  while (active > 0) {
+    if (writer) await writer.drain().catch((err) => (fatal ??= err))
+    if (active > 0) await new Promise<void>((r) => ((onIdle = r), setTimeout(r, 50)))
+  }
   if (writer) await writer.drain().catch((err) => (fatal ??= err))
   clearInterval(progressTimer)
   clearInterval(checkpointTimer)

@@ -1,44 +1,173 @@
+import type {Readable} from 'node:stream'
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
 import {errorMessage, isRetryable} from './errors'
 
 export interface ScanOptions {
   /** Narrows the traversal (e.g. `normalized.run_id == X`); must keep document-id order usable. */
   filter?: (q: Query) => Query
-  /** Fields to fetch; a projection cuts what each page transfers. */
+  /** Fields to fetch; a projection cuts what each query transfers. */
   select: string[]
   /** Resume strictly after this document id. */
   startAfter: string | null
-  /** Documents per query. Each query pays a fixed cost, so chunks are large; the next is read while this one is processed. */
+  /**
+   * Most documents per query. Each query pays a fixed cost (on the emulator about the cost of
+   * reading the whole collection), so chunks are large; every position is resumable anyway.
+   */
   chunkSize: number
+  /**
+   * After the first chunk, size each next one to last about this long at the rate the caller
+   * consumes (a streamed query must end well inside RunQuery's 300 s deadline). Default 120 s.
+   */
+  chunkSeconds?: number
+  /** Documents read ahead of the caller, so a slow query start overlaps with its work. Default 2000. */
+  readAhead?: number
   signal?: AbortSignal
   /** Reports a retried read failure (for logs). */
   onRetry?: (attempt: number, err: unknown) => void
   maxAttempts?: number
 }
 
+const MIN_CHUNK = 1000
+
 /**
- * Yields the documents of a collection in document-id order, in resumable chunks,
- * reading the next chunk while the caller works on the current one.
+ * Yields the documents of a collection in document-id order from streamed queries of up to
+ * `chunkSize` documents, reading ahead of the caller. A query that fails mid-stream is
+ * restarted after the last document received (retryable errors, with backoff), so no
+ * document is skipped or yielded twice.
  */
 export async function* scanDocuments(db: Firestore, collection: string, options: ScanOptions): AsyncGenerator<DocumentSnapshot> {
-  const base = (options.filter ?? ((q: Query) => q))(db.collection(collection)).orderBy(FieldPath.documentId())
-  const fetchChunk = (after: string | null) => {
-    let q = base.select(...options.select).limit(options.chunkSize)
-    if (after !== null) q = q.startAfter(after)
-    return withRetry(() => q.get(), options)
+  const base = (options.filter ?? ((q: Query) => q))(db.collection(collection)).orderBy(FieldPath.documentId()).select(...options.select)
+  const readAhead = Math.max(1, options.readAhead ?? 2000)
+  const maxAttempts = options.maxAttempts ?? 8
+  const {signal} = options
+
+  let buffer: DocumentSnapshot[] = []
+  let finished = false
+  let failure: unknown = null
+  let stopped = false
+  let wakeConsumer: (() => void) | null = null
+  let wakeProducer: (() => void) | null = null
+  let current: Readable | null = null
+  const wake = () => {
+    const w = wakeConsumer
+    wakeConsumer = null
+    w?.()
   }
-  let next: Promise<DocumentSnapshot[]> | null = fetchChunk(options.startAfter).then((s) => s.docs)
-  while (next) {
-    const docs: DocumentSnapshot[] = await next
-    if (options.signal?.aborted) return
-    next = docs.length === options.chunkSize ? fetchChunk(docs[docs.length - 1].id).then((s) => s.docs) : null
-    // A read-ahead that fails while nobody awaits it must not crash the process.
-    next?.catch(() => {})
-    for (const doc of docs) {
-      if (options.signal?.aborted) return
-      yield doc
+  const resume = () => {
+    const w = wakeProducer
+    wakeProducer = null
+    w?.()
+  }
+  const stop = () => {
+    stopped = true
+    if (current && !current.readableEnded) cancelStream(current)
+    wake()
+    resume()
+  }
+  const onAbort = stop
+  signal?.addEventListener('abort', onAbort, {once: true})
+
+  const pump = async () => {
+    let after = options.startAfter
+    let limit = options.chunkSize
+    let attempt = 0
+    let delay = 500
+    while (!stopped) {
+      let q = base.limit(limit)
+      if (after !== null) q = q.startAfter(after)
+      const started = Date.now()
+      let received = 0
+      const stream = q.stream() as unknown as Readable
+      current = stream
+      try {
+        for await (const doc of stream) {
+          received++
+          after = (doc as DocumentSnapshot).id
+          buffer.push(doc as DocumentSnapshot)
+          if (buffer.length === 1) wake()
+          // Backpressure: the stream (and the server behind it) waits while the caller catches up.
+          while (buffer.length >= readAhead && !stopped) await new Promise<void>((r) => (wakeProducer = r))
+          if (stopped) return
+        }
+      } catch (err) {
+        if (stopped) return
+        if (received > 0) {
+          attempt = 0
+          delay = 500
+        }
+        attempt++
+        if (!isRetryable(err) || attempt >= maxAttempts) {
+          if (isRetryable(err)) throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
+          throw err
+        }
+        options.onRetry?.(attempt, err)
+        await new Promise((r) => setTimeout(r, delay * (0.75 + Math.random() / 2)))
+        delay = Math.min(delay * 2, 30_000)
+        // Resumes after the last document received, with a fresh limit.
+        continue
+      }
+      if (received < limit) return
+      const seconds = (Date.now() - started) / 1000
+      const rate = received / Math.max(seconds, 0.001)
+      limit = Math.round(Math.min(options.chunkSize, Math.max(MIN_CHUNK, rate * (options.chunkSeconds ?? 120))))
     }
   }
+  const pumping = pump().then(
+    () => {
+      finished = true
+      wake()
+    },
+    (err: unknown) => {
+      failure = err
+      finished = true
+      wake()
+    },
+  )
+
+  try {
+    for (;;) {
+      if (stopped) return
+      if (buffer.length > 0) {
+        const docs = buffer
+        buffer = []
+        resume()
+        for (const doc of docs) {
+          if (signal?.aborted) return
+          yield doc
+        }
+        continue
+      }
+      if (finished) {
+        if (failure) throw failure
+        return
+      }
+      await new Promise<void>((r) => (wakeConsumer = r))
+    }
+  } finally {
+    stop()
+    signal?.removeEventListener('abort', onAbort)
+    void pumping
+  }
+}
+
+/**
+ * Abandons a query stream midway. Destroying the stream the client returns does not end the
+ * RPC behind it: the client keeps waiting for the server, and Firestore.terminate() (the
+ * commands' exit) would wait for it too, up to the RunQuery deadline. So every stream up the
+ * pipe chain is destroyed, including sources that attach later (a query not started yet),
+ * and the RPC stream at its top is cancelled.
+ */
+function cancelStream(stream: Readable): void {
+  const seen = new Set<Readable>()
+  const end = (s: Readable & {cancel?: () => void}) => {
+    if (seen.has(s)) return
+    seen.add(s)
+    if (typeof s.cancel === 'function') s.cancel()
+    s.on('unpipe', end)
+    s.on('pipe', end)
+    s.destroy()
+  }
+  end(stream)
 }
 
 /** Retries retryable Firestore errors with exponential backoff; rethrows the rest at once. */

@@ -1,6 +1,6 @@
 import type {BulkWriterError} from '@google-cloud/firestore'
 import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, UpdateData} from 'firebase-admin/firestore'
-import {GrpcCode, isRetryable} from './errors'
+import {errorMessage, GrpcCode, isRetryable} from './errors'
 import {OutageError} from './scan'
 
 /** Firestore's 500/50/5 rule: start at 500 ops/s, +50% every 5 minutes. */
@@ -16,7 +16,12 @@ export interface WriterOptions {
   onRetry?: (err: BulkWriterError) => void
 }
 
-export type GuardedResult = 'written' | 'conflict' | 'missing'
+/** `rejected`: Firestore refused this write for its content (e.g. nested deeper than 20 levels): an error item, not a failed run. */
+export type GuardedResult = 'written' | 'conflict' | 'missing' | {rejected: string}
+
+/** BulkWriter's batch size: a window smaller than this never fills a batch by itself. */
+const BULK_BATCH_SIZE = 20
+const INVALID_ARGUMENT = 3
 
 /**
  * BulkWriter behind a bounded window: field-level updates guarded by a lastUpdateTime
@@ -24,7 +29,8 @@ export type GuardedResult = 'written' | 'conflict' | 'missing'
  * as an OutageError instead of an item failure.
  */
 export class GuardedWriter {
-  private readonly bulk: BulkWriter
+  private bulk: BulkWriter
+  private readonly newBulk: () => BulkWriter
   private inFlight = 0
   private waiters: (() => void)[] = []
   private readonly maxInFlight: number
@@ -33,29 +39,49 @@ export class GuardedWriter {
 
   constructor(db: Firestore, options: WriterOptions) {
     this.maxInFlight = options.maxInFlight ?? 2000
-    this.bulk = db.bulkWriter({throttling: throttlingFor(options)})
     const maxAttempts = options.maxAttempts ?? 10
-    this.bulk.onWriteError((err) => {
-      const retry = isRetryable(err) && err.failedAttempts < maxAttempts
-      if (retry) options.onRetry?.(err)
-      return retry
-    })
+    this.newBulk = () => {
+      const bulk = db.bulkWriter({throttling: throttlingFor(options)})
+      bulk.onWriteError((err) => {
+        const retry = isRetryable(err) && err.failedAttempts < maxAttempts
+        if (retry) options.onRetry?.(err)
+        return retry
+      })
+      return bulk
+    }
+    this.bulk = this.newBulk()
+  }
+
+  /** True while the window has no room: callers then await ready() (no promise per write otherwise). */
+  get full(): boolean {
+    return this.inFlight >= this.maxInFlight
   }
 
   /** Resolves when the window has room for one more write. */
   async ready(): Promise<void> {
-    while (this.inFlight >= this.maxInFlight) await new Promise<void>((r) => this.waiters.push(r))
+    while (this.inFlight >= this.maxInFlight) {
+      // Otherwise the window's writes would wait in a partial batch for the periodic drain.
+      if (this.maxInFlight < BULK_BATCH_SIZE) void this.bulk.flush()
+      await new Promise<void>((r) => this.waiters.push(r))
+    }
   }
 
   /** Updates the given fields only, if the document is still at `lastUpdateTime`. */
   update(ref: DocumentReference, data: UpdateData<DocumentData>, lastUpdateTime: Timestamp): Promise<GuardedResult> {
+    let sent: Promise<unknown>
+    try {
+      sent = this.bulk.update(ref, data, {lastUpdateTime})
+    } catch (err) {
+      return Promise.resolve({rejected: this.refused(err)})
+    }
     return this.track(
-      this.bulk.update(ref, data, {lastUpdateTime}).then(
+      sent.then(
         () => 'written' as const,
         (err: unknown) => {
           const code = (err as BulkWriterError).code
           if (code === GrpcCode.FAILED_PRECONDITION) return 'conflict' as const
           if (code === GrpcCode.NOT_FOUND) return 'missing' as const
+          if (code === INVALID_ARGUMENT) return {rejected: `Firestore rejected the write: ${(err as Error).message}`}
           throw this.fail(err)
         },
       ),
@@ -63,8 +89,15 @@ export class GuardedWriter {
   }
 
   set(ref: DocumentReference, data: DocumentData): Promise<void> {
+    let sent: Promise<unknown>
+    try {
+      sent = this.bulk.set(ref, data)
+    } catch (err) {
+      this.refused(err)
+      return Promise.reject(err)
+    }
     return this.track(
-      this.bulk.set(ref, data).then(
+      sent.then(
         () => undefined,
         (err: unknown) => {
           throw this.fail(err)
@@ -84,6 +117,20 @@ export class GuardedWriter {
 
   get pending(): number {
     return this.inFlight
+  }
+
+  /**
+   * The client refused a write up front (invalid data). BulkWriter counts the write before it
+   * validates it, so its flush() would never resolve again: writes go on in a fresh one, and
+   * the old one is closed (its queued writes are sent and settle as usual; the promise close()
+   * returns never resolves and is not awaited).
+   */
+  private refused(err: unknown): string {
+    const old = this.bulk
+    this.bulk = this.newBulk()
+    void old.close()
+    const message = errorMessage(err)
+    return `the write was refused: ${message.replace(/^.*is not a valid Firestore value\. /s, '')}`
   }
 
   private fail(err: unknown): Error {
