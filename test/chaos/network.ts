@@ -31,7 +31,7 @@ async function settle(ctx: ChaosContext, report: Report, t: Target, label: strin
   ctx.log(`${label}: verifying`)
 }
 
-/** Long enough to outlast BulkWriter's retries (about 75 s of backoff), scaled down for small CI runs; CHAOS_OUTAGE_SECONDS overrides. */
+/** Two minutes (30 s for small CI runs); CHAOS_OUTAGE_SECONDS overrides. */
 function outageSeconds(ctx: ChaosContext): number {
   return Number(process.env.CHAOS_OUTAGE_SECONDS ?? Math.round(Math.min(120, Math.max(30, ctx.items / 400))))
 }
@@ -75,7 +75,7 @@ export const network: Scenario = {
         await a.close()
       }
 
-      // B: an outage of minutes, longer than the writer's retry budget: the run rides it out or gives up with exit 1.
+      // B: an outage of minutes: the run rides it out through retries or gives up with exit 1.
       const b = await Target.create(ctx, 'network-b')
       try {
         await b.seedGenerated(ctx.items, ctx.seed + 1)
