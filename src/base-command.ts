@@ -18,7 +18,8 @@ export abstract class WardrobeCommand<T> extends Command {
   static baseFlags = {
     environment: Flags.option({options: ENVIRONMENTS, default: 'development' as const, summary: 'Target environment; development only ever talks to an emulator.', helpGroup: 'TARGET'})(),
     project: Flags.string({summary: 'Firebase project id (default from wardrobe.config.json; demo-wardrobe in development).', helpGroup: 'TARGET'}),
-    collection: Flags.string({summary: 'Collection of wardrobe items.', helpGroup: 'TARGET', defaultHelp: async () => 'wardrobe_items'}),
+    collection: Flags.string({summary: 'Collection of wardrobe items.', helpGroup: 'TARGET', defaultHelp: async () => 'wardrobe_items', exclusive: ['collection-group']}),
+    'collection-group': Flags.string({summary: 'Every collection of this name at any depth (e.g. wardrobe for users/{uid}/wardrobe), instead of --collection.', helpGroup: 'TARGET'}),
     config: Flags.string({summary: 'Config file (default ./wardrobe.config.json or $WARDROBE_CONFIG).', helpGroup: 'TARGET'}),
     'emulator-host': Flags.string({summary: 'Firestore emulator host:port (default $FIRESTORE_EMULATOR_HOST in development).', helpGroup: 'TARGET'}),
     'ledger-collection': Flags.string({summary: 'Collection holding run records.', helpGroup: 'TARGET', defaultHelp: async () => '_backfill_runs'}),

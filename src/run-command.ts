@@ -6,6 +6,8 @@ import {exitCodeForRun} from './lib/errors'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
 import type {RunContext} from './lib/run'
+import {describeTarget} from './lib/target'
+import {shardFromEnvironment, Sharding} from './lib/workers'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
 
@@ -20,6 +22,11 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
     'max-rate': Flags.integer({summary: 'Cap writes per second.', min: 1}),
+    workers: Flags.integer({summary: 'Partitions worked on at once in this process (a sharded run).', default: 1, min: 1, max: 64, helpGroup: 'SHARDING'}),
+    partitions: Flags.integer({summary: 'Partitions of a new sharded run (default 4 per worker of all processes).', min: 1, max: 400, helpGroup: 'SHARDING'}),
+    join: Flags.string({summary: 'Join (or resume) this sharded run by id; by default a process joins the running sharded run of the same command.', helpGroup: 'SHARDING'}),
+    'shard-index': Flags.integer({summary: 'This process among --shard-count (default $CLOUD_RUN_TASK_INDEX or $JOB_COMPLETION_INDEX).', min: 0, helpGroup: 'SHARDING'}),
+    'shard-count': Flags.integer({summary: 'Processes taking part (default $CLOUD_RUN_TASK_COUNT or $WARDROBE_SHARD_COUNT).', min: 1, helpGroup: 'SHARDING'}),
   }
 
   /**
@@ -28,10 +35,11 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
    */
   protected async execute(
     settings: Settings,
-    flags: {'dry-run': boolean; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'},
+    flags: {'dry-run': boolean; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'; workers: number; partitions?: number; join?: string; 'shard-index'?: number; 'shard-count'?: number},
     what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>},
     service: (ctx: RunContext) => Promise<T>,
   ): Promise<T> {
+    const sharding: Sharding = {workers: flags.workers, partitions: flags.partitions, join: flags.join, ...shardFromEnvironment({index: flags['shard-index'], count: flags['shard-count']})}
     if (!flags['dry-run']) await this.confirm(settings, what.action, flags.yes)
     const {db, emulator} = await this.open(settings, flags['log-level'])
     const progress = createProgress(flags['dry-run'] ? `${what.label} (dry run)` : what.label)
@@ -40,12 +48,16 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
       db,
       emulator,
       settings,
+      sharding,
       logger: this.logger,
       signal,
       onStart: (info) => {
         if (info.tookOverFrom) this.warning(`took over run ${info.tookOverFrom.runId} of ${info.tookOverFrom.owner.host} pid ${info.tookOverFrom.owner.pid}: ${info.tookOverFrom.reason}`)
-        if (info.resumed) this.note(`Resuming run ${info.runId} after ${info.cursor ?? 'the start'}`)
-        else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${settings.collection}`)
+        if (info.shardingNote) this.warning(info.shardingNote)
+        const shards = info.partitions ? ` (${info.partitions} partitions; ${info.workers} worker${info.workers === 1 ? '' : 's'} here)` : ''
+        if (info.joined) this.note(`Joining run ${info.runId}${shards}`)
+        else if (info.resumed) this.note(`Resuming run ${info.runId}${info.partitions ? shards : ` after ${info.cursor ?? 'the start'}`}`)
+        else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${describeTarget(settings)}${shards}`)
       },
       onProgress: (p) =>
         progress.update({done: p.counters.updated + p.counters.skipped + p.counters.failed, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}}),

@@ -347,6 +347,7 @@ describe('health rules', () => {
     kind: 'backfill',
     status: 'completed',
     stalledReason: null,
+    partitions: null,
     environment: 'staging',
     version: '2.0',
     force: false,

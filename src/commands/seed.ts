@@ -10,6 +10,7 @@ export default class Seed extends WardrobeCommand<SeedResult> {
   static examples = [
     {description: '5,000 realistic, messy items (2% malformed)', command: '<%= config.bin %> <%= command.id %> --count 5000'},
     {description: 'Items from a file', command: '<%= config.bin %> <%= command.id %> --file items.ndjson'},
+    {description: 'Items nested under 200 users (users/{uid}/wardrobe), for --collection-group', command: '<%= config.bin %> <%= command.id %> --count 20000 --collection-group wardrobe --users 200'},
   ]
 
   static flags = {
@@ -17,6 +18,7 @@ export default class Seed extends WardrobeCommand<SeedResult> {
     file: Flags.string({summary: 'Load items from a .json, .ndjson/.jsonl or .csv file.', exclusive: ['count']}),
     seed: Flags.integer({summary: 'Generator seed: the same seed gives the same items.', default: 1}),
     'malformed-rate': Flags.string({summary: 'Share of generated items with a malformed field (0..1).', default: '0.02'}),
+    users: Flags.integer({summary: 'With --collection-group: spread items over this many users/{uid}/<group> collections.', default: 100, min: 1, dependsOn: ['collection-group']}),
   }
 
   async run(): Promise<SeedResult> {
@@ -36,6 +38,7 @@ export default class Seed extends WardrobeCommand<SeedResult> {
       file: flags.file,
       seed: flags.seed,
       malformedRate,
+      users: flags.users,
       onProgress: (written) => progress.update({done: written, total, rate: written / Math.max(0.001, (Date.now() - started) / 1000), etaSeconds: null, counts: {}}),
     })
     progress.stop()

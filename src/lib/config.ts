@@ -50,6 +50,8 @@ export interface Settings {
   emulatorHost?: string
   credentials?: string
   collection: string
+  /** `collection` names a collection group: every collection of that name at any depth. */
+  group: boolean
   ledgerCollection: string
   outputDir: string
   staleAfterMs: number
@@ -63,6 +65,7 @@ export interface SettingsFlags {
   environment: Environment
   project?: string
   collection?: string
+  'collection-group'?: string
   config?: string
   'output-dir'?: string
   'emulator-host'?: string
@@ -108,12 +111,20 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
   if (flags['emulator-host'] !== undefined && !hostPort.safeParse(flags['emulator-host']).success) {
     throw new UsageError(`--emulator-host ${flags['emulator-host']} must be host:port`, 'e.g. --emulator-host 127.0.0.1:8080')
   }
+  const group = flags['collection-group']
+  if (group !== undefined && flags.collection !== undefined) {
+    throw new UsageError('--collection and --collection-group name two different targets', 'pass one of them: --collection for a top-level collection, --collection-group for every collection of that name at any depth')
+  }
+  if (group !== undefined && !collectionName.safeParse(group).success) {
+    throw new UsageError(`--collection-group ${group} must be a collection id, not a path`, 'e.g. --collection-group wardrobe for users/{uid}/wardrobe')
+  }
   return {
     environment,
     projectId,
     emulatorHost,
     credentials: envConfig.credentials,
-    collection: flags.collection ?? config.collection ?? DEFAULT_COLLECTION,
+    collection: group ?? flags.collection ?? config.collection ?? DEFAULT_COLLECTION,
+    group: group !== undefined,
     ledgerCollection: flags['ledger-collection'] ?? config.ledgerCollection ?? DEFAULT_LEDGER,
     outputDir: path.resolve(flags['output-dir'] ?? '.'),
     staleAfterMs: (config.staleAfterSeconds ?? 60) * 1000,

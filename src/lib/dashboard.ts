@@ -93,7 +93,15 @@ function runLine(c: Paint, r: RunView, nowIso: string): string {
   if (r.status === 'running') parts.push(`ETA ${formatDuration(r.etaSeconds)}`, `heartbeat ${r.heartbeatAgeSeconds}s ago`)
   else if (r.status === 'stalled') parts.push(`heartbeat ${formatDuration(r.heartbeatAgeSeconds)} ago`)
   else parts.push(`finished ${ago(r.finishedAt, nowIso)}`)
-  parts.push(`upd ${num(r.updated)} skip ${num(r.skipped)} fail ${num(r.failed)}`, `v${r.version ?? '*'}`, c.gray(r.owner))
+  parts.push(`upd ${num(r.updated)} skip ${num(r.skipped)} fail ${num(r.failed)}`, `v${r.version ?? '*'}`)
+  const p = r.partitions
+  if (p && (r.status === 'running' || r.status === 'stalled')) {
+    const states = [`${p.done}/${p.total} partitions done`, `${p.running} running on ${p.workers} worker${p.workers === 1 ? '' : 's'}`]
+    if (p.stalled) states.push(c.red(`${p.stalled} stalled`))
+    if (p.pending + p.interrupted) states.push(`${p.pending + p.interrupted} waiting`)
+    if (p.failed) states.push(c.red(`${p.failed} failed`))
+    parts.push(states.join(', '))
+  } else parts.push(c.gray(r.owner))
   return parts.join('  ')
 }
 
@@ -119,7 +127,7 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   const heading = (t: string, extra = '') => out.push('', c.bold.underline(t) + (extra ? '  ' + extra : ''))
 
   const watch = options.intervalSeconds ? c.gray(`  every ${options.intervalSeconds}s · Ctrl-C to stop`) : ''
-  out.push(`${c.bold('wardrobe monitor')}  ${report.projectId}/${report.collection}  ${report.environment}  vocabulary ${report.version}`)
+  out.push(`${c.bold('wardrobe monitor')}  ${report.projectId}/${report.collectionGroup ? `**/${report.collection}` : report.collection}  ${report.environment}  vocabulary ${report.version}`)
   out.push(c.gray(`as of ${localTime(report.readTime)}`) + watch)
 
   heading('HEALTH', healthColor(c, health.status)(health.status.toUpperCase()))

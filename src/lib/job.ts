@@ -1,8 +1,9 @@
 import {DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, UpdateData} from 'firebase-admin/firestore'
 import {Watermark} from './checkpoint'
 import {errorMessage} from './errors'
-import {Counters, Ledger, RunRecord, Tags, Unmapped, zeroCounters} from './ledger'
+import {Counters, LeaseLostError, Tags, Unmapped, zeroCounters} from './ledger'
 import {scanDocuments, withRetry} from './scan'
+import {itemKey, Target} from './target'
 import {GuardedWriter} from './writer'
 
 /** What to do with one item, decided from the document as read. */
@@ -26,16 +27,40 @@ export interface JobProgress {
   inFlight: number
 }
 
+/** A checkpoint: every item up to `cursor` is acknowledged, and the counters cover exactly those. */
+export interface Progress {
+  cursor: string | null
+  counters: Counters
+  unmapped: Unmapped
+  tags: Tags
+}
+
+/** Where a job's progress lives: a run record, or one partition of a sharded run. */
+export interface ProgressStore {
+  /** What was saved before: the job starts after its cursor and adds to its counters. */
+  readonly saved: Progress
+  /** Throws LeaseLostError when the work was taken over by another worker. */
+  save(progress: Progress): Promise<void>
+  heartbeat(): Promise<void>
+  errorRef(key: string): DocumentReference
+}
+
+/** Keys (ids, or paths in a group) from `startAfter` (exclusive) to `endAt` (inclusive); null = open. */
+export interface KeyRange {
+  startAfter: string | null
+  endAt: string | null
+}
+
 export interface JobSpec {
   db: Firestore
-  collection: string
+  target: Target
   select: string[]
   filter?: (q: Query) => Query
   plan: (doc: DocumentSnapshot) => Plan
   dryRun: boolean
-  /** For non-dry runs: the run record (cursor, counters) and its ledger. */
-  run?: RunRecord
-  ledger?: Ledger
+  /** For non-dry runs: where progress is checkpointed. */
+  store?: ProgressStore
+  range?: KeyRange
   writer?: GuardedWriter
   total: number | null
   chunkSize?: number
@@ -56,6 +81,8 @@ export interface JobResult {
   errorSamples: ErrorSample[]
   cursor: string | null
   error?: string
+  /** Another worker took this job's partition over (its lease went stale): not a failure of the run. */
+  leaseLost?: boolean
 }
 
 /**
@@ -74,15 +101,17 @@ type Outcome = {counter: 'updated' | 'skipped' | 'failed'; conflicts: number; un
  * checkpoint the low-water mark of acknowledged items with counters that match it.
  */
 export async function runJob(spec: JobSpec): Promise<JobResult> {
-  const {db, run, ledger, writer} = spec
-  if (!spec.dryRun && (!run || !ledger || !writer)) throw new Error('a non-dry job needs a run, a ledger and a writer')
-  const committed: Counters = run ? {...run.counters} : zeroCounters()
-  const committedUnmapped: Unmapped = run ? {...run.unmapped} : {}
-  const committedTags: Tags = run ? {...run.tags} : {}
+  const {db, store, writer} = spec
+  if (!spec.dryRun && (!store || !writer)) throw new Error('a non-dry job needs a progress store and a writer')
+  const saved = store?.saved
+  const startAfter = saved?.cursor ?? spec.range?.startAfter ?? null
+  const committed: Counters = saved ? {...saved.counters} : zeroCounters()
+  const committedUnmapped: Unmapped = saved ? {...saved.unmapped} : {}
+  const committedTags: Tags = saved ? {...saved.tags} : {}
   const live: Counters = {...committed}
   const errorSamples: ErrorSample[] = []
   const sampleSize = spec.errorSampleSize ?? 100
-  const watermark = new Watermark<Outcome>(run?.cursor ?? null, (o) => {
+  const watermark = new Watermark<Outcome>(startAfter, (o) => {
     committed.scanned++
     committed[o.counter]++
     committed.conflicts += o.conflicts
@@ -105,23 +134,28 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   }
   const progressTimer = spec.onProgress ? setInterval(() => spec.onProgress?.(progress()), 250) : undefined
 
-  let lastSaved: string | null | undefined
+  // Nothing to save until the mark moves: until then a checkpoint is a heartbeat.
+  let lastSaved: string | null = startAfter
   let saving: Promise<void> = Promise.resolve()
   const checkpoint = (): Promise<void> => {
-    if (!run || !ledger) return Promise.resolve()
+    if (!store) return Promise.resolve()
     saving = saving.then(async () => {
       const cursor = watermark.cursor
-      if (cursor === lastSaved) return ledger.heartbeat(run.runId)
-      await ledger.checkpoint(run.runId, {cursor, counters: {...committed}, unmapped: {...committedUnmapped}, tags: {...committedTags}})
+      if (cursor === lastSaved) return store.heartbeat()
+      await store.save({cursor, counters: {...committed}, unmapped: {...committedUnmapped}, tags: {...committedTags}})
       lastSaved = cursor
     })
     return saving
   }
-  const checkpointTimer = run
+  const checkpointTimer = store
     ? setInterval(() => {
         // A trickle of writes (mostly skips) must not wait in a partial batch for minutes.
         writer?.drain().catch(() => {})
-        checkpoint().catch((err) => emit('checkpoint-failed', {error: errorMessage(err)}))
+        checkpoint().catch((err) => {
+          // Another worker owns this work now: stop reading; in-flight writes stay guarded.
+          if (err instanceof LeaseLostError) fatal ??= err
+          emit('checkpoint-failed', {error: errorMessage(err)})
+        })
       }, spec.checkpointIntervalMs ?? 2000)
     : undefined
 
@@ -133,8 +167,9 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
 
   /** An error item: sampled, recorded under the run (unless dry), counted as failed; the run goes on. */
   const recordError = async (snapshot: DocumentSnapshot, ticket: number, field: string | null, reason: string, conflicts: number): Promise<void> => {
-    if (errorSamples.length < sampleSize) errorSamples.push({id: snapshot.id, field, reason})
-    if (!spec.dryRun) await writer!.set(ledger!.errorRef(run!.runId, snapshot.id), {itemId: snapshot.id, field, reason, at: new Date()})
+    const key = itemKey(snapshot, spec.target)
+    if (errorSamples.length < sampleSize) errorSamples.push({id: key, field, reason})
+    if (!spec.dryRun) await writer!.set(store!.errorRef(key), {itemId: key, field, reason, at: new Date()})
     settle(ticket, {counter: 'failed', conflicts})
   }
 
@@ -177,10 +212,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
 
   let status: JobResult['status'] = 'completed'
   try {
-    for await (const doc of scanDocuments(db, spec.collection, {
+    for await (const doc of scanDocuments(db, spec.target, {
       select: spec.select,
       filter: spec.filter,
-      startAfter: run?.cursor ?? null,
+      startAfter,
+      endAt: spec.range?.endAt ?? null,
       chunkSize: spec.chunkSize ?? DEFAULT_CHUNK_SIZE,
       signal: spec.signal,
       onRetry: (attempt, err) => emit('read-retry', {attempt, error: errorMessage(err)}),
@@ -188,7 +224,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       if (fatal) break
       live.scanned++
       active++
-      handle(doc, watermark.add(doc.id)).then(settled, failed)
+      handle(doc, watermark.add(itemKey(doc, spec.target))).then(settled, failed)
       if (writer?.full) await writer.ready()
       if (writer?.outage) break
     }
@@ -211,12 +247,13 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   spec.onProgress?.(progress())
   return {
     status,
-    counters: run ? {...committed} : {...live},
+    counters: store ? {...committed} : {...live},
     unmapped: committedUnmapped,
     tags: committedTags,
     errorSamples,
     cursor: watermark.cursor,
     error: fatal ? errorMessage(fatal) : undefined,
+    leaseLost: fatal instanceof LeaseLostError,
   }
 }
 

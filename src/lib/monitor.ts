@@ -2,10 +2,11 @@ import path from 'node:path'
 import {Firestore, Query, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
 import {DEFAULT_LEDGER, Settings} from './config'
-import {describeOwner, ErrorRecordSchema, holderGone, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema} from './ledger'
+import {describeOwner, ErrorRecordSchema, holderGone, PartitionRecord, PartitionRecordSchema, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema, shardedRunGone, summarize, sumProgress} from './ledger'
 import {formatDuration} from './progress'
 import {UnmappedEntrySchema, unmappedEntries} from './reports'
 import {withRetry} from './scan'
+import {itemKey, itemsQuery, targetFlag, targetOf} from './target'
 
 /**
  * `wardrobe monitor`: progress and health of the backfill, from aggregation queries and
@@ -87,6 +88,22 @@ export const RunViewSchema = z.object({
   error: z.string().nullable(),
   /** For a stalled, interrupted or failed run: the command that resumes it from its checkpoint. */
   resumeCommand: z.string().nullable(),
+  /** A sharded run: its partitions by state (counters and heartbeat above are theirs, summed). Null for one worker. */
+  partitions: z
+    .object({
+      total: z.number().int(),
+      done: z.number().int(),
+      running: z.number().int(),
+      /** Running, but their owner's lease is gone: another worker (or a re-run) takes them over. */
+      stalled: z.number().int(),
+      pending: z.number().int(),
+      interrupted: z.number().int(),
+      failed: z.number().int(),
+      /** Distinct processes holding live leases. */
+      workers: z.number().int(),
+    })
+    .nullable()
+    .default(null),
 })
 export type RunView = z.infer<typeof RunViewSchema>
 
@@ -152,6 +169,8 @@ export const MonitorReportSchema = z.object({
   environment: z.string(),
   projectId: z.string(),
   collection: z.string(),
+  /** `collection` names a collection group. */
+  collectionGroup: z.boolean(),
   ledgerCollection: z.string(),
   /** The vocabulary version items are measured against. */
   version: z.string(),
@@ -197,7 +216,7 @@ export interface MonitorOptions {
   now?: () => number
 }
 
-export type MonitorSettings = Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'emulatorHost' | 'configFile'>>
+export type MonitorSettings = Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'emulatorHost' | 'configFile' | 'group'>>
 
 const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)
 
@@ -211,8 +230,8 @@ export function targetArgsFor(settings: MonitorSettings, cwd = process.cwd()): s
   return args
 }
 
-function commandLine(ctx: CommandContext, command: string, target: {environment: string; projectId: string; collection: string}, extra: string[], placeholder?: string): string {
-  const words = [ctx.bin, command, '--environment', target.environment, '--project', target.projectId, '--collection', target.collection, ...ctx.targetArgs, ...extra].map(shellWord)
+function commandLine(ctx: CommandContext, command: string, target: {environment: string; projectId: string; collection: string; group?: boolean}, extra: string[], placeholder?: string): string {
+  const words = [ctx.bin, command, '--environment', target.environment, '--project', target.projectId, ...targetFlag(targetOf(target)), ...ctx.targetArgs, ...extra].map(shellWord)
   // A placeholder the operator fills in stays unquoted so it reads as one.
   return placeholder ? `${words.join(' ')} --taxonomy ${placeholder}` : words.join(' ')
 }
@@ -226,7 +245,7 @@ function taxonomyArgs(ctx: CommandContext, version: string | null, currentVersio
 
 /** The command that resumes an unfinished run: the same command again (same resume key). */
 export function resumeCommandFor(run: RunRecord, ctx: CommandContext, currentVersion: string): string {
-  const target = {environment: run.environment, projectId: run.projectId, collection: run.collection}
+  const target = {environment: run.environment, projectId: run.projectId, collection: run.collection, group: run.group}
   if (run.kind === 'rollback') {
     const scope: string[] = []
     if (typeof run.options.version === 'string') scope.push('--version', run.options.version)
@@ -242,8 +261,37 @@ const floor1 = (x: number) => Math.floor(x * 10 + 1e-9) / 10
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000
 const seconds = (ms: number) => Math.max(0, ms) / 1000
 
-function runView(run: RunRecord, settings: MonitorSettings, ctx: CommandContext, currentVersion: string, now: number, previous?: RunView): RunView {
-  const stalledReason = run.status === 'running' ? holderGone(run, settings.staleAfterMs, now) : null
+/**
+ * A running sharded run seen through its partitions: their counters summed, their newest
+ * heartbeat, and stalled only when no lease on it is live.
+ */
+function shardedView(recorded: RunRecord, partitions: PartitionRecord[], staleAfterMs: number, now: number): {run: RunRecord; stalledReason: string | null; partitions: RunView['partitions']} {
+  const summary = summarize(partitions, staleAfterMs, now)
+  const beats = partitions.flatMap((p) => (p.heartbeatAt ? [p.heartbeatAt.getTime()] : []))
+  const heartbeatAt = new Date(Math.max(recorded.heartbeatAt.getTime(), ...beats))
+  const running = partitions.filter((p) => p.status === 'running')
+  const live = running.filter((p) => holderGone(p, staleAfterMs, now) === null)
+  const {byStatus} = summary
+  return {
+    run: {...recorded, ...sumProgress(partitions), heartbeatAt},
+    stalledReason: shardedRunGone(recorded, running, staleAfterMs, now, {user: '', host: '', pid: -1}),
+    partitions: {
+      total: partitions.length,
+      done: byStatus.done,
+      running: live.length,
+      stalled: running.length - live.length,
+      pending: byStatus.pending,
+      interrupted: byStatus.interrupted,
+      failed: byStatus.failed,
+      workers: new Set(live.map((p) => (p.owner ? describeOwner(p.owner) : ''))).size,
+    },
+  }
+}
+
+function runView(recorded: RunRecord, settings: MonitorSettings, ctx: CommandContext, currentVersion: string, now: number, previous?: RunView, partitions?: PartitionRecord[]): RunView {
+  const sharded = recorded.status === 'running' && recorded.partitions > 0 ? shardedView(recorded, partitions ?? [], settings.staleAfterMs, now) : null
+  const run = sharded?.run ?? recorded
+  const stalledReason = sharded ? sharded.stalledReason : run.status === 'running' ? holderGone(run, settings.staleAfterMs, now) : null
   const status: RunView['status'] = stalledReason ? 'stalled' : run.status
   const c = run.counters
   const end = run.finishedAt ?? run.heartbeatAt
@@ -278,6 +326,7 @@ function runView(run: RunRecord, settings: MonitorSettings, ctx: CommandContext,
     etaSeconds: status === 'running' && left !== null && rate > 0 ? Math.round(left / rate) : null,
     resumes: run.resumes,
     error: run.error,
+    partitions: sharded?.partitions ?? (run.partitions > 0 ? {total: run.partitions, done: 0, running: 0, stalled: 0, pending: 0, interrupted: 0, failed: 0, workers: 0} : null),
     resumeCommand: resumable ? resumeCommandFor(run, ctx, currentVersion) : null,
   }
 }
@@ -296,7 +345,8 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
   const version = options.vocabularyVersion
   const thresholds = {...DEFAULT_THRESHOLDS, ...options.thresholds}
   const ctx: CommandContext = options.commands ?? {bin: 'wardrobe', targetArgs: targetArgsFor(settings), shippedVersion: version}
-  const items = db.collection(settings.collection)
+  const target = targetOf(settings)
+  const items = itemsQuery(db, target)
   const runsCol = db.collection(settings.ledgerCollection)
   const reads = {aggregations: 0, documents: 0}
   const count = async (tx: Transaction, q: Query): Promise<number> => {
@@ -330,9 +380,21 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
           let unreadable = 0
           for (const d of runDocs.docs) {
             const parsed = RunRecordSchema.safeParse(d.data())
-            if (parsed.success) runs.push(parsed.data)
-            else unreadable++
+            if (!parsed.success) unreadable++
+            // The collection and the collection group of one name are different scopes.
+            else if (parsed.data.group === target.group) runs.push(parsed.data)
           }
+          // Running sharded runs are measured by their partitions (at most a few hundred records each).
+          const partitionsOf = new Map<string, PartitionRecord[]>()
+          await Promise.all(
+            runs
+              .filter((r) => r.status === 'running' && r.partitions > 0)
+              .map(async (r) => {
+                const snap = await tx.get(runsCol.doc(r.runId).collection('partitions'))
+                reads.documents += snap.size
+                partitionsOf.set(r.runId, snap.docs.map((d) => PartitionRecordSchema.parse(d.data())))
+              }),
+          )
           runs.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
           const otherVersions = [...new Set(runs.map((r) => r.version).filter((v): v is string => typeof v === 'string' && v !== '' && v !== version))].sort()
           const latestBackfill = runs.find((r) => r.kind === 'backfill' && r.status !== 'superseded') ?? null
@@ -344,7 +406,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             errorsCol ? tx.get(errorsCol.orderBy('at', 'desc').limit(options.errorLimit ?? 10)) : Promise.resolve(null),
           ])
           reads.documents += errorDocs?.size ?? 0
-          return {readTime, total, current, normalized, recent, runs, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}
+          return {readTime, total, current, normalized, recent, runs, partitionsOf, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}
         },
         {readOnly: true},
       ),
@@ -369,7 +431,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
 
   const t = now()
   const previousRuns = new Map([...(options.previous?.runs.active ?? []), ...(options.previous?.runs.recent ?? [])].map((r) => [r.runId, r]))
-  const views = runs.map((r) => runView(r, settings, ctx, version, t, previousRuns.get(r.runId)))
+  const views = runs.map((r) => runView(r, settings, ctx, version, t, previousRuns.get(r.runId), snapshot.partitionsOf.get(r.runId)))
   const active = views.filter((v) => v.status === 'running' || v.status === 'stalled')
   const finished = views.filter((v) => !(v.status === 'running' || v.status === 'stalled')).slice(0, options.finishedRunLimit ?? 5)
 
@@ -394,7 +456,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
     top: unmappedEntries(latestBackfill?.unmapped ?? {}, 10),
   }
 
-  const target = {environment: settings.environment, projectId: settings.projectId, collection: settings.collection}
+  const commandTarget = {environment: settings.environment, projectId: settings.projectId, collection: settings.collection, group: target.group}
   const tax = taxonomyArgs(ctx, version, version)
   const health = assessHealth(
     {
@@ -407,8 +469,8 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
       ledgerCollection: settings.ledgerCollection,
       version,
       commands: {
-        backfill: commandLine(ctx, 'backfill', target, tax.args, tax.placeholder),
-        dryRun: commandLine(ctx, 'backfill', target, ['--dry-run', ...tax.args], tax.placeholder),
+        backfill: commandLine(ctx, 'backfill', commandTarget, tax.args, tax.placeholder),
+        dryRun: commandLine(ctx, 'backfill', commandTarget, ['--dry-run', ...tax.args], tax.placeholder),
       },
     },
     thresholds,
@@ -421,11 +483,12 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
     environment: settings.environment,
     projectId: settings.projectId,
     collection: settings.collection,
+    collectionGroup: target.group,
     ledgerCollection: settings.ledgerCollection,
     version,
     counts,
     recent: snapshot.recent.docs.map((d) => ({
-      id: d.id,
+      id: itemKey(d, target),
       name: asString(d.get('name')),
       normalizedAt: asIso(d.get('normalized.normalized_at')),
       version: asString(d.get('normalized.normalized_version')),

@@ -42,6 +42,8 @@ export const RunStatsBaseSchema = z.object({
   environment: z.string(),
   projectId: z.string(),
   collection: z.string(),
+  /** `collection` names a collection group. */
+  collectionGroup: z.boolean(),
   version: z.string().nullable(),
   startedAt: z.string(),
   finishedAt: z.string(),
@@ -50,8 +52,10 @@ export const RunStatsBaseSchema = z.object({
   /** Items in the collection (or scope) when the run started, from count(). */
   total: z.number().int().nullable(),
   scanned: z.number().int(),
-  /** Items this process read; less than scanned when the run resumed from a checkpoint. */
+  /** Items this process read; less than scanned when the run resumed from a checkpoint, or other workers shared it. */
   scannedHere: z.number().int(),
+  /** Partitions of a sharded run (its counts are the whole run's, over every worker); 0 for one worker. */
+  partitions: z.number().int(),
   updated: z.number().int(),
   skipped: z.number().int(),
   failed: z.number().int(),

@@ -1,9 +1,12 @@
 import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
 import type {Logger} from 'winston'
 import type {Settings} from './config'
-import {JobProgress, JobResult, Plan, runJob} from './job'
+import {JobProgress, JobResult, Plan, ProgressStore, runJob} from './job'
 import {Acquired, Ledger, RunKind, RunRecord} from './ledger'
+import {planPartitions} from './partitions'
 import {withRetry} from './scan'
+import {describeTarget, itemsQuery, targetOf} from './target'
+import {runSharded, Sharding, shardingRequested} from './workers'
 import {GuardedWriter} from './writer'
 
 /** What a writing run needs from its caller: the database, the target, and where to report. */
@@ -11,15 +14,32 @@ export interface RunContext {
   db: Firestore
   /** The target is an emulator: unthrottled writes. */
   emulator: boolean
-  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'>
+  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'group'>>
+  /** Workers, partitions, shard index/count, a run to join; absent = one worker. */
+  sharding?: Sharding
   logger?: Logger
   signal?: AbortSignal
   onProgress?: (p: JobProgress) => void
   /** Called once the run is known: new, resumed, or taken over from a dead holder. */
-  onStart?: (info: {runId: string | null; resumed: boolean; cursor: string | null; total: number | null; tookOverFrom?: Acquired['tookOverFrom']}) => void
+  onStart?: (info: StartInfo) => void
   /** Tuning for tests and benchmarks; defaults suit production. */
   chunkSize?: number
   checkpointIntervalMs?: number
+}
+
+export interface StartInfo {
+  runId: string | null
+  resumed: boolean
+  /** Joined a sharded run other workers hold. */
+  joined?: boolean
+  cursor: string | null
+  total: number | null
+  /** Partitions of a sharded run (0: one worker). */
+  partitions?: number
+  workers?: number
+  tookOverFrom?: Acquired['tookOverFrom']
+  /** Why the requested sharding was not applied (e.g. resuming a one-worker run). */
+  shardingNote?: string
 }
 
 export interface RunSpec {
@@ -45,81 +65,105 @@ export interface RunOutcome {
   total: number
   /** Items this process scanned (a resumed run starts from its checkpoint's count). */
   scannedHere: number
+  /** Partitions of a sharded run; 0 for one worker. */
+  partitions: number
   startedAt: Date
   finishedAt: Date
 }
 
 /**
  * A tracked run: counts the scope, takes the collection's lock and the run to resume
- * (unless dry), runs the shared engine, and closes the run record with its checkpoint.
+ * (unless dry), runs the shared engine (over partitions when sharded), and closes the run
+ * record with its checkpoint.
  */
 export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOutcome> {
   const {db, settings, logger} = ctx
+  const target = targetOf(settings)
   const startedAt = new Date()
-  const scope = (spec.filter ?? ((q: Query) => q))(db.collection(settings.collection))
+  const scope = (spec.filter ?? ((q: Query) => q))(itemsQuery(db, target))
   const total = (await withRetry(() => scope.count().get(), {signal: ctx.signal})).data().count
-  logger?.info(`${spec.kind} starting`, {collection: settings.collection, total, version: spec.version, dryRun: spec.dryRun, ...spec.options})
+  logger?.info(`${spec.kind} starting`, {target: describeTarget(target), total, version: spec.version, dryRun: spec.dryRun, ...spec.options})
+  const plan = (runId: string | null) => (doc: DocumentSnapshot) => spec.plan(doc, runId)
+  const job = {db, target, select: spec.select, filter: spec.filter, dryRun: spec.dryRun, total, chunkSize: ctx.chunkSize, checkpointIntervalMs: ctx.checkpointIntervalMs, signal: ctx.signal, onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail)}
+  const finished = (result: JobResult, runId: string | null, resumed: boolean, base: number): RunOutcome => {
+    for (const e of result.errorSamples) logger?.warn('error item', e)
+    return {result, runId, resumed, total, scannedHere: result.counters.scanned - base, partitions: 0, startedAt, finishedAt: new Date()}
+  }
 
-  let run: RunRecord | undefined
-  let ledger: Ledger | undefined
-  let writer: GuardedWriter | undefined
-  let resumed = false
-  if (!spec.dryRun) {
-    ledger = new Ledger(db, settings.ledgerCollection)
-    const acquired = await ledger.acquire({
-      kind: spec.kind,
-      environment: settings.environment,
-      projectId: settings.projectId,
-      collection: settings.collection,
-      version: spec.version,
-      resumeKey: spec.resumeKey,
-      options: spec.options,
-      fromStart: spec.fromStart,
-      staleAfterMs: settings.staleAfterMs,
-      total,
-    })
-    run = acquired.run
-    resumed = acquired.resumed
-    if (acquired.tookOverFrom) logger?.warn('took over a stale run', acquired.tookOverFrom)
-    ctx.onStart?.({runId: run.runId, resumed, cursor: run.cursor, total, tookOverFrom: acquired.tookOverFrom})
-    writer = new GuardedWriter(db, {
+  if (spec.dryRun) {
+    ctx.onStart?.({runId: null, resumed: false, cursor: null, total})
+    return finished(await runJob({...job, plan: plan(null), onProgress: ctx.onProgress}), null, false, 0)
+  }
+
+  const ledger = new Ledger(db, settings.ledgerCollection)
+  const sharded = shardingRequested(ctx.sharding)
+  const request = {
+    kind: spec.kind,
+    environment: settings.environment,
+    projectId: settings.projectId,
+    collection: settings.collection,
+    group: target.group,
+    version: spec.version,
+    // A collection group and the collection of the same name are different scopes of one lock.
+    resumeKey: target.group ? `${spec.resumeKey}|group` : spec.resumeKey,
+    options: spec.options,
+    fromStart: spec.fromStart,
+    staleAfterMs: settings.staleAfterMs,
+    total,
+    join: ctx.sharding?.join,
+  }
+  let acquired = await ledger.acquire({...request, sharded})
+  if (!acquired) {
+    const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, emulator: ctx.emulator, signal: ctx.signal})
+    logger?.info('partitions planned', {count: split.ranges.length, method: split.method})
+    // Another worker may have created the run meanwhile: then this one joins it.
+    acquired = (await ledger.acquire({...request, sharded, partitions: split.ranges}))!
+  }
+  const {run} = acquired
+  if (acquired.tookOverFrom) logger?.warn('took over a stale run', acquired.tookOverFrom)
+  // --max-rate caps this process: its workers share it.
+  const workers = run.partitions > 0 ? (ctx.sharding?.workers ?? 1) : 1
+  const writerFor = () =>
+    new GuardedWriter(db, {
       emulator: ctx.emulator,
-      maxRate: spec.maxRate,
+      maxRate: spec.maxRate === undefined ? undefined : Math.max(1, Math.floor(spec.maxRate / workers)),
       maxInFlight: spec.batchSize,
       onRetry: (err) => logger?.warn('write retry', {code: err.code, attempts: err.failedAttempts, id: err.documentRef.id}),
     })
-  } else {
-    ctx.onStart?.({runId: null, resumed: false, cursor: null, total})
+
+  if (run.partitions > 0) {
+    ctx.onStart?.({runId: run.runId, resumed: acquired.resumed, joined: acquired.joined, cursor: null, total: run.total ?? total, partitions: run.partitions, workers, tookOverFrom: acquired.tookOverFrom})
+    const outcome = await runSharded({ctx, ledger, run, job: {...job, total: run.total ?? total, plan: plan(run.runId)}, writerFor, sharding: ctx.sharding})
+    return {...finished(outcome.result, run.runId, acquired.resumed, 0), scannedHere: outcome.scannedHere, total: run.total ?? total, partitions: run.partitions}
   }
 
-  const runId = run?.runId ?? null
+  ctx.onStart?.({
+    runId: run.runId,
+    resumed: acquired.resumed,
+    cursor: run.cursor,
+    total,
+    tookOverFrom: acquired.tookOverFrom,
+    shardingNote: sharded ? `run ${run.runId} was started with one worker; it resumes with one (--from-start starts a sharded run over)` : undefined,
+  })
+  const writer = writerFor()
   let result: JobResult
   try {
-    result = await runJob({
-      db,
-      collection: settings.collection,
-      select: spec.select,
-      filter: spec.filter,
-      plan: (doc) => spec.plan(doc, runId),
-      dryRun: spec.dryRun,
-      run,
-      ledger,
-      writer,
-      total,
-      chunkSize: ctx.chunkSize,
-      checkpointIntervalMs: ctx.checkpointIntervalMs,
-      signal: ctx.signal,
-      onProgress: ctx.onProgress,
-      onEvent: (event, detail) => logger?.debug(event, detail),
-    })
+    result = await runJob({...job, plan: plan(run.runId), store: runStore(ledger, run), writer, onProgress: ctx.onProgress})
   } finally {
-    await writer?.close().catch(() => {})
+    await writer.close().catch(() => {})
   }
-  if (run && ledger) {
-    await ledger.finish(run.runId, settings.collection, {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error})
+  await ledger.finish(run.runId, settings.collection, {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error})
+  return finished(result, run.runId, acquired.resumed, run.counters.scanned)
+}
+
+/** A one-worker run keeps its checkpoint in its own record. */
+function runStore(ledger: Ledger, run: RunRecord): ProgressStore {
+  return {
+    saved: {cursor: run.cursor, counters: run.counters, unmapped: run.unmapped, tags: run.tags},
+    save: (progress) => ledger.checkpoint(run.runId, progress),
+    heartbeat: () => ledger.heartbeat(run.runId),
+    errorRef: (key) => ledger.errorRef(run.runId, key),
   }
-  for (const e of result.errorSamples) logger?.warn('error item', e)
-  return {result, runId, resumed, total, scannedHere: result.counters.scanned - (run?.counters.scanned ?? 0), startedAt, finishedAt: new Date()}
 }
 
 /** The fields every run's stats share (reports.RunStatsBaseSchema). */
@@ -133,6 +177,7 @@ export function baseStats(ctx: RunContext, spec: Pick<RunSpec, 'dryRun' | 'versi
     environment: ctx.settings.environment,
     projectId: ctx.settings.projectId,
     collection: ctx.settings.collection,
+    collectionGroup: ctx.settings.group ?? false,
     version: spec.version,
     startedAt: outcome.startedAt.toISOString(),
     finishedAt: outcome.finishedAt.toISOString(),
@@ -141,6 +186,7 @@ export function baseStats(ctx: RunContext, spec: Pick<RunSpec, 'dryRun' | 'versi
     total: outcome.total,
     ...result.counters,
     scannedHere: outcome.scannedHere,
+    partitions: outcome.partitions,
     rate: seconds > 0 ? Math.round(outcome.scannedHere / seconds) : 0,
     errorSamples: result.errorSamples,
     error: result.error ?? null,

@@ -1,5 +1,6 @@
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
 import {scanDocuments, withRetry} from './scan'
+import {itemKey, itemsQuery, Target} from './target'
 
 /**
  * Random samples of a collection spread over its whole key space (never the first N by id).
@@ -70,9 +71,9 @@ export function isAutoId(id: string): boolean {
 const count = async (q: Query, signal?: AbortSignal): Promise<number> => (await withRetry(() => q.count().get(), {signal})).data().count
 
 /** A uniformly random sample of `size` documents of the population, spread over the whole key space. */
-export async function sampleDocuments(db: Firestore, collection: string, options: SampleOptions): Promise<SampleResult> {
+export async function sampleDocuments(db: Firestore, target: Target, options: SampleOptions): Promise<SampleResult> {
   const random = options.random ?? Math.random
-  const col = db.collection(collection)
+  const col = itemsQuery(db, target)
   const collectionTotal = await count(col, options.signal)
   let population: number | null = null
   if (options.populationFilter) {
@@ -83,11 +84,11 @@ export async function sampleDocuments(db: Firestore, collection: string, options
   if (collectionTotal === 0) return {...base, docs: [], method: 'all', queries: 0, note: 'the collection is empty'}
   const known = population ?? collectionTotal
   if (known <= options.size) {
-    const r = await reservoir(db, collection, options, random)
+    const r = await reservoir(db, target, options, random)
     return {...base, ...r, method: 'all', note: `the population (${known}) is not larger than the sample: every item taken, by a full scan`}
   }
   if (options.size * 2 >= known) {
-    const r = await reservoir(db, collection, options, random)
+    const r = await reservoir(db, target, options, random)
     return {...base, ...r, method: 'scan', note: `the sample is at least half the population (${known}): exact uniform sample by one full scan`}
   }
 
@@ -98,9 +99,13 @@ export async function sampleDocuments(db: Firestore, collection: string, options
     head ??= withRetry(() => byId.select(...options.select).limit(MAX_PER_KEY).get(), {signal: options.signal}).then((s) => s.docs)
     return head.then((docs) => docs.slice(0, n))
   }
+  if (target.group) {
+    const r = await reservoir(db, target, options, random)
+    return {...base, ...r, method: 'scan', note: 'a collection group is ordered by path, not by random ids: exact uniform sample by one full scan'}
+  }
   const first = await headDocs(1)
   if (first.length > 0 && !isAutoId(first[0].id)) {
-    const r = await reservoir(db, collection, options, random)
+    const r = await reservoir(db, target, options, random)
     return {...base, ...r, method: 'scan', note: `ids are not Firestore auto ids (e.g. "${first[0].id}"), so random keys would not spread evenly: exact uniform sample by one full scan`}
   }
 
@@ -127,17 +132,17 @@ export async function sampleDocuments(db: Firestore, collection: string, options
     for (const docs of results) {
       for (const doc of docs) {
         if (!isAutoId(doc.id)) nonAuto ??= doc.id
-        if (taken.size < options.size && !taken.has(doc.id) && options.include(doc)) taken.set(doc.id, doc)
+        if (taken.size < options.size && !taken.has(itemKey(doc, target)) && options.include(doc)) taken.set(itemKey(doc, target), doc)
       }
     }
     options.onProgress?.(taken.size)
     if (nonAuto !== undefined) {
-      const r = await reservoir(db, collection, options, random)
+      const r = await reservoir(db, target, options, random)
       return {...base, ...r, method: 'scan', note: `some ids are not Firestore auto ids (e.g. "${nonAuto}"), so random keys would not spread evenly: exact uniform sample by one full scan`}
     }
   }
   if (taken.size < options.size && !options.signal?.aborted) {
-    const r = await reservoir(db, collection, options, random)
+    const r = await reservoir(db, target, options, random)
     return {...base, ...r, queries: r.queries + queries, method: 'scan', note: `${queries} random draws found only ${taken.size} distinct items: exact uniform sample by one full scan instead`}
   }
   return {
@@ -150,12 +155,12 @@ export async function sampleDocuments(db: Firestore, collection: string, options
 }
 
 /** Algorithm R over one projected scan of the collection: an exact uniform sample, bounded memory. */
-async function reservoir(db: Firestore, collection: string, options: SampleOptions, random: () => number): Promise<{docs: DocumentSnapshot[]; queries: number}> {
+async function reservoir(db: Firestore, target: Target, options: SampleOptions, random: () => number): Promise<{docs: DocumentSnapshot[]; queries: number}> {
   const chunkSize = options.chunkSize ?? 5000
   const docs: DocumentSnapshot[] = []
   let seen = 0
   let scanned = 0
-  for await (const doc of scanDocuments(db, collection, {select: options.select, startAfter: null, chunkSize, signal: options.signal})) {
+  for await (const doc of scanDocuments(db, target, {select: options.select, startAfter: null, chunkSize, signal: options.signal})) {
     scanned++
     if (!options.include(doc)) continue
     seen++

@@ -1,14 +1,17 @@
 import type {Readable} from 'node:stream'
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
 import {errorMessage, isRetryable} from './errors'
+import {itemKey, itemsQuery, Target} from './target'
 
 export interface ScanOptions {
   /** Narrows the traversal (e.g. `normalized.run_id == X`); must keep document-id order usable. */
   filter?: (q: Query) => Query
   /** Fields to fetch; a projection cuts what each query transfers. */
   select: string[]
-  /** Resume strictly after this document id. */
+  /** Resume strictly after this key (document id, or path in a collection group). */
   startAfter: string | null
+  /** Stop after this key, inclusive (a partition's upper bound); null = to the end. */
+  endAt?: string | null
   /**
    * Most documents per query. Each query pays a fixed cost (on the emulator about the cost of
    * reading the whole collection), so chunks are large; every position is resumable anyway.
@@ -30,13 +33,14 @@ export interface ScanOptions {
 const MIN_CHUNK = 1000
 
 /**
- * Yields the documents of a collection in document-id order from streamed queries of up to
+ * Yields the documents of a target in key order from streamed queries of up to
  * `chunkSize` documents, reading ahead of the caller. A query that fails mid-stream is
  * restarted after the last document received (retryable errors, with backoff), so no
  * document is skipped or yielded twice.
  */
-export async function* scanDocuments(db: Firestore, collection: string, options: ScanOptions): AsyncGenerator<DocumentSnapshot> {
-  const base = (options.filter ?? ((q: Query) => q))(db.collection(collection)).orderBy(FieldPath.documentId()).select(...options.select)
+export async function* scanDocuments(db: Firestore, target: Target, options: ScanOptions): AsyncGenerator<DocumentSnapshot> {
+  let base = (options.filter ?? ((q: Query) => q))(itemsQuery(db, target)).orderBy(FieldPath.documentId()).select(...options.select)
+  if (options.endAt != null) base = base.endAt(options.endAt)
   const readAhead = Math.max(1, options.readAhead ?? 2000)
   const maxAttempts = options.maxAttempts ?? 8
   const {signal} = options
@@ -82,7 +86,7 @@ export async function* scanDocuments(db: Firestore, collection: string, options:
       try {
         for await (const doc of stream) {
           received++
-          after = (doc as DocumentSnapshot).id
+          after = itemKey(doc as DocumentSnapshot, target)
           buffer.push(doc as DocumentSnapshot)
           if (buffer.length === 1) wake()
           // Backpressure: the stream (and the server behind it) waits while the caller catches up.

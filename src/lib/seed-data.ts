@@ -846,11 +846,12 @@ const PROGRESS_EVERY = 500
  */
 export async function writeItems(
   db: Firestore,
-  collection: string,
+  /** A collection path, or one per item (e.g. items spread under many users). */
+  collection: string | ((index: number) => string),
   items: Iterable<SeedItem> | AsyncIterable<SeedItem>,
   onProgress?: (written: number) => void,
 ): Promise<number> {
-  const col = db.collection(collection)
+  const col = typeof collection === 'string' ? db.collection(collection) : null
   const writer = db.bulkWriter({throttling: false})
   let enqueued = 0
   let written = 0
@@ -861,7 +862,7 @@ export async function writeItems(
   try {
     for await (const item of items) {
       if (failure) break
-      const ref = col.doc(item.id)
+      const ref = (col ?? db.collection((collection as (index: number) => string)(enqueued))).doc(item.id)
       const bad = unstorableStringPath(item.data)
       // refused up front: Firestore would fail the whole batch RPC, not just this write
       if (bad) throw new Error(`cannot write ${ref.path}: ${bad} holds a lone UTF-16 surrogate, which Firestore cannot store`)

@@ -7,6 +7,7 @@ import {describeType, normalizeItem} from './normalization'
 import {unmappedEntries, UnmappedEntrySchema} from './reports'
 import {sampleDocuments} from './sampling'
 import {scanDocuments, withRetry} from './scan'
+import {describeTarget, itemKey, itemsQuery, Target, targetOf} from './target'
 import {foldValue, NORMALIZED_FIELDS, NormalizedField, Vocabulary} from './vocabulary'
 
 /** What validation reads of each item: the originals and `normalized`. */
@@ -47,6 +48,8 @@ export const ValidationReportSchema = z.object({
   environment: z.string(),
   projectId: z.string(),
   collection: z.string(),
+  /** `collection` names a collection group (items keyed by path). */
+  collectionGroup: z.boolean(),
   startedAt: z.string(),
   finishedAt: z.string(),
   durationSeconds: z.number(),
@@ -290,8 +293,8 @@ export function checkItem(id: string, data: DocumentData, vocabularies: Readonly
  * and how many ran (fewer when interrupted).
  * One query per probe: `documentId in [...]` batches cost far more than they save on the emulator.
  */
-export async function runSemanticProbes(db: Firestore, collection: string, probes: SemanticProbe[], options: {concurrency?: number; signal?: AbortSignal; onProgress?: (done: number) => void} = {}): Promise<{missed: SemanticProbe[]; run: number}> {
-  const col = db.collection(collection)
+export async function runSemanticProbes(db: Firestore, target: Target, probes: SemanticProbe[], options: {concurrency?: number; signal?: AbortSignal; onProgress?: (done: number) => void} = {}): Promise<{missed: SemanticProbe[]; run: number}> {
+  const col = itemsQuery(db, target)
   const missed: SemanticProbe[] = []
   let next = 0
   let done = 0
@@ -424,8 +427,9 @@ class Tally {
  * structure, canonical values, consistency with the originals and semantic queryability,
  * and gathers data-quality metrics. Reads only.
  */
-export async function runValidation(db: Firestore, settings: Pick<Settings, 'environment' | 'projectId' | 'collection'>, options: ValidationOptions): Promise<ValidationReport> {
+export async function runValidation(db: Firestore, settings: Pick<Settings, 'environment' | 'projectId' | 'collection'> & Partial<Pick<Settings, 'group'>>, options: ValidationOptions): Promise<ValidationReport> {
   const startedAt = new Date()
+  const target = targetOf(settings)
   const random = options.random ?? Math.random
   const all = options.all ?? false
   const sampleSize = options.sampleSize ?? DEFAULT_SAMPLE_SIZE
@@ -437,7 +441,7 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
   const semanticLimit = all ? SEMANTIC_LIMIT_ALL : Math.min(sampleSize, SEMANTIC_LIMIT_SAMPLE)
   const progress = options.onProgress ?? (() => {})
   const logger = options.logger
-  logger?.info('validation starting', {collection: settings.collection, all, sampleSize: all ? null : sampleSize, versions: [...vocabularies.keys()]})
+  logger?.info('validation starting', {target: describeTarget(target), all, sampleSize: all ? null : sampleSize, versions: [...vocabularies.keys()]})
 
   const tally = new Tally()
   // Reservoir of semantic probes (and whether their item already failed), bounded by semanticLimit.
@@ -445,7 +449,7 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
   let probeCandidates = 0
   let semanticNotApplicable = 0
   const check = (doc: DocumentSnapshot) => {
-    const r = checkItem(doc.id, doc.data() ?? {}, vocabularies, current, random)
+    const r = checkItem(itemKey(doc, target), doc.data() ?? {}, vocabularies, current, random)
     tally.add(r)
     if (!r.probe) {
       semanticNotApplicable++
@@ -466,10 +470,10 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
   let error: string | null = null
   try {
     if (all) {
-      const total = (await withRetry(() => db.collection(settings.collection).count().get(), {signal: options.signal})).data().count
+      const total = (await withRetry(() => itemsQuery(db, target).count().get(), {signal: options.signal})).data().count
       let scanned = 0
       let lastReport = 0
-      for await (const doc of scanDocuments(db, settings.collection, {select: VALIDATION_FIELDS, startAfter: null, chunkSize: options.chunkSize ?? 5000, signal: options.signal})) {
+      for await (const doc of scanDocuments(db, target, {select: VALIDATION_FIELDS, startAfter: null, chunkSize: options.chunkSize ?? 5000, signal: options.signal})) {
         scanned++
         if (carriesNormalized(doc)) check(doc)
         if (scanned - lastReport >= 500) {
@@ -480,7 +484,7 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
       progress({phase: 'checking', done: scanned, total, failed: tally.failed})
       sampling = {method: 'full-scan', collectionTotal: total, population: null, queries: Math.max(1, Math.ceil(scanned / (options.chunkSize ?? 5000))), note: `every item: ${scanned} documents read in id order, ${tally.checked} carry normalized`}
     } else {
-      const sample = await sampleDocuments(db, settings.collection, {
+      const sample = await sampleDocuments(db, target, {
         size: sampleSize,
         select: VALIDATION_FIELDS,
         include: carriesNormalized,
@@ -490,12 +494,13 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
         onProgress: (found) => progress({phase: 'sampling', done: found, total: sampleSize, failed: 0}),
       })
       // Id order makes the report easy to read; the draw order carries no meaning.
-      for (const doc of [...sample.docs].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))) check(doc)
+      const key = (d: DocumentSnapshot) => itemKey(d, target)
+      for (const doc of [...sample.docs].sort((x, y) => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0))) check(doc)
       progress({phase: 'checking', done: tally.checked, total: sample.docs.length, failed: tally.failed})
       sampling = {method: sample.method, collectionTotal: sample.collectionTotal, population: sample.population, queries: sample.queries, note: sample.note}
     }
     if (!options.signal?.aborted && probes.length > 0) {
-      const {missed, run} = await runSemanticProbes(db, settings.collection, probes.map((p) => p.probe), {
+      const {missed, run} = await runSemanticProbes(db, target, probes.map((p) => p.probe), {
         signal: options.signal,
         onProgress: (done) => progress({phase: 'semantic', done, total: probes.length, failed: tally.failed}),
       })
@@ -534,6 +539,7 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
     environment: settings.environment,
     projectId: settings.projectId,
     collection: settings.collection,
+    collectionGroup: target.group,
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,

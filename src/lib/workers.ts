@@ -1,0 +1,170 @@
+import {JobProgress, JobResult, JobSpec, ProgressStore, runJob} from './job'
+import {Counters, Lease, Ledger, LeaseLostError, PartitionStatus, RunRecord, sumProgress, zeroCounters} from './ledger'
+import type {RunContext} from './run'
+import {withRetry} from './scan'
+import type {GuardedWriter} from './writer'
+import {errorMessage, UsageError} from './errors'
+
+/** How one process takes part in a run: its workers, and its place among the processes. */
+export interface Sharding {
+  /** Partitions this process works on at once. */
+  workers: number
+  /** Partitions of a new sharded run (default 4 per worker of all processes). */
+  partitions?: number
+  /** This process among `shardCount` (a Cloud Run task, a Kubernetes Indexed Job pod): where its workers start claiming. */
+  shardIndex: number
+  shardCount: number
+  /** A run to join (or resume) by id. */
+  join?: string
+  /** How often an idle worker looks for a partition to take over. */
+  pollMs?: number
+}
+
+export function shardingRequested(s: Sharding | undefined): boolean {
+  return Boolean(s && (s.workers > 1 || s.shardCount > 1 || (s.partitions ?? 1) > 1 || s.join !== undefined))
+}
+
+/**
+ * Shard index and count from the job engines' environment: Cloud Run Jobs set
+ * CLOUD_RUN_TASK_INDEX/COUNT; Kubernetes Indexed Jobs set JOB_COMPLETION_INDEX (the count
+ * comes from --shard-count or WARDROBE_SHARD_COUNT: Kubernetes does not expose it).
+ * Flags win over the environment.
+ */
+export function shardFromEnvironment(flags: {index?: number; count?: number}, env: NodeJS.ProcessEnv = process.env): {shardIndex: number; shardCount: number} {
+  const read = (name: string): number | undefined => {
+    const raw = env[name]
+    if (raw === undefined || raw === '') return undefined
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name}=${raw} is not a non-negative integer`, `unset ${name} or fix its value`)
+    return n
+  }
+  const shardIndex = flags.index ?? read('CLOUD_RUN_TASK_INDEX') ?? read('JOB_COMPLETION_INDEX') ?? 0
+  const shardCount = flags.count ?? read('CLOUD_RUN_TASK_COUNT') ?? read('WARDROBE_SHARD_COUNT') ?? Math.max(1, shardIndex + 1)
+  if (shardCount < 1) throw new UsageError(`shard count ${shardCount} must be at least 1`, 'pass --shard-count N (N ≥ 1)')
+  if (shardIndex >= shardCount) throw new UsageError(`shard index ${shardIndex} is not below the shard count ${shardCount}`, 'pass --shard-count (or WARDROBE_SHARD_COUNT) with the number of parallel tasks')
+  return {shardIndex, shardCount}
+}
+
+export interface ShardedRun {
+  ctx: RunContext
+  ledger: Ledger
+  run: RunRecord
+  /** The engine's spec minus what each partition brings (range, store, writer, progress). */
+  job: Omit<JobSpec, 'range' | 'store' | 'writer' | 'onProgress'>
+  writerFor: () => GuardedWriter
+  sharding?: Sharding
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, {once: true})
+  })
+
+/**
+ * This process's share of a sharded run: `workers` loops, each claiming a partition (a free
+ * one, or one whose lease went stale), running the engine over its key range with the
+ * partition as checkpoint, and claiming the next, until no partition is left open. Idle
+ * workers wait while others hold partitions, to take over any whose owner dies. The last
+ * process out ends the run.
+ */
+export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: ShardedRun): Promise<{result: JobResult; scannedHere: number}> {
+  const workers = Math.max(1, sharding?.workers ?? 1)
+  const slots = workers * (sharding?.shardCount ?? 1)
+  const staleAfterMs = ctx.settings.staleAfterMs
+  const pollMs = sharding?.pollMs ?? Math.min(5000, Math.max(250, staleAfterMs / 4))
+  const {signal} = ctx
+  const errorSamples: JobResult['errorSamples'] = []
+  let scannedHere = 0
+  let failure: string | undefined
+
+  // The run's progress: every partition's last checkpoint, replaced by live counters for ours.
+  const known = new Map<number, Counters>()
+  const live = new Map<number, Counters>()
+  const startedAt = Date.now()
+  let startScanned: number | null = null
+  const progress = (): JobProgress => {
+    const counters = zeroCounters()
+    for (const c of new Map([...known, ...live]).values()) {
+      for (const k of Object.keys(counters) as (keyof Counters)[]) counters[k] += c[k]
+    }
+    startScanned ??= counters.scanned
+    const elapsed = (Date.now() - startedAt) / 1000
+    const rate = elapsed > 0 ? (counters.scanned - startScanned) / elapsed : 0
+    const left = job.total === null ? null : Math.max(0, job.total - counters.scanned)
+    return {counters, total: job.total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight: live.size}
+  }
+  const progressTimer = ctx.onProgress ? setInterval(() => ctx.onProgress?.(progress()), 250) : undefined
+
+  const work = async (lease: Lease): Promise<void> => {
+    const p = lease.partition
+    const store: ProgressStore = {
+      saved: {cursor: p.cursor, counters: p.counters, unmapped: p.unmapped, tags: p.tags},
+      save: (saved) => ledger.updateLeased(run.runId, lease, {...saved}),
+      heartbeat: () => ledger.updateLeased(run.runId, lease, {}),
+      errorRef: (key) => ledger.errorRef(run.runId, key),
+    }
+    ctx.logger?.info('partition claimed', {runId: run.runId, partition: p.index, cursor: p.cursor, claims: p.claims, tookOverFrom: p.tookOverFrom})
+    const writer = writerFor()
+    let result: JobResult
+    try {
+      result = await runJob({...job, range: p, store, writer, onProgress: (jp) => live.set(p.index, jp.counters)})
+    } finally {
+      await writer.close().catch(() => {})
+    }
+    live.delete(p.index)
+    known.set(p.index, result.counters)
+    scannedHere += result.counters.scanned - p.counters.scanned
+    errorSamples.push(...result.errorSamples.slice(0, Math.max(0, 100 - errorSamples.length)))
+    if (result.leaseLost) {
+      ctx.logger?.warn('partition taken over by another worker', {runId: run.runId, partition: p.index})
+      return
+    }
+    const status: PartitionStatus = result.status === 'completed' ? 'done' : result.status
+    const end = {status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, leaseId: null, error: result.error ?? null, finishedAt: status === 'done' ? new Date() : null}
+    await ledger.updateLeased(run.runId, lease, end).catch((err) => {
+      // Taken over meanwhile: the new owner goes on from our last checkpoint.
+      if (!(err instanceof LeaseLostError)) throw err
+    })
+    ctx.logger?.info('partition left', {runId: run.runId, partition: p.index, status, counters: result.counters})
+    if (result.status === 'failed') failure ??= result.error ?? 'failed'
+  }
+
+  const loop = async (w: number): Promise<void> => {
+    // Workers of all processes start spread over the partitions, so their claims rarely collide.
+    const prefer = Math.floor(((((sharding?.shardIndex ?? 0) * workers + w) % slots) * run.partitions) / slots)
+    while (!failure && !signal?.aborted) {
+      const {lease, summary} = await withRetry(() => ledger.claim(run.runId, prefer, staleAfterMs), {signal})
+      for (const part of summary.partitions) if (!live.has(part.index)) known.set(part.index, part.counters)
+      if (lease) {
+        await work(lease)
+        continue
+      }
+      const {pending, interrupted, running} = summary.byStatus
+      if (pending + interrupted + running === 0) return
+      await sleep(pollMs, signal)
+    }
+  }
+
+  try {
+    await Promise.all(Array.from({length: workers}, (_, w) => loop(w)))
+  } catch (err) {
+    failure ??= errorMessage(err)
+  } finally {
+    clearInterval(progressTimer)
+  }
+  const {run: after, summary} = await withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs))
+  ctx.onProgress?.(progress())
+  // While other workers go on, this process reports how it left: interrupted (Ctrl-C) or failed.
+  const status: JobResult['status'] = after.status === 'completed' || after.status === 'failed' || after.status === 'interrupted' ? after.status : failure ? 'failed' : 'interrupted'
+  const totals = after.status === 'running' ? sumProgress(summary.partitions) : {counters: after.counters, unmapped: after.unmapped, tags: after.tags}
+  return {
+    result: {status, ...totals, errorSamples, cursor: null, error: failure ?? after.error ?? undefined},
+    scannedHere,
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * Sharded runs and collection groups, against the real emulator: partitions that cover the
+ * key space exactly once, four worker processes on one run with one killed, workers in one
+ * process, and backfill / monitor / validate / rollback over items nested under many users.
+ */
+import {DocumentSnapshot, FieldPath, Firestore} from 'firebase-admin/firestore'
+import {UsageError} from '../src/lib/errors'
+import {normalizeItem} from '../src/lib/normalization'
+import {evenAutoIdSplits, planPartitions} from '../src/lib/partitions'
+import {generateItems, writeItems} from '../src/lib/seed-data'
+import {itemsQuery, Target} from '../src/lib/target'
+import {loadVocabulary} from '../src/lib/vocabulary'
+import {shardFromEnvironment} from '../src/lib/workers'
+import {canonical, devArgs, emulatorHost, readJson, latestFile, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
+
+const COL = 'wardrobe_items'
+const LEDGER = '_backfill_runs'
+const vocab = loadVocabulary()
+process.env.METADATA_SERVER_DETECTION ??= 'none'
+
+const wellFormed = (doc: DocumentSnapshot) => {
+  const data = {...doc.data()}
+  delete data.normalized
+  return normalizeItem(data, vocab).ok
+}
+
+/** key → canonical JSON of the original fields (everything but `normalized`). */
+function originals(docs: DocumentSnapshot[], key: (d: DocumentSnapshot) => string): Map<string, string> {
+  return new Map(
+    docs.map((d) => {
+      const data = {...d.data()}
+      delete data.normalized
+      return [key(d), JSON.stringify(canonical(data))]
+    }),
+  )
+}
+
+/** Every well-formed item holds `normalized` computed from its current originals by `runId`; malformed ones none. */
+function expectNormalizedBy(docs: DocumentSnapshot[], runId: string, key: (d: DocumentSnapshot) => string): void {
+  const wrong: string[] = []
+  for (const d of docs) {
+    const data = {...d.data()}
+    const normalized = data.normalized
+    delete data.normalized
+    const outcome = normalizeItem(data, vocab)
+    if (!outcome.ok) {
+      if (normalized !== undefined) wrong.push(`${key(d)}: malformed but written`)
+      continue
+    }
+    if (normalized?.run_id !== runId || normalized.source_hash !== outcome.sourceHash) wrong.push(`${key(d)}: not normalized by ${runId}`)
+    else if (JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => normalized[f])) !== JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => (outcome.values as any)[f])))
+      wrong.push(`${key(d)}: values differ`)
+  }
+  expect(wrong.slice(0, 10)).toEqual([])
+}
+
+async function partitionDocs(db: Firestore, runId: string): Promise<Record<string, any>[]> {
+  return (await db.collection(LEDGER).doc(runId).collection('partitions').orderBy('index').get()).docs.map((d) => d.data())
+}
+
+describe('partitions', () => {
+  let db: Firestore
+  beforeAll(() => {
+    db = testDb(uniqueProject('partitions'))
+  })
+
+  /** Reads every range and checks the ranges together yield each document exactly once. */
+  async function expectExactCover(target: Target, ranges: {startAfter: string | null; endAt: string | null}[], all: string[]) {
+    const seen: string[] = []
+    for (const r of ranges) {
+      let q = itemsQuery(db, target).orderBy(FieldPath.documentId()).select()
+      if (r.startAfter !== null) q = q.startAfter(r.startAfter)
+      if (r.endAt !== null) q = q.endAt(r.endAt)
+      seen.push(...(await q.get()).docs.map((d) => (target.group ? d.ref.path : d.id)))
+    }
+    expect(seen.length).toBe(all.length)
+    expect(new Set(seen).size).toBe(all.length)
+  }
+
+  test('auto ids: an even split of the id alphabet covers every item once, in roughly equal parts', async () => {
+    await writeItems(db, 'auto', generateItems(4000, {seed: 3}))
+    const all = (await db.collection('auto').select().get()).docs.map((d) => d.id)
+    const plan = await planPartitions(db, {collection: 'auto', group: false}, {count: 8, total: all.length, emulator: true})
+    expect(plan.method).toBe('even-auto-id')
+    expect(plan.ranges).toHaveLength(8)
+    await expectExactCover({collection: 'auto', group: false}, plan.ranges, all)
+    // Generated ids are uniform: no partition holds more than twice its share.
+    const sizes = await Promise.all(
+      plan.ranges.map(async (r) => {
+        let q = db.collection('auto').orderBy(FieldPath.documentId())
+        if (r.startAfter) q = q.startAfter(r.startAfter)
+        if (r.endAt) q = q.endAt(r.endAt)
+        return (await q.count().get()).data().count
+      }),
+    )
+    expect(Math.max(...sizes)).toBeLessThan((2 * all.length) / 8)
+    expect(evenAutoIdSplits(4)).toEqual([...evenAutoIdSplits(4)].sort())
+  })
+
+  test('other ids and collection groups: a sampled split of the actual keys covers every item once', async () => {
+    const batch = db.batch()
+    for (let i = 0; i < 300; i++) batch.set(db.doc(`named/item-${String(i).padStart(4, '0')}`), {i})
+    for (let u = 0; u < 30; u++) for (let i = 0; i < 5; i++) batch.set(db.doc(`people/u${u}/closet/c${i}`), {i})
+    await batch.commit()
+    const named = await planPartitions(db, {collection: 'named', group: false}, {count: 6, total: 300, emulator: true})
+    expect(named.method).toBe('sampled')
+    expect(named.ranges).toHaveLength(6)
+    await expectExactCover({collection: 'named', group: false}, named.ranges, (await db.collection('named').get()).docs.map((d) => d.id))
+    const group = await planPartitions(db, {collection: 'closet', group: true}, {count: 4, total: 150, emulator: true})
+    expect(group.method).toBe('sampled')
+    expect(group.ranges.length).toBe(4)
+    await expectExactCover({collection: 'closet', group: true}, group.ranges, (await db.collectionGroup('closet').get()).docs.map((d) => d.ref.path))
+  })
+
+  test('shard index and count come from Cloud Run or Kubernetes Indexed Job variables; flags win', () => {
+    expect(shardFromEnvironment({}, {CLOUD_RUN_TASK_INDEX: '2', CLOUD_RUN_TASK_COUNT: '5'})).toEqual({shardIndex: 2, shardCount: 5})
+    expect(shardFromEnvironment({}, {JOB_COMPLETION_INDEX: '3', WARDROBE_SHARD_COUNT: '4'})).toEqual({shardIndex: 3, shardCount: 4})
+    expect(shardFromEnvironment({index: 0, count: 2}, {CLOUD_RUN_TASK_INDEX: '1', CLOUD_RUN_TASK_COUNT: '3'})).toEqual({shardIndex: 0, shardCount: 2})
+    expect(shardFromEnvironment({}, {})).toEqual({shardIndex: 0, shardCount: 1})
+    expect(() => shardFromEnvironment({}, {CLOUD_RUN_TASK_INDEX: 'x'})).toThrow(UsageError)
+    expect(() => shardFromEnvironment({}, {JOB_COMPLETION_INDEX: '4', WARDROBE_SHARD_COUNT: '4'})).toThrow(/not below the shard count/)
+  })
+})
+
+describe('four worker processes on one run, one killed mid-run', () => {
+  const N = 50_000
+  let db: Firestore
+  let project: string
+  let before: Map<string, string>
+  let results: {code: number | null; signal: NodeJS.Signals | null; stderr: string}[]
+  let killedPid: number
+  let runId: string
+  let monitorDuring: any
+
+  beforeAll(async () => {
+    project = uniqueProject('shards')
+    db = testDb(project)
+    await writeItems(db, COL, generateItems(N, {seed: 77, malformedRate: 0.005}))
+    before = originals((await db.collection(COL).get()).docs, (d) => d.id)
+    // Same host: a dead worker's leases are taken over as soon as another worker looks. Two
+    // workers are placed the way Cloud Run Jobs do it, two the way Kubernetes Indexed Jobs do.
+    const placement = (i: number) => (i < 2 ? {CLOUD_RUN_TASK_INDEX: String(i), CLOUD_RUN_TASK_COUNT: '4'} : {JOB_COMPLETION_INDEX: String(i), WARDROBE_SHARD_COUNT: '4'})
+    const workers = [0, 1, 2, 3].map((i) => startCli(['backfill', ...devArgs(project, tmpDir()), '--max-rate', '2500'], {env: placement(i), timeoutMs: 600_000}))
+    // Kill one worker once it has checkpointed a partition past its start (a real mid-run kill).
+    const victim = workers[1]
+    killedPid = victim.child.pid!
+    await waitFor(
+      async () => {
+        const runs = (await db.collection(LEDGER).where('status', '==', 'running').get()).docs
+        if (runs.length === 0) return false
+        runId = runs[0].id
+        const parts = await partitionDocs(db, runId)
+        return parts.some((p) => p.owner?.pid === killedPid && p.status === 'running' && p.counters.scanned > 0)
+      },
+      180_000,
+      100,
+    )
+    const monitor = await runCli(['monitor', ...devArgs(project, tmpDir()), '--json'])
+    monitorDuring = JSON.parse(monitor.stdout)
+    victim.child.kill('SIGKILL')
+    results = await Promise.all(workers.map((w) => w.done))
+  }, 900_000)
+
+  test('the three survivors finish the run; the killed one died by SIGKILL', () => {
+    expect(results[1].signal).toBe('SIGKILL')
+    for (const i of [0, 2, 3]) expect({i, code: results[i].code, stderr: results[i].stderr.split('\n').filter((l) => /Error/.test(l))}).toEqual({i, code: 3, stderr: []})
+  })
+
+  test('the collection ends correct: originals byte-identical, every well-formed item normalized by the run', async () => {
+    const docs = (await db.collection(COL).get()).docs
+    expect(originals(docs, (d) => d.id)).toEqual(before)
+    expectNormalizedBy(docs, runId, (d) => d.id)
+  })
+
+  test("the killed worker's partitions were taken over from its checkpoint; no other partition changed hands", async () => {
+    const parts = await partitionDocs(db, runId)
+    expect(parts.every((p) => p.status === 'done')).toBe(true)
+    const takenOver = parts.filter((p) => p.claims > 1)
+    expect(takenOver.length).toBeGreaterThan(0)
+    for (const p of takenOver) {
+      expect(p.tookOverFrom.owner.pid).toBe(killedPid)
+      expect(p.tookOverFrom.reason).toMatch(/is gone/)
+      expect(p.owner.pid).not.toBe(killedPid)
+    }
+    // Four processes took part (the killed one included).
+    expect(new Set(parts.flatMap((p) => [p.owner.pid, p.tookOverFrom?.owner.pid]).filter(Boolean)).size).toBe(4)
+  })
+
+  test('every item was counted once: no item was written twice outside the killed worker’s unacknowledged tail', async () => {
+    const run = (await db.collection(LEDGER).doc(runId).get()).data()!
+    const docs = (await db.collection(COL).get()).docs
+    const malformed = docs.filter((d) => !wellFormed(d)).length
+    expect(run.status).toBe('completed')
+    expect(run.counters.scanned).toBe(N)
+    expect(run.counters.failed).toBe(malformed)
+    // A second write of an item by another worker would count it as updated twice; a re-read of
+    // the killed worker's tail finds this run's own write and counts it as skipped.
+    expect(run.counters.updated + run.counters.skipped).toBe(N - malformed)
+    const tail = run.counters.skipped
+    expect(tail).toBeLessThan(5000)
+    const errors = await db.collection(LEDGER).doc(runId).collection('errors').count().get()
+    expect(errors.data().count).toBe(malformed)
+  })
+
+  test('monitor showed the run as one sharded run: its partitions and workers', () => {
+    const active = monitorDuring.runs.active
+    expect(active).toHaveLength(1)
+    expect(active[0].runId).toBe(runId)
+    expect(active[0].status).toBe('running')
+    expect(active[0].partitions.total).toBe(16)
+    expect(active[0].partitions.workers).toBeGreaterThanOrEqual(2)
+    expect(active[0].scanned).toBeGreaterThan(0)
+    expect(active[0].total).toBe(N)
+  })
+})
+
+describe('workers in one process, and the lock rule', () => {
+  let db: Firestore
+  let project: string
+  let out: string
+
+  beforeAll(async () => {
+    project = uniqueProject('workers')
+    db = testDb(project)
+    out = tmpDir()
+    await writeItems(db, COL, generateItems(6000, {seed: 8, malformedRate: 0}))
+  })
+
+  test('--workers 3: one run of 12 partitions, all done; a rollback meanwhile is refused naming the run', async () => {
+    const cli = startCli(['backfill', ...devArgs(project, out), '--workers', '3', '--max-rate', '1500'])
+    let ended = false
+    cli.done.then(() => (ended = true))
+    await waitFor(async () => ended || (await db.collection(LEDGER).where('status', '==', 'running').get()).size > 0, 60_000, 50)
+    const refused = await runCli(['rollback', ...devArgs(project, tmpDir()), '--workers', '2'])
+    const result = await cli.done
+    expect(result.code).toBe(0)
+    const stats = readJson(latestFile(out, 'backfill_stats'))
+    expect(stats).toMatchObject({status: 'completed', partitions: 12, scanned: 6000, scannedHere: 6000, updated: 6000})
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain(`backfill run ${stats.runId} already holds ${COL}`)
+    const parts = await partitionDocs(db, stats.runId)
+    expect(parts.map((p) => p.status)).toEqual(Array(12).fill('done'))
+    expectNormalizedBy((await db.collection(COL).get()).docs, stats.runId, (d) => d.id)
+  })
+
+  test('a sharded rollback undoes it exactly, and --join of an unknown run is a usage error', async () => {
+    const bad = await runCli(['rollback', ...devArgs(project, tmpDir()), '--join', 'rollback-nope'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/run rollback-nope is not an unfinished rollback run/)
+    const rb = await runCli(['rollback', ...devArgs(project, tmpDir()), '--workers', '2', '--partitions', '5', '--json'])
+    expect(rb.code).toBe(0)
+    expect(JSON.parse(rb.stdout)).toMatchObject({status: 'completed', partitions: 5, removed: 6000})
+    const left = await db.collection(COL).where('normalized.run_id', '>', '').count().get()
+    expect(left.data().count).toBe(0)
+  })
+})
+
+describe('collection group: items nested under many users', () => {
+  const USERS = 60
+  const PER_USER = 50
+  let db: Firestore
+  let project: string
+  let args: (out: string) => string[]
+  let before: Map<string, string>
+  let untouched: Map<string, string>
+  let backfill: any
+  const pathKey = (d: DocumentSnapshot) => d.ref.path
+
+  beforeAll(async () => {
+    project = uniqueProject('group')
+    db = testDb(project)
+    args = (out) => ['--environment', 'development', '--project', project, '--emulator-host', emulatorHost(), '--collection-group', 'wardrobe', '--output-dir', out]
+    for (let u = 0; u < USERS; u++) {
+      await writeItems(db, `users/user${u}/wardrobe`, generateItems(PER_USER, {seed: 100 + u, malformedRate: 0.05}))
+    }
+    // Same ids elsewhere: another collection name under the users, which the group must not touch.
+    await writeItems(db, 'users/user0/outfits', generateItems(PER_USER, {seed: 100}))
+    before = originals((await db.collectionGroup('wardrobe').get()).docs, pathKey)
+    untouched = originals((await db.collection('users/user0/outfits').get()).docs, (d) => d.id)
+    const result = await runCli(['backfill', ...args(tmpDir()), '--workers', '2', '--json'], {timeoutMs: 300_000})
+    expect(result.code).toBe(3)
+    backfill = JSON.parse(result.stdout)
+  }, 600_000)
+
+  test('backfill normalizes every nested item, keyed by path; other collections stay as they were', async () => {
+    const docs = (await db.collectionGroup('wardrobe').get()).docs
+    expect(docs).toHaveLength(USERS * PER_USER)
+    expect(backfill).toMatchObject({status: 'completed', collection: 'wardrobe', collectionGroup: true, scanned: USERS * PER_USER, partitions: 8})
+    expect(originals(docs, pathKey)).toEqual(before)
+    expectNormalizedBy(docs, backfill.runId, pathKey)
+    expect(originals((await db.collection('users/user0/outfits').get()).docs, (d) => d.id)).toEqual(untouched)
+    expect((await db.collection('users/user0/outfits').where('normalized', '!=', null).count().get()).data().count).toBe(0)
+    // Error items are reported by path (ids repeat across users).
+    expect(backfill.failed).toBe(docs.filter((d) => !wellFormed(d)).length)
+    expect(backfill.errorSamples[0].id).toMatch(/^users\/user\d+\/wardrobe\/\w+$/)
+  })
+
+  test('monitor and validate see the group', async () => {
+    const monitor = await runCli(['monitor', ...args(tmpDir()), '--json'])
+    const report = JSON.parse(monitor.stdout)
+    expect(report.collectionGroup).toBe(true)
+    expect(report.counts.total).toBe(USERS * PER_USER)
+    expect(report.counts.normalizedCurrent).toBe(backfill.updated)
+    expect(report.runs.recent[0].runId).toBe(backfill.runId)
+    expect(report.recent[0].id).toMatch(/^users\//)
+    const validate = await runCli(['validate', ...args(tmpDir()), '--all', '--json'])
+    expect(validate.code).toBe(0)
+    const v = JSON.parse(validate.stdout)
+    expect(v).toMatchObject({status: 'passed', collectionGroup: true})
+    expect(v.checked).toBe(backfill.updated)
+    // The plain collection of that name is another scope: it has no items and no runs.
+    const plain = JSON.parse((await runCli(['monitor', ...devArgs(project, tmpDir(), 'wardrobe'), '--json'])).stdout)
+    expect(plain.counts.total).toBe(0)
+    expect(plain.runs.recent).toEqual([])
+  })
+
+  test('rollback over the group gives back every nested item exactly', async () => {
+    const rb = await runCli(['rollback', ...args(tmpDir()), '--json'])
+    expect(rb.code).toBe(0)
+    expect(JSON.parse(rb.stdout)).toMatchObject({status: 'completed', collectionGroup: true, removed: backfill.updated})
+    const after = (await db.collectionGroup('wardrobe').get()).docs
+    expect(after.filter((d) => d.get('normalized') !== undefined)).toHaveLength(0)
+    expect(originals(after, pathKey)).toEqual(before)
+  })
+})
