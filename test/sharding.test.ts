@@ -3,6 +3,8 @@
  * key space exactly once, four worker processes on one run with one killed, workers in one
  * process, and backfill / monitor / validate / rollback over items nested under many users.
  */
+import fs from 'node:fs'
+import path from 'node:path'
 import {DocumentSnapshot, FieldPath, Firestore} from 'firebase-admin/firestore'
 import {UsageError} from '../src/lib/errors'
 import {normalizeItem} from '../src/lib/normalization'
@@ -11,7 +13,7 @@ import {generateItems, writeItems} from '../src/lib/seed-data'
 import {itemsQuery, Target} from '../src/lib/target'
 import {loadVocabulary} from '../src/lib/vocabulary'
 import {shardFromEnvironment} from '../src/lib/workers'
-import {canonical, devArgs, emulatorHost, readJson, latestFile, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
+import {canonical, CliResult, devArgs, emulatorHost, readJson, latestFile, ROOT, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
 
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
@@ -52,6 +54,17 @@ function expectNormalizedBy(docs: DocumentSnapshot[], runId: string, key: (d: Do
       wrong.push(`${key(d)}: values differ`)
   }
   expect(wrong.slice(0, 10)).toEqual([])
+}
+
+/**
+ * The container arguments of a docs/sharding manifest, pointed at a development project on the
+ * test emulator instead of production (everything else as written there).
+ */
+function manifestArgs(file: string, project: string, outputDir: string): string[] {
+  const text = fs.readFileSync(path.join(ROOT, 'docs', 'sharding', file), 'utf8')
+  const args: string[] = JSON.parse(/^\s*args: (\[.*\])\s*$/m.exec(text)![1])
+  const out = args.map((a, i) => (args[i - 1] === '--environment' ? 'development' : args[i - 1] === '--project' ? project : args[i - 1] === '--output-dir' ? outputDir : a))
+  return [...out, '--emulator-host', emulatorHost(), '--max-rate', '2500']
 }
 
 async function partitionDocs(db: Firestore, runId: string): Promise<Record<string, any>[]> {
@@ -127,7 +140,7 @@ describe('four worker processes on one run, one killed mid-run', () => {
   let db: Firestore
   let project: string
   let before: Map<string, string>
-  let results: {code: number | null; signal: NodeJS.Signals | null; stderr: string}[]
+  let results: CliResult[]
   let killedPid: number
   let runId: string
   let monitorDuring: any
@@ -138,9 +151,13 @@ describe('four worker processes on one run, one killed mid-run', () => {
     await writeItems(db, COL, generateItems(N, {seed: 77, malformedRate: 0.005}))
     before = originals((await db.collection(COL).get()).docs, (d) => d.id)
     // Same host: a dead worker's leases are taken over as soon as another worker looks. Two
-    // workers are placed the way Cloud Run Jobs do it, two the way Kubernetes Indexed Jobs do.
-    const placement = (i: number) => (i < 2 ? {CLOUD_RUN_TASK_INDEX: String(i), CLOUD_RUN_TASK_COUNT: '4'} : {JOB_COMPLETION_INDEX: String(i), WARDROBE_SHARD_COUNT: '4'})
-    const workers = [0, 1, 2, 3].map((i) => startCli(['backfill', ...devArgs(project, tmpDir()), '--max-rate', '2500'], {env: placement(i), timeoutMs: 600_000}))
+    // processes run as the Cloud Run Job's tasks, two as the Kubernetes Indexed Job's pods
+    // (docs/sharding): their arguments, placed by the variables those engines set.
+    const task = (i: number) =>
+      i < 2
+        ? {args: manifestArgs('cloud-run-job.yaml', project, tmpDir()), env: {CLOUD_RUN_TASK_INDEX: String(i), CLOUD_RUN_TASK_COUNT: '4'}}
+        : {args: manifestArgs('k8s-indexed-job.yaml', project, tmpDir()), env: {JOB_COMPLETION_INDEX: String(i), WARDROBE_SHARD_COUNT: '4'}}
+    const workers = [0, 1, 2, 3].map((i) => startCli(task(i).args, {env: task(i).env, timeoutMs: 600_000}))
     // Kill one worker once it has checkpointed a partition past its start (a real mid-run kill).
     const victim = workers[1]
     killedPid = victim.child.pid!
@@ -163,7 +180,14 @@ describe('four worker processes on one run, one killed mid-run', () => {
 
   test('the three survivors finish the run; the killed one died by SIGKILL', () => {
     expect(results[1].signal).toBe('SIGKILL')
-    for (const i of [0, 2, 3]) expect({i, code: results[i].code, stderr: results[i].stderr.split('\n').filter((l) => /Error/.test(l))}).toEqual({i, code: 3, stderr: []})
+    for (const i of [0, 2, 3]) {
+      expect({i, code: results[i].code, stderr: results[i].stderr.split('\n').filter((l) => /Error/.test(l))}).toEqual({i, code: 3, stderr: []})
+      // Each reports the whole run (--json, as in the manifests), and its own share of it.
+      const stats = JSON.parse(results[i].stdout)
+      expect(stats).toMatchObject({runId, status: 'completed', partitions: 32, scanned: N})
+      expect(stats.scannedHere).toBeGreaterThan(0)
+      expect(stats.scannedHere).toBeLessThan(N)
+    }
   })
 
   test('the collection ends correct: originals byte-identical, every well-formed item normalized by the run', async () => {
@@ -207,11 +231,68 @@ describe('four worker processes on one run, one killed mid-run', () => {
     expect(active).toHaveLength(1)
     expect(active[0].runId).toBe(runId)
     expect(active[0].status).toBe('running')
-    expect(active[0].partitions.total).toBe(16)
+    // 4 per worker: 4 processes × --workers 2.
+    expect(active[0].partitions.total).toBe(32)
     expect(active[0].partitions.workers).toBeGreaterThanOrEqual(2)
     expect(active[0].scanned).toBeGreaterThan(0)
     expect(active[0].total).toBe(N)
   })
+})
+
+describe('a worker that lost its lease while paused', () => {
+  const N = 20_000
+  let db: Firestore
+  let project: string
+  let config: string
+
+  beforeAll(async () => {
+    project = uniqueProject('lease')
+    db = testDb(project)
+    config = path.join(tmpDir(), 'wardrobe.config.json')
+    fs.writeFileSync(config, JSON.stringify({staleAfterSeconds: 5}))
+    await writeItems(db, COL, generateItems(N, {seed: 12, malformedRate: 0}))
+  })
+
+  test('stops on its next checkpoint and leaves the partition to its new owner: every item counted once', async () => {
+    const pausedOut = tmpDir()
+    const args = (out: string) => ['backfill', ...devArgs(project, out), '--config', config, '--shard-count', '2', '--partitions', '4', '--max-rate', '800']
+    const paused = startCli([...args(pausedOut), '--shard-index', '0'], {timeoutMs: 300_000})
+    let runId = ''
+    let held: Record<string, any> | undefined
+    await waitFor(
+      async () => {
+        const runs = (await db.collection(LEDGER).where('status', '==', 'running').get()).docs
+        if (runs.length === 0) return false
+        runId = runs[0].id
+        held = (await partitionDocs(db, runId)).find((p) => p.owner?.pid === paused.child.pid && p.status === 'running' && p.counters.scanned > 0)
+        return held !== undefined
+      },
+      120_000,
+      100,
+    )
+    // Frozen, not dead: its pid lives, so only its heartbeat going stale lets the other take over.
+    paused.child.kill('SIGSTOP')
+    const other = startCli([...args(tmpDir()), '--shard-index', '1'], {timeoutMs: 300_000})
+    await waitFor(async () => {
+      const p = (await partitionDocs(db, runId)).find((x) => x.index === held!.index)!
+      return p.claims > 1 && p.owner.pid === other.child.pid && p.counters.scanned > held!.counters.scanned
+    }, 120_000, 200)
+    paused.child.kill('SIGCONT')
+    const [a, b] = await Promise.all([paused.done, other.done])
+    expect([a.code, b.code]).toEqual([0, 0])
+    const parts = await partitionDocs(db, runId)
+    const taken = parts.find((p) => p.index === held!.index)!
+    expect(taken.tookOverFrom.owner.pid).toBe(paused.child.pid)
+    expect(taken.tookOverFrom.reason).toMatch(/heartbeat is \d+s old/)
+    expect(taken.owner.pid).toBe(other.child.pid)
+    const run = (await db.collection(LEDGER).doc(runId).get()).data()!
+    expect(run.status).toBe('completed')
+    // Had the paused worker written its stale checkpoint over the new owner's, counts would be off.
+    expect(run.counters.scanned).toBe(N)
+    expect(run.counters.updated + run.counters.skipped).toBe(N)
+    expect(fs.readFileSync(path.join(pausedOut, 'backfill_normalize.log'), 'utf8')).toContain('partition taken over by another worker')
+    expectNormalizedBy((await db.collection(COL).get()).docs, runId, (d) => d.id)
+  }, 400_000)
 })
 
 describe('workers in one process, and the lock rule', () => {

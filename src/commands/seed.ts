@@ -18,7 +18,7 @@ export default class Seed extends WardrobeCommand<SeedResult> {
     file: Flags.string({summary: 'Load items from a .json, .ndjson/.jsonl or .csv file.', exclusive: ['count']}),
     seed: Flags.integer({summary: 'Generator seed: the same seed gives the same items.', default: 1}),
     'malformed-rate': Flags.string({summary: 'Share of generated items with a malformed field (0..1).', default: '0.02'}),
-    users: Flags.integer({summary: 'With --collection-group: spread items over this many users/{uid}/<group> collections.', default: 100, min: 1, dependsOn: ['collection-group']}),
+    users: Flags.integer({summary: 'With --collection-group: spread items over this many users/{uid}/<group> collections (default 100).', min: 1, dependsOn: ['collection-group']}),
   }
 
   async run(): Promise<SeedResult> {

@@ -261,10 +261,7 @@ const floor1 = (x: number) => Math.floor(x * 10 + 1e-9) / 10
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000
 const seconds = (ms: number) => Math.max(0, ms) / 1000
 
-/**
- * A running sharded run seen through its partitions: their counters summed, their newest
- * heartbeat, and stalled only when no lease on it is live.
- */
+/** A running sharded run seen through its partitions: their newest heartbeat, and stalled only when no lease on it is live. */
 function shardedView(recorded: RunRecord, partitions: PartitionRecord[], staleAfterMs: number, now: number): {run: RunRecord; stalledReason: string | null; partitions: RunView['partitions']} {
   const summary = summarize(partitions, staleAfterMs, now)
   const beats = partitions.flatMap((p) => (p.heartbeatAt ? [p.heartbeatAt.getTime()] : []))
@@ -273,7 +270,7 @@ function shardedView(recorded: RunRecord, partitions: PartitionRecord[], staleAf
   const live = running.filter((p) => holderGone(p, staleAfterMs, now) === null)
   const {byStatus} = summary
   return {
-    run: {...recorded, ...sumProgress(partitions), heartbeatAt},
+    run: {...recorded, heartbeatAt},
     stalledReason: shardedRunGone(recorded, running, staleAfterMs, now, {user: '', host: '', pid: -1}),
     partitions: {
       total: partitions.length,
@@ -395,6 +392,11 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
                 partitionsOf.set(r.runId, snap.docs.map((d) => PartitionRecordSchema.parse(d.data())))
               }),
           )
+          // Their record's counters are written at the end only: until then, the partitions' sum.
+          runs.forEach((r, i) => {
+            const parts = partitionsOf.get(r.runId)
+            if (parts) runs[i] = {...r, ...sumProgress(parts)}
+          })
           runs.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
           const otherVersions = [...new Set(runs.map((r) => r.version).filter((v): v is string => typeof v === 'string' && v !== '' && v !== version))].sort()
           const latestBackfill = runs.find((r) => r.kind === 'backfill' && r.status !== 'superseded') ?? null
