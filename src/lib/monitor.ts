@@ -170,7 +170,7 @@ export const MonitorReportSchema = z.object({
   projectId: z.string(),
   collection: z.string(),
   /** `collection` names a collection group. */
-  collectionGroup: z.boolean(),
+  collectionGroup: z.boolean().default(false),
   ledgerCollection: z.string(),
   /** The vocabulary version items are measured against. */
   version: z.string(),

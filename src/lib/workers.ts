@@ -151,13 +151,9 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     }
   }
 
-  try {
-    await Promise.all(Array.from({length: workers}, (_, w) => loop(w)))
-  } catch (err) {
-    failure ??= errorMessage(err)
-  } finally {
-    clearInterval(progressTimer)
-  }
+  // Each loop ends on its own (a failure stops the others' claims, not their current partition).
+  await Promise.all(Array.from({length: workers}, (_, w) => loop(w).catch((err) => void (failure ??= errorMessage(err)))))
+  clearInterval(progressTimer)
   const {run: after, summary} = await withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs))
   ctx.onProgress?.(progress())
   // While other workers go on, this process reports how it left: interrupted (Ctrl-C) or failed.
