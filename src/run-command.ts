@@ -20,6 +20,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
     'max-rate': Flags.integer({summary: 'Cap writes per second.', min: 1}),
+    'outage-after': Flags.integer({summary: 'Seconds with writes waiting and nothing answered by Firestore before the run ends as failed with its checkpoint (default 90, or outageAfterSeconds).', min: 5}),
   }
 
   /**
@@ -61,10 +62,10 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         this.log(`Error items (${stats.failed}; left untouched${stats.dryRun ? '' : `, recorded under ${settings.ledgerCollection}/${stats.runId}/errors`}):`)
         for (const e of stats.errorSamples.slice(0, 10)) this.log(`  ${e.id}: ${e.reason}`)
       }
-      if (stats.error) this.log(`Error: ${stats.error}`)
       this.log(`Stats: ${file}`)
     }
-    // On stderr, also under --json: whoever pressed Ctrl-C needs to see how to go on.
+    // On stderr, also under --json: whoever pressed Ctrl-C, or watches a failed run, needs to see why and how to go on.
+    if (stats.error) process.stderr.write(`Error: ${stats.error}\n`)
     if (stats.resumeCommand) process.stderr.write(`Resume with: ${stats.resumeCommand}\n`)
     return stats
   }

@@ -182,10 +182,14 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       filter: spec.filter,
       startAfter: run?.cursor ?? null,
       chunkSize: spec.chunkSize ?? DEFAULT_CHUNK_SIZE,
-      signal: spec.signal,
-      onRetry: (attempt, err) => emit('read-retry', {attempt, error: errorMessage(err)}),
+      signal: writer?.until(spec.signal) ?? spec.signal,
+      onRetry: (attempt, err) => {
+        writer?.readFailed(err)
+        emit('read-retry', {attempt, error: errorMessage(err)})
+      },
     })) {
       if (fatal) break
+      writer?.answered()
       live.scanned++
       active++
       handle(doc, watermark.add(doc.id)).then(settled, failed)
@@ -197,15 +201,16 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     fatal ??= err as Error
   }
   // Drain: every write issued is acknowledged (or failed) before the final checkpoint. BulkWriter
-  // sends a partial batch only when flushed, and a conflict's re-write may enqueue more.
-  while (active > 0) {
+  // sends a partial batch only when flushed, and a conflict's re-write may enqueue more. After an
+  // outage the rest is abandoned: the checkpoint covers acknowledged items only.
+  while (active > 0 && !writer?.outage) {
     if (writer) await writer.drain().catch((err) => (fatal ??= err))
     if (active > 0) await new Promise<void>((r) => ((onIdle = r), setTimeout(r, 50)))
   }
   if (writer) await writer.drain().catch((err) => (fatal ??= err))
   clearInterval(progressTimer)
   clearInterval(checkpointTimer)
-  await saving.catch(() => {})
+  await (writer?.unlessOutage(saving) ?? saving).catch(() => {})
   fatal ??= writer?.outage ?? null
   if (fatal) status = 'failed'
   spec.onProgress?.(progress())

@@ -1,17 +1,21 @@
 import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
 import type {Logger} from 'winston'
 import type {Settings} from './config'
+import {errorMessage} from './errors'
 import {JobProgress, JobResult, Plan, runJob} from './job'
 import {Acquired, Ledger, RunKind, RunRecord} from './ledger'
-import {withRetry} from './scan'
+import {withDeadline, withRetry} from './scan'
 import {GuardedWriter} from './writer'
+
+/** How long the final ledger write may take: during an outage it would otherwise wait on the client's own retries. */
+const FINISH_DEADLINE_MS = 15_000
 
 /** What a writing run needs from its caller: the database, the target, and where to report. */
 export interface RunContext {
   db: Firestore
   /** The target is an emulator: unthrottled writes. */
   emulator: boolean
-  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'>
+  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'outageAfterMs'>>
   logger?: Logger
   signal?: AbortSignal
   onProgress?: (p: JobProgress) => void
@@ -86,6 +90,7 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
       emulator: ctx.emulator,
       maxRate: spec.maxRate,
       maxInFlight: spec.batchSize,
+      outageAfterMs: settings.outageAfterMs,
       onRetry: (err) => logger?.warn('write retry', {code: err.code, attempts: err.failedAttempts, id: err.documentRef.id}),
     })
   } else {
@@ -116,7 +121,15 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     await writer?.close().catch(() => {})
   }
   if (run && ledger) {
-    await ledger.finish(run.runId, settings.collection, {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error})
+    const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
+    try {
+      // Bounded: in an outage this write may hang or fail too. The record then keeps its last
+      // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.
+      await withDeadline(ledger.finish(run.runId, settings.collection, end), FINISH_DEADLINE_MS, 'recording the end of the run')
+    } catch (err) {
+      if (result.status !== 'failed') throw err
+      result.error = `${result.error}; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its process is gone or its heartbeat is stale, and resumes from its last checkpoint`
+    }
   }
   for (const e of result.errorSamples) logger?.warn('error item', e)
   return {result, runId, resumed, total, scannedHere: result.counters.scanned - (run?.counters.scanned ?? 0), startedAt, finishedAt: new Date()}
