@@ -7,7 +7,8 @@ import {GuardedWriter} from './writer'
 
 /** What to do with one item, decided from the document as read. */
 export type Plan =
-  | {action: 'skip'; unmapped?: string[]}
+  /** `own`: the item already holds this run's write of its current content. */
+  | {action: 'skip'; unmapped?: string[]; own?: boolean}
   | {action: 'error'; field: string | null; reason: string}
   | {action: 'write'; data: UpdateData<DocumentData>; unmapped?: string[]; tag?: string}
 
@@ -144,6 +145,8 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     let conflicts = 0
     for (;;) {
       const plan = spec.plan(snapshot)
+      // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
+      if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped})
       if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped})
       if (plan.action === 'error') return recordError(snapshot, ticket, plan.field, plan.reason, conflicts)
       const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}
