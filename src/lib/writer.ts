@@ -48,7 +48,7 @@ export class GuardedWriter {
   private waiters: (() => void)[] = []
   private readonly maxInFlight: number
   private readonly outageAfterMs: number
-  /** Last time Firestore answered (a write acknowledged or refused, a document read), or writes started waiting. */
+  /** Last time Firestore answered (a write acknowledged, or refused for a precondition or its content; a document read), or writes started waiting. */
   private lastAnswer = Date.now()
   private readFailure: unknown = null
   private readonly watch: NodeJS.Timeout
@@ -185,7 +185,6 @@ export class GuardedWriter {
 
   private fail(err: unknown): Error {
     if (isRetryable(err)) return this.declare(new OutageError(`writes keep failing: ${(err as Error).message}`, err))
-    this.lastAnswer = Date.now()
     return err as Error
   }
 
