@@ -31,9 +31,9 @@ export const network: Scenario = {
   name: 'network',
   title: 'network faults through a TCP proxy: dropped connections, latency, a short and a long outage',
   async run(ctx, report) {
+    const budget = outageBudget()
     const proxy = FaultProxy.forHost(ctx.host)
     const via = await proxy.listen()
-    const budget = outageBudget()
     try {
       // A: latency throughout and several drops of a few seconds at random points.
       const a = await Target.create(ctx, 'network-a')
