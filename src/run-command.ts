@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
-import type {Settings} from './lib/config'
+import {DEFAULT_OUTAGE_AFTER_SECONDS, Settings} from './lib/config'
 import {exitCodeForRun} from './lib/errors'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
@@ -20,7 +20,10 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
     'max-rate': Flags.integer({summary: 'Cap writes per second.', min: 1}),
-    'outage-after': Flags.integer({summary: 'Seconds with writes waiting and nothing answered by Firestore before the run ends as failed with its checkpoint (default 90, or outageAfterSeconds).', min: 5}),
+    'outage-after': Flags.integer({
+      summary: `Seconds with writes waiting and nothing answered by Firestore before the run ends as failed with its checkpoint (default ${DEFAULT_OUTAGE_AFTER_SECONDS}, or outageAfterSeconds).`,
+      min: 5,
+    }),
   }
 
   /**

@@ -22,7 +22,7 @@ let appCounter = 0
  * retry settings, 60 s per attempt and 600 s in all, with every call), so writes are bounded by
  * the writer's outage budget and the run's deadlines instead.
  */
-export const CLIENT_CONFIG = {
+const CLIENT_CONFIG = {
   interfaces: {
     'google.firestore.v1.Firestore': {
       methods: {BatchGetDocuments: {timeout_millis: 60_000}},
