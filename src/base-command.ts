@@ -5,6 +5,14 @@ import {confirmTarget} from './lib/confirmation'
 import {ExitCode, WardrobeError} from './lib/errors'
 import {connect, Connection} from './lib/firestore'
 import {closeLogger, createLogger, LOG_LEVELS} from './lib/logger'
+import {withDeadline} from './lib/scan'
+
+const CLOSE_DEADLINE_MS = 5000
+
+/** Node's default for an unhandled rejection (a crash), except for a call the closed client refused. */
+function rethrowUnlessTerminated(reason: unknown): void {
+  if (!(reason instanceof Error && reason.message === 'The client has already been terminated')) throw reason
+}
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof WardrobeCommand)['baseFlags'] & T['flags']>
 
@@ -79,7 +87,13 @@ export abstract class WardrobeCommand<T> extends Command {
 
   protected async finally(err: Error | undefined): Promise<unknown> {
     for (const [sig, handler] of this.signalHandlers) process.off(sig, handler)
-    await this.connection?.close().catch(() => {})
+    if (this.connection) {
+      // Calls still pending after an outage (an abandoned ledger transaction) are refused once the client
+      // terminates, and the client leaves one such rejection unobserved (googleapis/google-cloud-node#9122).
+      process.on('unhandledRejection', rethrowUnlessTerminated)
+      // The client waits for its pending calls before it closes; after an outage they may retry for minutes.
+      await withDeadline(this.connection.close(), CLOSE_DEADLINE_MS, 'closing the Firestore connection').catch(() => {})
+    }
     if (this.logger) await closeLogger(this.logger)
     return super.finally(err)
   }

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
-import type {Settings} from './lib/config'
+import {DEFAULT_OUTAGE_AFTER_SECONDS, Settings} from './lib/config'
 import {exitCodeForRun} from './lib/errors'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
@@ -22,6 +22,10 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
     'max-rate': Flags.integer({summary: 'Cap writes per second.', min: 1}),
+    'outage-after': Flags.integer({
+      summary: `Seconds with writes waiting and nothing answered by Firestore before the run ends as failed with its checkpoint (default ${DEFAULT_OUTAGE_AFTER_SECONDS}, or outageAfterSeconds).`,
+      min: 5,
+    }),
     workers: Flags.integer({summary: 'Partitions worked on at once in this process (a sharded run).', default: 1, min: 1, max: 64, helpGroup: 'SHARDING'}),
     partitions: Flags.integer({summary: 'Partitions of a new sharded run (default 4 per worker of all processes).', min: 1, max: 400, helpGroup: 'SHARDING'}),
     join: Flags.string({summary: 'Join (or resume) this sharded run by id; by default a process joins the running sharded run of the same command.', helpGroup: 'SHARDING'}),
@@ -73,10 +77,10 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         this.log(`Error items (${stats.failed}; left untouched${stats.dryRun ? '' : `, recorded under ${settings.ledgerCollection}/${stats.runId}/errors`}):`)
         for (const e of stats.errorSamples.slice(0, 10)) this.log(`  ${e.id}: ${e.reason}`)
       }
-      if (stats.error) this.log(`Error: ${stats.error}`)
       this.log(`Stats: ${file}`)
     }
-    // On stderr, also under --json: whoever pressed Ctrl-C needs to see how to go on.
+    // On stderr, also under --json: whoever pressed Ctrl-C, or watches a failed run, needs to see why and how to go on.
+    if (stats.error) process.stderr.write(`Error: ${stats.error}\n`)
     if (stats.resumeCommand) process.stderr.write(`Resume with: ${stats.resumeCommand}\n`)
     return stats
   }

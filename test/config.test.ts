@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import {Firestore} from 'firebase-admin/firestore'
+import {resolveSettings} from '../src/lib/config'
 import {generateItems, writeItems} from '../src/lib/seed-data'
 import {countDocs, emulatorHost, ledgerRuns, runCli, testDb, tmpDir, uniqueProject} from './support/harness'
 
@@ -133,5 +134,21 @@ describe('config file (wardrobe.config.json)', () => {
     expect(viaEnv.code).toBe(0)
     expect(JSON.parse(viaEnv.stdout)).toMatchObject({projectId: project, collection: 'wardrobe_items', updated: 5})
     expect(await countDocs(db, 'wardrobe_items')).toBe(5)
+  })
+})
+
+describe('the outage budget (outageAfterSeconds, --outage-after)', () => {
+  const env = {FIRESTORE_EMULATOR_HOST: '127.0.0.1:1'}
+  const settings = (config: unknown, flags: {'outage-after'?: number} = {}) =>
+    resolveSettings({environment: 'development', config: writeConfig(tmpDir(), config), ...flags}, env)
+
+  it('defaults to 90 s; the config file sets it; the flag wins', () => {
+    expect(settings({}).outageAfterMs).toBe(90_000)
+    expect(settings({outageAfterSeconds: 20}).outageAfterMs).toBe(20_000)
+    expect(settings({outageAfterSeconds: 20}, {'outage-after': 7}).outageAfterMs).toBe(7000)
+  })
+
+  it('below 5 s is a config error naming the key', () => {
+    expect(() => settings({outageAfterSeconds: 2})).toThrow(/outageAfterSeconds/)
   })
 })

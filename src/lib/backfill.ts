@@ -31,7 +31,7 @@ export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options
   const existing: unknown = data.normalized
   const current = isMap(existing) ? (existing as NormalizedMap) : undefined
   // Written by this very run before an interruption, from the item as it is now: done, even under --force.
-  if (options.runId && current?.run_id === options.runId && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped}
+  if (options.runId && current?.run_id === options.runId && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped, own: true}
   if (!options.force && current?.normalized_version === vocabulary.version && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped}
   const normalized: DocumentData = {
     ...outcome.values,

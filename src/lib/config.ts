@@ -9,6 +9,7 @@ export type Environment = (typeof ENVIRONMENTS)[number]
 export const DEFAULT_DEV_PROJECT = 'demo-wardrobe'
 export const DEFAULT_COLLECTION = 'wardrobe_items'
 export const DEFAULT_LEDGER = '_backfill_runs'
+export const DEFAULT_OUTAGE_AFTER_SECONDS = 90
 
 const hostPort = z.string().regex(/^[^\s:/]+:\d+$/, 'must be host:port, e.g. 127.0.0.1:8080')
 const collectionName = z.string().regex(/^[^/\s]+$/, 'must be a top-level collection name (no slashes)')
@@ -30,6 +31,8 @@ export const ConfigFileSchema = z
     maxRate: z.number().int().min(1).optional(),
     /** A run whose heartbeat is older than this is taken over. */
     staleAfterSeconds: z.number().int().min(5).optional(),
+    /** A writing run with nothing answered by Firestore for this long (while writes wait) ends as failed with its checkpoint. */
+    outageAfterSeconds: z.number().int().min(5).optional(),
     taxonomy: z.string().min(1).optional(),
     environments: z
       .object({
@@ -55,6 +58,7 @@ export interface Settings {
   ledgerCollection: string
   outputDir: string
   staleAfterMs: number
+  outageAfterMs: number
   batchSize?: number
   maxRate?: number
   taxonomy?: string
@@ -70,6 +74,7 @@ export interface SettingsFlags {
   'output-dir'?: string
   'emulator-host'?: string
   'ledger-collection'?: string
+  'outage-after'?: number
 }
 
 /** Finds and validates the config file: --config, else WARDROBE_CONFIG, else ./wardrobe.config.json if present. */
@@ -128,6 +133,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     ledgerCollection: flags['ledger-collection'] ?? config.ledgerCollection ?? DEFAULT_LEDGER,
     outputDir: path.resolve(flags['output-dir'] ?? '.'),
     staleAfterMs: (config.staleAfterSeconds ?? 60) * 1000,
+    outageAfterMs: (flags['outage-after'] ?? config.outageAfterSeconds ?? DEFAULT_OUTAGE_AFTER_SECONDS) * 1000,
     batchSize: config.batchSize,
     maxRate: config.maxRate,
     taxonomy: config.taxonomy,

@@ -14,6 +14,22 @@ export interface Connection {
 
 let appCounter = 0
 
+/**
+ * Per-RPC deadlines the client takes from `clientConfig`: a document lookup by id (rereads, the
+ * ledger's transactions) gets 60 s per attempt instead of 300 s, so a dead connection is noticed
+ * sooner. RunQuery and RunAggregationQuery keep 300 s: a scan chunk and an emulator count() are
+ * long by nature. BatchWrite and Commit ignore these settings (the client passes its shipped
+ * retry settings, 60 s per attempt and 600 s in all, with every call), so writes are bounded by
+ * the writer's outage budget and the run's deadlines instead.
+ */
+const CLIENT_CONFIG = {
+  interfaces: {
+    'google.firestore.v1.Firestore': {
+      methods: {BatchGetDocuments: {timeout_millis: 60_000}},
+    },
+  },
+}
+
 const START_EMULATOR_HINT =
   'start one with `gcloud emulators firestore start --host-port=127.0.0.1:8080` and `export FIRESTORE_EMULATOR_HOST=127.0.0.1:8080` (or set environments.development.emulatorHost in wardrobe.config.json)'
 
@@ -40,12 +56,15 @@ export async function connect(settings: Settings, warn: (message: string) => voi
     // No app and no credentials: an emulator needs none, and the auth library would otherwise
     // probe the GCE metadata server (a 403 warning and seconds lost on laptops).
     process.env.METADATA_SERVER_DETECTION ??= 'none'
-    const db = new Firestore({projectId})
+    const db = new Firestore({projectId, clientConfig: CLIENT_CONFIG})
     return {db, emulator: true, close: () => db.terminate()}
   }
   const credential = loadCredential(settings.credentials)
   const app: App = initializeApp(credential ? {projectId, credential} : {projectId}, `wardrobe-${process.pid}-${++appCounter}`)
-  return {db: getFirestore(app), emulator: false, close: () => deleteApp(app)}
+  const db = getFirestore(app)
+  // firebase-admin passes no client settings through; they may still be added before first use.
+  db.settings({clientConfig: CLIENT_CONFIG})
+  return {db, emulator: false, close: () => deleteApp(app)}
 }
 
 function loadCredential(file?: string) {

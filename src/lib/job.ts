@@ -8,7 +8,8 @@ import {GuardedWriter} from './writer'
 
 /** What to do with one item, decided from the document as read. */
 export type Plan =
-  | {action: 'skip'; unmapped?: string[]}
+  /** `own`: the item already holds this run's write of its current content. */
+  | {action: 'skip'; unmapped?: string[]; own?: boolean}
   | {action: 'error'; field: string | null; reason: string}
   | {action: 'write'; data: UpdateData<DocumentData>; unmapped?: string[]; tag?: string}
 
@@ -179,6 +180,8 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     let conflicts = 0
     for (;;) {
       const plan = spec.plan(snapshot)
+      // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
+      if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped})
       if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped})
       if (plan.action === 'error') return recordError(snapshot, ticket, plan.field, plan.reason, conflicts)
       const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}
@@ -218,10 +221,14 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       startAfter,
       endAt: spec.range?.endAt ?? null,
       chunkSize: spec.chunkSize ?? DEFAULT_CHUNK_SIZE,
-      signal: spec.signal,
-      onRetry: (attempt, err) => emit('read-retry', {attempt, error: errorMessage(err)}),
+      signal: writer?.until(spec.signal) ?? spec.signal,
+      onRetry: (attempt, err) => {
+        writer?.readFailed(err)
+        emit('read-retry', {attempt, error: errorMessage(err)})
+      },
     })) {
       if (fatal) break
+      writer?.answered()
       live.scanned++
       active++
       handle(doc, watermark.add(itemKey(doc, spec.target))).then(settled, failed)
@@ -233,15 +240,16 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     fatal ??= err as Error
   }
   // Drain: every write issued is acknowledged (or failed) before the final checkpoint. BulkWriter
-  // sends a partial batch only when flushed, and a conflict's re-write may enqueue more.
-  while (active > 0) {
+  // sends a partial batch only when flushed, and a conflict's re-write may enqueue more. After an
+  // outage the rest is abandoned: the checkpoint covers acknowledged items only.
+  while (active > 0 && !writer?.outage) {
     if (writer) await writer.drain().catch((err) => (fatal ??= err))
     if (active > 0) await new Promise<void>((r) => ((onIdle = r), setTimeout(r, 50)))
   }
   if (writer) await writer.drain().catch((err) => (fatal ??= err))
   clearInterval(progressTimer)
   clearInterval(checkpointTimer)
-  await saving.catch(() => {})
+  await (writer?.unlessOutage(saving) ?? saving).catch(() => {})
   fatal ??= writer?.outage ?? null
   if (fatal) status = 'failed'
   spec.onProgress?.(progress())

@@ -5,6 +5,9 @@ import {z} from 'zod'
 import {ExitCode, GrpcCode, UsageError, WardrobeError} from './errors'
 import type {KeyRange, Progress} from './job'
 
+/** How long a run's final ledger write may take: during an outage it would otherwise wait on the client's own retries. */
+export const FINISH_DEADLINE_MS = 15_000
+
 export const RUN_KINDS = ['backfill', 'rollback'] as const
 export type RunKind = (typeof RUN_KINDS)[number]
 export const RUN_STATUSES = ['running', 'completed', 'failed', 'interrupted', 'superseded'] as const

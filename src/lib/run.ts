@@ -1,20 +1,22 @@
 import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
 import type {Logger} from 'winston'
 import type {Settings} from './config'
+import {errorMessage} from './errors'
 import {JobProgress, JobResult, Plan, ProgressStore, runJob} from './job'
-import {Acquired, Ledger, RunKind, RunRecord} from './ledger'
+import {Acquired, FINISH_DEADLINE_MS, Ledger, RunKind, RunRecord} from './ledger'
 import {planPartitions} from './partitions'
-import {withRetry} from './scan'
+import {withDeadline, withRetry} from './scan'
 import {describeTarget, itemsQuery, targetOf} from './target'
 import {runSharded, Sharding, shardingRequested} from './workers'
 import {GuardedWriter} from './writer'
+
 
 /** What a writing run needs from its caller: the database, the target, and where to report. */
 export interface RunContext {
   db: Firestore
   /** The target is an emulator: unthrottled writes. */
   emulator: boolean
-  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'group'>>
+  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'group' | 'outageAfterMs'>>
   /** Workers, partitions, shard index/count, a run to join; absent = one worker. */
   sharding?: Sharding
   logger?: Logger
@@ -128,6 +130,7 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
       emulator: ctx.emulator,
       maxRate: spec.maxRate === undefined ? undefined : Math.max(1, Math.floor(spec.maxRate / workers)),
       maxInFlight: spec.batchSize,
+      outageAfterMs: settings.outageAfterMs,
       onRetry: (err) => logger?.warn('write retry', {code: err.code, attempts: err.failedAttempts, id: err.documentRef.id}),
     })
 
@@ -152,7 +155,15 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   } finally {
     await writer.close().catch(() => {})
   }
-  await ledger.finish(run.runId, settings.collection, {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error})
+  const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
+  try {
+    // Bounded: in an outage this write may hang or fail too. The record then keeps its last
+    // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.
+    await withDeadline(ledger.finish(run.runId, settings.collection, end), FINISH_DEADLINE_MS, 'recording the end of the run')
+  } catch (err) {
+    if (result.status !== 'failed') throw err
+    result.error = `${result.error}; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its process is gone or its heartbeat is stale, and resumes from its last checkpoint`
+  }
   return finished(result, run.runId, acquired.resumed, run.counters.scanned)
 }
 

@@ -193,6 +193,15 @@ export async function withRetry<T>(fn: () => Promise<T>, options: {maxAttempts?:
   }
 }
 
+/** `p`, or an error after `ms` naming `what`; `p` itself goes on unobserved (the client offers no way to cancel it). */
+export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms)
+  })
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer))
+}
+
 /** A persistent outage: the run ends as failed, with its checkpoint. */
 export class OutageError extends Error {
   constructor(message: string, cause: unknown) {

@@ -1,9 +1,9 @@
-import {JobProgress, JobResult, JobSpec, ProgressStore, runJob} from './job'
-import {Counters, Lease, Ledger, LeaseLostError, PartitionStatus, RunRecord, sumProgress, zeroCounters} from './ledger'
-import type {RunContext} from './run'
-import {withRetry} from './scan'
-import type {GuardedWriter} from './writer'
 import {errorMessage, UsageError} from './errors'
+import {JobProgress, JobResult, JobSpec, ProgressStore, runJob} from './job'
+import {Counters, FINISH_DEADLINE_MS, Lease, Ledger, LeaseLostError, PartitionStatus, RunRecord, sumProgress, zeroCounters} from './ledger'
+import type {RunContext} from './run'
+import {withDeadline, withRetry} from './scan'
+import type {GuardedWriter} from './writer'
 
 /** How one process takes part in a run: its workers, and its place among the processes. */
 export interface Sharding {
@@ -127,9 +127,10 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     }
     const status: PartitionStatus = result.status === 'completed' ? 'done' : result.status
     const end = {status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, leaseId: null, error: result.error ?? null, finishedAt: status === 'done' ? new Date() : null}
-    await ledger.updateLeased(run.runId, lease, end).catch((err) => {
-      // Taken over meanwhile: the new owner goes on from our last checkpoint.
-      if (!(err instanceof LeaseLostError)) throw err
+    await withDeadline(ledger.updateLeased(run.runId, lease, end), FINISH_DEADLINE_MS, `recording the end of partition ${p.index}`).catch((err) => {
+      // Taken over meanwhile: the new owner goes on from our last checkpoint. In an outage the
+      // record keeps its last checkpoint and its lease goes stale: the next worker takes it over.
+      if (!(err instanceof LeaseLostError) && result.status !== 'failed') throw err
     })
     ctx.logger?.info('partition left', {runId: run.runId, partition: p.index, status, counters: result.counters})
     if (result.status === 'failed') failure ??= result.error ?? 'failed'
@@ -154,8 +155,19 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
   // Each loop ends on its own (a failure stops the others' claims, not their current partition).
   await Promise.all(Array.from({length: workers}, (_, w) => loop(w).catch((err) => void (failure ??= errorMessage(err)))))
   clearInterval(progressTimer)
-  const {run: after, summary} = await withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs))
+  let ended: Awaited<ReturnType<Ledger['finishSharded']>> | null = null
+  try {
+    ended = await withDeadline(withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs)), FINISH_DEADLINE_MS, 'recording the end of the run')
+  } catch (err) {
+    if (!failure) throw err
+    failure += `; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its workers' leases are stale`
+  }
   ctx.onProgress?.(progress())
+  if (!ended) {
+    const counters = progress().counters
+    return {result: {status: 'failed', counters, unmapped: {}, tags: {}, errorSamples, cursor: null, error: failure}, scannedHere}
+  }
+  const {run: after, summary} = ended
   // While other workers go on, this process reports how it left: interrupted (Ctrl-C) or failed.
   const status: JobResult['status'] = after.status === 'completed' || after.status === 'failed' || after.status === 'interrupted' ? after.status : failure ? 'failed' : 'interrupted'
   const totals = after.status === 'running' ? sumProgress(summary.partitions) : {counters: after.counters, unmapped: after.unmapped, tags: after.tags}

@@ -1,5 +1,6 @@
 import type {BulkWriterError} from '@google-cloud/firestore'
 import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, UpdateData} from 'firebase-admin/firestore'
+import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
 import {errorMessage, GrpcCode, isRetryable} from './errors'
 import {OutageError} from './scan'
 
@@ -13,6 +14,11 @@ export interface WriterOptions {
   /** Bounds memory and the un-checkpointed tail. */
   maxInFlight?: number
   maxAttempts?: number
+  /**
+   * Wall clock with writes waiting (or reads failing) and nothing answered by Firestore after
+   * which the writer declares an outage. Longer than one BatchWrite attempt (60 s) by default.
+   */
+  outageAfterMs?: number
   onRetry?: (err: BulkWriterError) => void
 }
 
@@ -27,6 +33,13 @@ const INVALID_ARGUMENT = 3
  * BulkWriter behind a bounded window: field-level updates guarded by a lastUpdateTime
  * precondition, retryable errors retried with backoff, and a persistent outage surfaced
  * as an OutageError instead of an item failure.
+ *
+ * The client retries a failing BatchWrite on its own for up to 600 s before BulkWriter even
+ * sees the error (and it ignores shorter retry settings for BatchWrite), then BulkWriter
+ * retries it again. So the outage is declared by the wall clock: writes waiting (or reads
+ * failing) and nothing answered for `outageAfterMs`. From then on nothing here waits on
+ * the client any more; the unacknowledged writes are abandoned, which is safe because the
+ * checkpoint only ever covers acknowledged items.
  */
 export class GuardedWriter {
   private bulk: BulkWriter
@@ -34,11 +47,19 @@ export class GuardedWriter {
   private inFlight = 0
   private waiters: (() => void)[] = []
   private readonly maxInFlight: number
-  /** Set once retries are exhausted: the run must stop. */
+  private readonly outageAfterMs: number
+  /** Last time Firestore answered (a write acknowledged, or refused for a precondition or its content; a document read), or writes started waiting. */
+  private lastAnswer = Date.now()
+  private readFailure: unknown = null
+  private readonly watch: NodeJS.Timeout
+  private gaveUp!: () => void
+  private readonly abandoned = new Promise<void>((resolve) => (this.gaveUp = resolve))
+  /** Set once the outage budget is spent or a write's retries are exhausted: the run must stop. */
   outage: OutageError | null = null
 
   constructor(db: Firestore, options: WriterOptions) {
     this.maxInFlight = options.maxInFlight ?? 2000
+    this.outageAfterMs = options.outageAfterMs ?? DEFAULT_OUTAGE_AFTER_SECONDS * 1000
     const maxAttempts = options.maxAttempts ?? 10
     this.newBulk = () => {
       const bulk = db.bulkWriter({throttling: throttlingFor(options)})
@@ -50,6 +71,34 @@ export class GuardedWriter {
       return bulk
     }
     this.bulk = this.newBulk()
+    this.watch = setInterval(() => this.checkOutage(), Math.min(1000, this.outageAfterMs / 5))
+    this.watch.unref()
+  }
+
+  /** A document was read: Firestore answers. */
+  answered(): void {
+    this.lastAnswer = Date.now()
+    this.readFailure = null
+  }
+
+  /** A read failed and is being retried: the outage clock runs even with no write waiting. */
+  readFailed(err: unknown): void {
+    this.readFailure = err
+  }
+
+  /** `signal`, or aborted once an outage is declared: a scan waiting on a dead connection stops too. */
+  until(signal?: AbortSignal): AbortSignal {
+    const both = new AbortController()
+    const abort = () => both.abort()
+    if (signal?.aborted) abort()
+    signal?.addEventListener('abort', abort, {once: true})
+    void this.abandoned.then(abort)
+    return both.signal
+  }
+
+  /** `p`, or undefined as soon as an outage is declared: nothing waits on a dead connection past the budget. */
+  unlessOutage<T>(p: Promise<T>): Promise<T | undefined> {
+    return Promise.race([p, this.abandoned.then(() => undefined)])
   }
 
   /** True while the window has no room: callers then await ready() (no promise per write otherwise). */
@@ -59,7 +108,7 @@ export class GuardedWriter {
 
   /** Resolves when the window has room for one more write. */
   async ready(): Promise<void> {
-    while (this.inFlight >= this.maxInFlight) {
+    while (this.inFlight >= this.maxInFlight && !this.outage) {
       // Otherwise the window's writes would wait in a partial batch for the periodic drain.
       if (this.maxInFlight < BULK_BATCH_SIZE) void this.bulk.flush()
       await new Promise<void>((r) => this.waiters.push(r))
@@ -106,13 +155,14 @@ export class GuardedWriter {
     )
   }
 
-  /** Waits until every write issued so far is acknowledged or failed. */
+  /** Waits until every write issued so far is acknowledged or failed, or an outage is declared. */
   async drain(): Promise<void> {
-    await this.bulk.flush()
+    await this.unlessOutage(this.bulk.flush())
   }
 
   async close(): Promise<void> {
-    await this.bulk.close()
+    clearInterval(this.watch)
+    await this.unlessOutage(this.bulk.close())
   }
 
   get pending(): number {
@@ -134,20 +184,40 @@ export class GuardedWriter {
   }
 
   private fail(err: unknown): Error {
-    if (isRetryable(err)) {
-      this.outage ??= new OutageError(`writes keep failing: ${(err as Error).message}`, err)
-      return this.outage
-    }
+    if (isRetryable(err)) return this.declare(new OutageError(`writes keep failing: ${(err as Error).message}`, err))
     return err as Error
   }
 
+  private checkOutage(): void {
+    if (this.outage || (this.inFlight === 0 && this.readFailure === null)) return
+    const silent = Date.now() - this.lastAnswer
+    if (silent < this.outageAfterMs) return
+    const cause = this.readFailure === null ? '' : `; last read error: ${errorMessage(this.readFailure)}`
+    this.declare(new OutageError(`Firestore unreachable: nothing answered for ${Math.round(silent / 1000)} s with ${this.inFlight} writes waiting${cause}`, this.readFailure))
+  }
+
+  private declare(err: OutageError): OutageError {
+    if (this.outage) return this.outage
+    this.outage = err
+    clearInterval(this.watch)
+    this.gaveUp()
+    for (const wake of this.waiters.splice(0)) wake()
+    return err
+  }
+
   private track<T>(p: Promise<T>): Promise<T> {
+    // The budget counts from when writes start waiting, not from an idle stretch before.
+    if (this.inFlight === 0) this.lastAnswer = Date.now()
     this.inFlight++
     const done = () => {
       this.inFlight--
       this.waiters.shift()?.()
     }
-    p.then(done, done)
+    const answered = () => {
+      this.lastAnswer = Date.now()
+      done()
+    }
+    p.then(answered, done)
     return p
   }
 }

@@ -5,6 +5,7 @@
  *
  *   npm run test:chaos -- [--items N] [--only <scenario>[,<scenario>]] [--seed S]
  *   CHAOS_ITEMS=5000 npm run test:chaos
+ *   CHAOS_OUTAGE_BUDGET=30 npm run test:chaos -- --only network   (the CLI's outage budget there, default 20 s)
  */
 import {startEmulator} from '../../src/lib/emulator'
 import {loadVocabulary} from '../../src/lib/vocabulary'
@@ -30,7 +31,7 @@ function parseArgs(argv: string[]): {items: number; only: string[] | null; seed:
     else if (flag === '--only') only = value().split(',')
     else if (flag === '--seed') seed = Number(value())
     else if (flag === '--help' || flag === '-h') {
-      console.log(`usage: tsx test/chaos/run.ts [--items N (default 50000, or $CHAOS_ITEMS)] [--only ${SCENARIOS.map((s) => s.name).join('|')}[,...]] [--seed S]`)
+      console.log(`usage: tsx test/chaos/run.ts [--items N (default 50000, or $CHAOS_ITEMS)] [--only ${SCENARIOS.map((s) => s.name).join('|')}[,...]] [--seed S (or $CHAOS_SEED)]; $CHAOS_OUTAGE_BUDGET: the CLI's outage budget in the network scenario (default 20 s)`)
       process.exit(0)
     } else throw new Error(`unknown argument ${argv[i]}`)
   }
