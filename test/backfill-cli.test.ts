@@ -191,7 +191,7 @@ describe('wardrobe backfill: process behaviour', () => {
     const args = ['backfill', ...devArgs(project, out)]
     try {
       await writeItems(db, COL, generateItems(N, {seed: 23, malformedRate: 0}))
-      const holder = startCli([...args, '--max-rate', '1000'], {env: ENV})
+      const holder = startCli([...args, '--max-rate', '300'], {env: ENV})
       let ended = false
       holder.done.then(() => (ended = true))
       await waitFor(async () => ended || (await db.doc(`_backfill_runs_locks/${COL}`).get()).exists, 60_000, 50)

@@ -308,7 +308,7 @@ describe('workers in one process, and the lock rule', () => {
   })
 
   test('--workers 3: one run of 12 partitions, all done; a rollback meanwhile is refused naming the run', async () => {
-    const cli = startCli(['backfill', ...devArgs(project, out), '--workers', '3', '--max-rate', '1500'])
+    const cli = startCli(['backfill', ...devArgs(project, out), '--workers', '3', '--max-rate', '450'])
     let ended = false
     cli.done.then(() => (ended = true))
     await waitFor(async () => ended || (await db.collection(LEDGER).where('status', '==', 'running').get()).size > 0, 60_000, 50)
