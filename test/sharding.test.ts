@@ -135,6 +135,61 @@ describe('partitions', () => {
   })
 })
 
+/**
+ * Starts four worker processes of one run, kills the second (kill -9) once it has checkpointed
+ * progress in a partition, takes a monitor report, and waits for the others.
+ */
+async function fourWorkersOneKilled(db: Firestore, task: (i: number) => {args: string[]; env: NodeJS.ProcessEnv}, monitorArgs: string[]) {
+  const workers = [0, 1, 2, 3].map((i) => startCli(task(i).args, {env: task(i).env, timeoutMs: 600_000}))
+  const victim = workers[1]
+  const killedPid = victim.child.pid!
+  let runId = ''
+  await waitFor(
+    async () => {
+      const runs = (await db.collection(LEDGER).where('status', '==', 'running').get()).docs
+      if (runs.length === 0) return false
+      runId = runs[0].id
+      const parts = await partitionDocs(db, runId)
+      return parts.some((p) => p.owner?.pid === killedPid && p.status === 'running' && p.counters.scanned > 0)
+    },
+    180_000,
+    100,
+  )
+  victim.child.kill('SIGKILL')
+  // The run goes on in the other three: monitor sees one run, its partitions and live workers.
+  const monitorDuring = JSON.parse((await runCli(monitorArgs)).stdout)
+  const results = await Promise.all(workers.map((w) => w.done))
+  return {results, killedPid, runId, monitorDuring}
+}
+
+/** The partitions that changed hands are exactly the killed worker's, taken over because its process was gone. */
+async function expectTakenOverFrom(db: Firestore, runId: string, killedPid: number): Promise<void> {
+  const parts = await partitionDocs(db, runId)
+  expect(parts.every((p) => p.status === 'done')).toBe(true)
+  const takenOver = parts.filter((p) => p.claims > 1)
+  expect(takenOver.length).toBeGreaterThan(0)
+  for (const p of takenOver) {
+    expect(p.tookOverFrom.owner.pid).toBe(killedPid)
+    expect(p.tookOverFrom.reason).toMatch(/is gone/)
+    expect(p.owner.pid).not.toBe(killedPid)
+  }
+  // Four processes took part (the killed one included).
+  expect(new Set(parts.flatMap((p) => [p.owner.pid, p.tookOverFrom?.owner.pid]).filter(Boolean)).size).toBe(4)
+}
+
+/** Every item counted once: a second write by another worker would count an item as updated twice. */
+async function expectCountedOnce(db: Firestore, runId: string, items: number, malformed: number): Promise<void> {
+  const run = (await db.collection(LEDGER).doc(runId).get()).data()!
+  expect(run.status).toBe('completed')
+  expect(run.counters.scanned).toBe(items)
+  expect(run.counters.failed).toBe(malformed)
+  // A re-read of the killed worker's tail finds this run's own write and counts it as skipped.
+  expect(run.counters.updated + run.counters.skipped).toBe(items - malformed)
+  expect(run.counters.skipped).toBeLessThan(5000)
+  const errors = await db.collection(LEDGER).doc(runId).collection('errors').count().get()
+  expect(errors.data().count).toBe(malformed)
+}
+
 describe('four worker processes on one run, one killed mid-run', () => {
   const N = 50_000
   let db: Firestore
@@ -157,25 +212,7 @@ describe('four worker processes on one run, one killed mid-run', () => {
       i < 2
         ? {args: manifestArgs('cloud-run-job.yaml', project, tmpDir()), env: {CLOUD_RUN_TASK_INDEX: String(i), CLOUD_RUN_TASK_COUNT: '4'}}
         : {args: manifestArgs('k8s-indexed-job.yaml', project, tmpDir()), env: {JOB_COMPLETION_INDEX: String(i), WARDROBE_SHARD_COUNT: '4'}}
-    const workers = [0, 1, 2, 3].map((i) => startCli(task(i).args, {env: task(i).env, timeoutMs: 600_000}))
-    // Kill one worker once it has checkpointed a partition past its start (a real mid-run kill).
-    const victim = workers[1]
-    killedPid = victim.child.pid!
-    await waitFor(
-      async () => {
-        const runs = (await db.collection(LEDGER).where('status', '==', 'running').get()).docs
-        if (runs.length === 0) return false
-        runId = runs[0].id
-        const parts = await partitionDocs(db, runId)
-        return parts.some((p) => p.owner?.pid === killedPid && p.status === 'running' && p.counters.scanned > 0)
-      },
-      180_000,
-      100,
-    )
-    const monitor = await runCli(['monitor', ...devArgs(project, tmpDir()), '--json'])
-    monitorDuring = JSON.parse(monitor.stdout)
-    victim.child.kill('SIGKILL')
-    results = await Promise.all(workers.map((w) => w.done))
+    ;({results, killedPid, runId, monitorDuring} = await fourWorkersOneKilled(db, task, ['monitor', ...devArgs(project, tmpDir()), '--json']))
   }, 900_000)
 
   test('the three survivors finish the run; the killed one died by SIGKILL', () => {
@@ -197,33 +234,12 @@ describe('four worker processes on one run, one killed mid-run', () => {
   })
 
   test("the killed worker's partitions were taken over from its checkpoint; no other partition changed hands", async () => {
-    const parts = await partitionDocs(db, runId)
-    expect(parts.every((p) => p.status === 'done')).toBe(true)
-    const takenOver = parts.filter((p) => p.claims > 1)
-    expect(takenOver.length).toBeGreaterThan(0)
-    for (const p of takenOver) {
-      expect(p.tookOverFrom.owner.pid).toBe(killedPid)
-      expect(p.tookOverFrom.reason).toMatch(/is gone/)
-      expect(p.owner.pid).not.toBe(killedPid)
-    }
-    // Four processes took part (the killed one included).
-    expect(new Set(parts.flatMap((p) => [p.owner.pid, p.tookOverFrom?.owner.pid]).filter(Boolean)).size).toBe(4)
+    await expectTakenOverFrom(db, runId, killedPid)
   })
 
   test('every item was counted once: no item was written twice outside the killed worker’s unacknowledged tail', async () => {
-    const run = (await db.collection(LEDGER).doc(runId).get()).data()!
     const docs = (await db.collection(COL).get()).docs
-    const malformed = docs.filter((d) => !wellFormed(d)).length
-    expect(run.status).toBe('completed')
-    expect(run.counters.scanned).toBe(N)
-    expect(run.counters.failed).toBe(malformed)
-    // A second write of an item by another worker would count it as updated twice; a re-read of
-    // the killed worker's tail finds this run's own write and counts it as skipped.
-    expect(run.counters.updated + run.counters.skipped).toBe(N - malformed)
-    const tail = run.counters.skipped
-    expect(tail).toBeLessThan(5000)
-    const errors = await db.collection(LEDGER).doc(runId).collection('errors').count().get()
-    expect(errors.data().count).toBe(malformed)
+    await expectCountedOnce(db, runId, N, docs.filter((d) => !wellFormed(d)).length)
   })
 
   test('monitor showed the run as one sharded run: its partitions and workers', () => {
@@ -334,6 +350,32 @@ describe('workers in one process, and the lock rule', () => {
     const left = await db.collection(COL).where('normalized.run_id', '>', '').count().get()
     expect(left.data().count).toBe(0)
   })
+})
+
+describe('four worker processes on a collection group, one killed mid-run', () => {
+  const USERS = 100
+  const PER_USER = 100
+  const N = USERS * PER_USER
+
+  test('the group ends correct, the killed worker’s partitions taken over, every item counted once', async () => {
+    const project = uniqueProject('group-shards')
+    const db = testDb(project)
+    for (let u = 0; u < USERS; u++) await writeItems(db, `users/u${String(u).padStart(3, '0')}/wardrobe`, generateItems(PER_USER, {seed: 500 + u, malformedRate: 0.01}))
+    const pathKey = (d: DocumentSnapshot) => d.ref.path
+    const before = originals((await db.collectionGroup('wardrobe').get()).docs, pathKey)
+    const group = (out: string) => ['--environment', 'development', '--project', project, '--emulator-host', emulatorHost(), '--collection-group', 'wardrobe', '--output-dir', out]
+    const task = (i: number) => ({args: ['backfill', ...group(tmpDir()), '--shard-index', String(i), '--shard-count', '4', '--max-rate', '150'], env: {}})
+    const {results, killedPid, runId, monitorDuring} = await fourWorkersOneKilled(db, task, ['monitor', ...group(tmpDir()), '--json'])
+    expect(results[1].signal).toBe('SIGKILL')
+    for (const i of [0, 2, 3]) expect(results[i].code).toBe(3)
+    expect(monitorDuring.collectionGroup).toBe(true)
+    expect(monitorDuring.runs.active[0].partitions.total).toBe(16)
+    const docs = (await db.collectionGroup('wardrobe').get()).docs
+    expect(originals(docs, pathKey)).toEqual(before)
+    expectNormalizedBy(docs, runId, pathKey)
+    await expectTakenOverFrom(db, runId, killedPid)
+    await expectCountedOnce(db, runId, N, docs.filter((d) => !wellFormed(d)).length)
+  }, 900_000)
 })
 
 describe('collection group: items nested under many users', () => {
