@@ -8,6 +8,7 @@ import {collectMonitorReport} from '../src/lib/monitor'
 import type {RunContext} from '../src/lib/run'
 import {SeedItem, writeItems} from '../src/lib/seed-data'
 import type {Vocabulary} from '../src/lib/vocabulary'
+import type {Sharding} from '../src/lib/workers'
 import {timed} from './measure'
 
 export const COLLECTION = 'wardrobe_items'
@@ -81,8 +82,8 @@ export interface ServiceRun extends Measured {
   phases: {started: number | null; firstSettled: number | null}
 }
 
-/** (c) wardrobe backfill through its service layer, as the CLI calls it (default --batch-size 500). */
-export async function backfillService(db: Firestore, projectId: string, vocabulary: Vocabulary, batchSize = 500): Promise<ServiceRun> {
+/** (c) wardrobe backfill through its service layer, as the CLI calls it (default --batch-size 500; one worker unless `sharding`). */
+export async function backfillService(db: Firestore, projectId: string, vocabulary: Vocabulary, batchSize = 500, sharding?: Sharding): Promise<ServiceRun> {
   const t0 = Date.now()
   let started: number | null = null
   let firstSettled: number | null = null
@@ -90,6 +91,7 @@ export async function backfillService(db: Firestore, projectId: string, vocabula
     db,
     emulator: true,
     settings: {environment: 'development', projectId, collection: COLLECTION, ledgerCollection: LEDGER, staleAfterMs: 60_000},
+    sharding,
     onStart: () => (started = (Date.now() - t0) / 1000),
     onProgress: (p) => {
       if (firstSettled === null && p.counters.updated + p.counters.skipped + p.counters.failed > 0) firstSettled = (Date.now() - t0) / 1000

@@ -164,6 +164,14 @@ async function main(): Promise<void> {
     const cliRun = await withFresh('(c) CLI', compareItems(), (_db, projectId) => cliBackfill(projectId, compareCount))
     log(`(c) backfill CLI: ${fmt(cliRun.rate)} items/s wall (${fixed(cliRun.seconds)} s), reported ${fmt(cliRun.reportedRate)}/s, peak RSS ${cliRun.peakRssMiB} MiB`)
 
+    // A sharded run with 1, 2 and 4 workers in one process (4 partitions per worker).
+    const workerRuns: (ServiceRun & {workers: number; partitions: number})[] = []
+    for (const workers of [1, 2, 4]) {
+      const run = await withFresh(`${workers} worker(s)`, compareItems(), (db, projectId) => backfillService(db, projectId, vocabulary, 500, {workers, shardIndex: 0, shardCount: 1}))
+      log(`sharded backfill, ${workers} worker(s), ${4 * workers} partitions: ${fmt(run.rate)} items/s (${fixed(run.seconds)} s)`)
+      workerRuns.push({workers, partitions: 4 * workers, ...run})
+    }
+
     // CLI start-up alone, to read the process figures.
     const startups: number[] = []
     for (let i = 0; i < 3; i++) startups.push((await runCli(['--version'], {cwd: tmp})).seconds)
@@ -222,6 +230,7 @@ async function main(): Promise<void> {
         cliStartupSeconds: startup,
         ratios: {serviceOverCeiling: c.rate / a.rate, serviceOverNaive: c.rate / naiveRun.rate, cliOverCeiling: cliRun.rate / a.rate, cliOverNaive: cliRun.rate / naiveRun.rate},
       },
+      workers: workerRuns,
       scale,
       targets,
       bin: path.relative(ROOT, BIN),
@@ -240,6 +249,10 @@ async function main(): Promise<void> {
       `| (b) naive: cursor pages of 500, one WriteBatch per page, in sequence | ${fmt(naiveRun.rate)} | ${fixed(naiveRun.rate / a.rate)} | 1.0 |`,
       `| (c) wardrobe backfill, service layer (\`runBackfill\`) | ${fmt(c.rate)} | **${fixed(c.rate / a.rate)}** | **${fixed(c.rate / naiveRun.rate, 1)}** |`,
       `| (c) wardrobe backfill, CLI process (wall time, ${fixed(startup, 1)} s start-up included) | ${fmt(cliRun.rate)} | ${fixed(cliRun.rate / a.rate)} | ${fixed(cliRun.rate / naiveRun.rate, 1)} |`,
+      '',
+      `| sharded run, ${fmt(compareCount)} items, one process | items/s | vs 1 worker | vs (a) |`,
+      '|---|---:|---:|---:|',
+      ...workerRuns.map((w) => `| ${w.workers} worker${w.workers === 1 ? '' : 's'}, ${w.partitions} partitions | ${fmt(w.rate)} | ${fixed(w.rate / workerRuns[0].rate)} | ${fixed(w.rate / a.rate)} |`),
       '',
       `| items | backfill CLI items/s | backfill CLI peak RSS | monitor CLI (median of 3) | monitor service call (median of 3) |`,
       '|---:|---:|---:|---:|---:|',
