@@ -68,7 +68,7 @@ const MAX_INDEX = 2 ** 32
 type Rng = () => number
 
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0, 1). */
-function mulberry32(seed: number): Rng {
+export function mulberry32(seed: number): Rng {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

@@ -6,7 +6,7 @@ import {FieldPath, Firestore} from 'firebase-admin/firestore'
 import {DEFAULT_COLLECTION, DEFAULT_LEDGER} from '../../src/lib/config'
 import {clearEmulator} from '../../src/lib/emulator'
 import {parseRun, RunRecord} from '../../src/lib/ledger'
-import {generateItems, SeedItem, writeItems} from '../../src/lib/seed-data'
+import {generateItems, mulberry32, SeedItem, writeItems} from '../../src/lib/seed-data'
 import {DEFAULT_TAXONOMY_FILE, Vocabulary} from '../../src/lib/vocabulary'
 import {CliResult, ROOT, tmpDir} from '../support/harness'
 import type {Verdict} from './checker'
@@ -72,17 +72,8 @@ export function between(random: () => number, min: number, max: number): number 
   return min + Math.floor(random() * (max - min + 1))
 }
 
-/** mulberry32 */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The seeded PRNG the generator uses (mulberry32): a scenario replays exactly from its seed. */
+export const prng = mulberry32
 
 /** The shipped taxonomy under another version (a second backfill then replaces every value). */
 export function taxonomyWithVersion(dir: string, version: string): string {
