@@ -22,6 +22,8 @@ export function uniqueProject(name: string): string {
 
 export function testDb(projectId: string): Firestore {
   emulatorHost()
+  // As the CLI does for an emulator: no probe of the GCE metadata server (a 403 warning each time).
+  process.env.METADATA_SERVER_DETECTION ??= 'none'
   return new Firestore({projectId})
 }
 
