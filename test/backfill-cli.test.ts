@@ -31,7 +31,6 @@ const COL = 'wardrobe_items'
 const vocab = loadVocabulary()
 // jest's NODE_ENV=test makes oclif print a ts-source warning on stderr; a user's shell has no such variable.
 const ENV = {NODE_ENV: undefined}
-process.env.METADATA_SERVER_DETECTION ??= 'none'
 
 async function docsOf(db: Firestore): Promise<DocumentSnapshot[]> {
   return (await db.collection(COL).get()).docs

@@ -26,8 +26,6 @@ const COL = 'wardrobe_items'
 const vocab = loadVocabulary()
 // jest's NODE_ENV=test makes oclif print a ts-source warning on stderr; a user's shell has no such variable.
 const ENV = {NODE_ENV: undefined}
-// The test process itself talks to the emulator only; no GCE metadata probe.
-process.env.METADATA_SERVER_DETECTION ??= 'none'
 
 async function docsOf(db: Firestore, collection = COL): Promise<Map<string, DocumentSnapshot>> {
   const snap = await db.collection(collection).get()

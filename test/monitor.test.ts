@@ -20,7 +20,6 @@ const LEDGER = '_backfill_runs'
 const VERSION = loadVocabulary().version
 // jest's NODE_ENV=test makes oclif print a ts-source warning on stderr; a user's shell has no such variable.
 const ENV = {NODE_ENV: undefined}
-process.env.METADATA_SERVER_DETECTION ??= 'none'
 
 /** What a reader of every document finds, classified by the rules monitor documents. */
 interface Direct {

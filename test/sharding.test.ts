@@ -18,7 +18,6 @@ import {canonical, CliResult, devArgs, emulatorHost, readJson, latestFile, ROOT,
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
 const vocab = loadVocabulary()
-process.env.METADATA_SERVER_DETECTION ??= 'none'
 
 const wellFormed = (doc: DocumentSnapshot) => {
   const data = {...doc.data()}
