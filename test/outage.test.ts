@@ -76,4 +76,37 @@ describe('wardrobe backfill: a persistent outage', () => {
     expect(items.docs.filter((d) => d.get('normalized.run_id') !== runId).map((d) => d.id)).toEqual([])
     expect((await db.collection('_backfill_runs').doc(runId).get()).get('status')).toBe('completed')
   }, 180_000)
+
+  it('Firestore unreachable when the run starts: exit 1 within the budget, nothing written; the same command later runs', async () => {
+    const late = FaultProxy.forHost(emulatorHost())
+    const via = await late.listen()
+    // The CLI's reachability probe gets through; the client's connection does not.
+    late.admitOnly(1)
+    const project2 = uniqueProject('outage-start')
+    const db2 = testDb(project2)
+    await writeItems(db2, 'wardrobe_items', generateItems(200, {seed: 5, malformedRate: 0}))
+    const args = devArgs(project2, tmpDir()).map((a, i, all) => (all[i - 1] === '--emulator-host' ? via : a))
+    const started = Date.now()
+    const res = await runCli(['backfill', ...args, '--outage-after', String(BUDGET_SECONDS)], {timeoutMs: 120_000})
+    const seconds = (Date.now() - started) / 1000
+    try {
+      expect({code: res.code, signal: res.signal}).toEqual({code: 1, signal: null})
+      // Budget, the 5 s close and start-up; the client alone would retry for minutes.
+      expect(seconds).toBeLessThan(BUDGET_SECONDS + 5 + 20)
+      expect(res.stderr).toMatch(/^Error: Firestore unavailable: no answer within 5 s .*\(fix: check the network path to Firestore/m)
+      expect(late.refused).toBeGreaterThan(0)
+      expect((await db2.collection('_backfill_runs').get()).size).toBe(0)
+      expect((await db2.collection('_backfill_runs_locks').get()).size).toBe(0)
+      expect((await db2.collection('wardrobe_items').where('normalized', '!=', null).count().get()).data().count).toBe(0)
+
+      late.restore()
+      const again = await runCli(['backfill', ...args, '--json'])
+      expect(again.code).toBe(0)
+      expect(JSON.parse(again.stdout)).toMatchObject({status: 'completed', scanned: 200, updated: 200})
+    } finally {
+      await late.close()
+      await resetProject(project2)
+      await db2.terminate()
+    }
+  }, 120_000)
 })

@@ -83,7 +83,8 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   const target = targetOf(settings)
   const startedAt = new Date()
   const scope = (spec.filter ?? ((q: Query) => q))(itemsQuery(db, target))
-  const total = (await withRetry(() => scope.count().get(), {signal: ctx.signal})).data().count
+  // Bounded by the outage budget: Firestore unreachable at the start ends the command, not minutes later.
+  const total = (await withRetry(() => scope.count().get(), {signal: ctx.signal, budgetMs: settings.outageAfterMs})).data().count
   logger?.info(`${spec.kind} starting`, {target: describeTarget(target), total, version: spec.version, dryRun: spec.dryRun, ...spec.options})
   const plan = (runId: string | null) => (doc: DocumentSnapshot) => spec.plan(doc, runId)
   const job = {db, target, select: spec.select, filter: spec.filter, dryRun: spec.dryRun, total, chunkSize: ctx.chunkSize, checkpointIntervalMs: ctx.checkpointIntervalMs, signal: ctx.signal, onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail)}

@@ -1,6 +1,7 @@
 import type {Readable} from 'node:stream'
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
-import {errorMessage, isRetryable} from './errors'
+import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
+import {errorMessage, ExitCode, isRetryable, WardrobeError} from './errors'
 import {itemKey, itemsQuery, Target} from './target'
 
 export interface ScanOptions {
@@ -174,38 +175,70 @@ function cancelStream(stream: Readable): void {
   end(stream)
 }
 
-/** Retries retryable Firestore errors with exponential backoff; rethrows the rest at once. */
-export async function withRetry<T>(fn: () => Promise<T>, options: {maxAttempts?: number; onRetry?: (attempt: number, err: unknown) => void; signal?: AbortSignal} = {}): Promise<T> {
+export interface RetryOptions {
+  maxAttempts?: number
+  /**
+   * Wall-clock budget over all attempts (default: the default outage budget). The client
+   * retries a call on its own for tens of seconds per attempt when nothing answers, so
+   * attempts alone would wait out an outage for minutes.
+   */
+  budgetMs?: number
+  onRetry?: (attempt: number, err: unknown) => void
+  signal?: AbortSignal
+}
+
+/**
+ * Retries retryable Firestore errors with exponential backoff; rethrows the rest at once. An
+ * outage that outlasts the budget or the attempts is an OutageError.
+ */
+export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const maxAttempts = options.maxAttempts ?? 8
+  const budgetMs = options.budgetMs ?? DEFAULT_OUTAGE_AFTER_SECONDS * 1000
+  const deadline = Date.now() + budgetMs
   let delay = 500
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fn()
+      return await withDeadline(fn(), deadline - Date.now(), 'waiting for Firestore')
     } catch (err) {
+      const outOfTime = err instanceof DeadlineError || Date.now() >= deadline
+      if (outOfTime && (err instanceof DeadlineError || isRetryable(err))) {
+        const last = err instanceof DeadlineError ? '' : `: ${errorMessage(err)}`
+        throw new OutageError(`Firestore unavailable: no answer within ${Math.round(budgetMs / 1000)} s (${attempt} ${attempt === 1 ? 'attempt' : 'attempts'})${last}`, err)
+      }
       if (!isRetryable(err) || attempt >= maxAttempts || options.signal?.aborted) {
         if (isRetryable(err)) throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
         throw err
       }
       options.onRetry?.(attempt, err)
-      await new Promise((r) => setTimeout(r, delay * (0.75 + Math.random() / 2)))
+      await new Promise((r) => setTimeout(r, Math.min(delay * (0.75 + Math.random() / 2), Math.max(0, deadline - Date.now()))))
       delay = Math.min(delay * 2, 30_000)
     }
   }
 }
 
-/** `p`, or an error after `ms` naming `what`; `p` itself goes on unobserved (the client offers no way to cancel it). */
+/** `p`, or a DeadlineError after `ms` naming `what`; `p` itself goes on unobserved (the client offers no way to cancel it). */
 export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms)
+    timer = setTimeout(() => reject(new DeadlineError(`${what} took longer than ${Math.round(ms / 1000)} s`)), Math.max(0, ms))
   })
+  // An attempt that loses the race may still fail later: observed here, not an unhandled rejection.
+  p.catch(() => {})
   return Promise.race([p, expired]).finally(() => clearTimeout(timer))
 }
 
-/** A persistent outage: the run ends as failed, with its checkpoint. */
-export class OutageError extends Error {
+export class DeadlineError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'DeadlineError'
+  }
+}
+
+/** A persistent outage: a run ends as failed with its checkpoint; a command that had not started writing ends with exit 1. */
+export class OutageError extends WardrobeError {
   constructor(message: string, cause: unknown) {
-    super(message, {cause})
+    super(message, ExitCode.FAILURE, 'check the network path to Firestore, then run the same command again; --outage-after N waits longer')
     this.name = 'OutageError'
+    this.cause = cause
   }
 }

@@ -10,6 +10,7 @@ export class FaultProxy {
   private readonly sockets = new Set<net.Socket>()
   private readonly clients = new Set<net.Socket>()
   private dropping = false
+  private admitting: number | null = null
   private latencyMs = 0
   /** Client connections reset, refused and accepted so far. */
   resets = 0
@@ -38,6 +39,12 @@ export class FaultProxy {
 
   restore(): void {
     this.dropping = false
+    this.admitting = null
+  }
+
+  /** Lets the next `n` connections through, then refuses every new one until `restore()`. */
+  admitOnly(n: number): void {
+    this.admitting = n
   }
 
   /** Drops everything for `ms`. */
@@ -57,12 +64,13 @@ export class FaultProxy {
   }
 
   private accept(client: net.Socket): void {
-    if (this.dropping) {
+    if (this.dropping || this.admitting === 0) {
       this.refused++
       client.resetAndDestroy()
       return
     }
     this.connections++
+    if (this.admitting !== null) this.admitting--
     this.clients.add(client)
     client.on('close', () => this.clients.delete(client))
     const upstream = net.connect(this.target.port, this.target.host)
