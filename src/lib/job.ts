@@ -28,6 +28,14 @@ export interface JobProgress {
   inFlight: number
 }
 
+/** Progress since `startedAt`, when `startScanned` items were already counted (a resumed run's). */
+export function measureProgress(counters: Counters, total: number | null, startedAt: number, startScanned: number, inFlight: number): JobProgress {
+  const elapsed = (Date.now() - startedAt) / 1000
+  const rate = elapsed > 0 ? (counters.scanned - startScanned) / elapsed : 0
+  const left = total === null ? null : Math.max(0, total - counters.scanned)
+  return {counters, total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight}
+}
+
 /** A checkpoint: every item up to `cursor` is acknowledged, and the counters cover exactly those. */
 export interface Progress {
   cursor: string | null
@@ -127,12 +135,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const startScanned = live.scanned
   const emit = spec.onEvent ?? (() => {})
 
-  const progress = (): JobProgress => {
-    const elapsed = (Date.now() - startedAt) / 1000
-    const rate = elapsed > 0 ? (live.scanned - startScanned) / elapsed : 0
-    const left = spec.total === null ? null : Math.max(0, spec.total - live.scanned)
-    return {counters: {...live}, total: spec.total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight: active}
-  }
+  const progress = (): JobProgress => measureProgress({...live}, spec.total, startedAt, startScanned, active)
   const progressTimer = spec.onProgress ? setInterval(() => spec.onProgress?.(progress()), 250) : undefined
 
   // Nothing to save until the mark moves: until then a checkpoint is a heartbeat.

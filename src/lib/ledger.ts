@@ -29,6 +29,12 @@ export const CountersSchema = z.object({
 export type Counters = z.infer<typeof CountersSchema>
 export const zeroCounters = (): Counters => ({scanned: 0, updated: 0, skipped: 0, failed: 0, conflicts: 0})
 
+/** Adds `c` into `into` (summing partitions' or workers' counters). */
+export function addCounters(into: Counters, c: Counters): Counters {
+  for (const k of Object.keys(into) as (keyof Counters)[]) into[k] += c[k]
+  return into
+}
+
 /** `field:value` → count; kept in the run so a resumed run still reports everything it saw. */
 export const UnmappedSchema = z.record(z.string(), z.number().int())
 export type Unmapped = z.infer<typeof UnmappedSchema>
@@ -108,7 +114,7 @@ export interface PartitionSummary {
   partitions: PartitionRecord[]
   byStatus: Record<PartitionStatus, number>
   /** Running partitions whose lease is live (fresh heartbeat, process not known dead). */
-  live: number
+  live: PartitionRecord[]
 }
 
 export class LeaseLostError extends Error {
@@ -201,19 +207,18 @@ export function holderGone(holder: {owner: Owner | null; heartbeatAt: Date | nul
 }
 
 /** Why a sharded run may be taken over: every lease on it is gone (and the run record's heartbeat is stale). */
-export function shardedRunGone(run: RunRecord, running: PartitionRecord[], staleAfterMs: number, now: number, me: Owner): string | null {
-  const liveLease = running.some((p) => holderGone(p, staleAfterMs, now, me) === null)
-  if (liveLease) return null
+export function shardedRunGone(run: RunRecord, summary: PartitionSummary, staleAfterMs: number, now: number): string | null {
+  if (summary.live.length > 0) return null
   const age = now - run.heartbeatAt.getTime()
   return age > staleAfterMs ? `none of its workers is alive (last claim ${Math.round(age / 1000)}s ago)` : null
 }
 
 export function summarize(partitions: PartitionRecord[], staleAfterMs: number, now = Date.now(), me = currentOwner()): PartitionSummary {
   const byStatus = Object.fromEntries(PARTITION_STATUSES.map((s) => [s, 0])) as Record<PartitionStatus, number>
-  let live = 0
+  const live: PartitionRecord[] = []
   for (const p of partitions) {
     byStatus[p.status]++
-    if (p.status === 'running' && holderGone(p, staleAfterMs, now, me) === null) live++
+    if (p.status === 'running' && holderGone(p, staleAfterMs, now, me) === null) live.push(p)
   }
   return {partitions, byStatus, live}
 }
@@ -224,7 +229,7 @@ export function sumProgress(partitions: Pick<PartitionRecord, 'counters' | 'unma
   const unmapped: Unmapped = {}
   const tags: Tags = {}
   for (const p of partitions) {
-    for (const k of Object.keys(counters) as (keyof Counters)[]) counters[k] += p.counters[k]
+    addCounters(counters, p.counters)
     for (const [k, n] of Object.entries(p.unmapped)) unmapped[k] = (unmapped[k] ?? 0) + n
     for (const [k, n] of Object.entries(p.tags)) tags[k] = (tags[k] ?? 0) + n
   }
@@ -300,9 +305,10 @@ export class Ledger {
           // Workers join a sharded run; leases, not the lock, decide who works on what.
           if (holder.partitions > 0 && sameCommand && !req.fromStart) return {run: holder, resumed: true, joined: true}
           const now = Date.now()
+          const running = async () => (await tx.get(this.partitionsOf(holder!.runId).where('status', '==', 'running'))).docs.map((d) => PartitionRecordSchema.parse(d.data()))
           const gone =
             holder.partitions > 0
-              ? shardedRunGone(holder, (await tx.get(this.partitionsOf(holder.runId).where('status', '==', 'running'))).docs.map((d) => PartitionRecordSchema.parse(d.data())), req.staleAfterMs, now, me)
+              ? shardedRunGone(holder, summarize(await running(), req.staleAfterMs, now, me), req.staleAfterMs, now)
               : holderGone(holder, req.staleAfterMs, now, me)
           if (!gone) throw new LockHeldError(holder)
           tookOverFrom = {runId: holder.runId, owner: holder.owner, reason: gone}
@@ -470,7 +476,7 @@ export class Ledger {
         Date.now(),
         me,
       )
-      if (run.status !== 'running' || summary.live > 0) return {run, summary}
+      if (run.status !== 'running' || summary.live.length > 0) return {run, summary}
       const {byStatus} = summary
       const status: RunStatus = byStatus.done === summary.partitions.length ? 'completed' : byStatus.failed > 0 ? 'failed' : 'interrupted'
       const error = summary.partitions.find((p) => p.error)?.error ?? null

@@ -266,17 +266,15 @@ function shardedView(recorded: RunRecord, partitions: PartitionRecord[], staleAf
   const summary = summarize(partitions, staleAfterMs, now)
   const beats = partitions.flatMap((p) => (p.heartbeatAt ? [p.heartbeatAt.getTime()] : []))
   const heartbeatAt = new Date(Math.max(recorded.heartbeatAt.getTime(), ...beats))
-  const running = partitions.filter((p) => p.status === 'running')
-  const live = running.filter((p) => holderGone(p, staleAfterMs, now) === null)
-  const {byStatus} = summary
+  const {byStatus, live} = summary
   return {
     run: {...recorded, heartbeatAt},
-    stalledReason: shardedRunGone(recorded, running, staleAfterMs, now, {user: '', host: '', pid: -1}),
+    stalledReason: shardedRunGone(recorded, summary, staleAfterMs, now),
     partitions: {
       total: partitions.length,
       done: byStatus.done,
       running: live.length,
-      stalled: running.length - live.length,
+      stalled: byStatus.running - live.length,
       pending: byStatus.pending,
       interrupted: byStatus.interrupted,
       failed: byStatus.failed,

@@ -1,6 +1,6 @@
 import {errorMessage, UsageError} from './errors'
-import {JobProgress, JobResult, JobSpec, ProgressStore, runJob} from './job'
-import {Counters, FINISH_DEADLINE_MS, Lease, Ledger, LeaseLostError, PartitionStatus, RunRecord, sumProgress, zeroCounters} from './ledger'
+import {JobProgress, JobResult, JobSpec, measureProgress, ProgressStore, runJob} from './job'
+import {addCounters, Counters, FINISH_DEADLINE_MS, Lease, Ledger, LeaseLostError, PartitionStatus, RunRecord, sumProgress, zeroCounters} from './ledger'
 import type {RunContext} from './run'
 import {withDeadline, withRetry} from './scan'
 import type {GuardedWriter} from './writer'
@@ -90,14 +90,9 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
   let startScanned: number | null = null
   const progress = (): JobProgress => {
     const counters = zeroCounters()
-    for (const c of new Map([...known, ...live]).values()) {
-      for (const k of Object.keys(counters) as (keyof Counters)[]) counters[k] += c[k]
-    }
+    for (const c of new Map([...known, ...live]).values()) addCounters(counters, c)
     startScanned ??= counters.scanned
-    const elapsed = (Date.now() - startedAt) / 1000
-    const rate = elapsed > 0 ? (counters.scanned - startScanned) / elapsed : 0
-    const left = job.total === null ? null : Math.max(0, job.total - counters.scanned)
-    return {counters, total: job.total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight: live.size}
+    return measureProgress(counters, job.total, startedAt, startScanned, live.size)
   }
   const progressTimer = ctx.onProgress ? setInterval(() => ctx.onProgress?.(progress()), 250) : undefined
 
