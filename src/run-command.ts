@@ -17,7 +17,7 @@ type RunStats = z.infer<typeof RunStatsBaseSchema>
  */
 export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> {
   static writeFlags = {
-    'batch-size': Flags.integer({summary: 'Writes in flight at once (the unacknowledged window).', default: 500, min: 1, max: 10_000}),
+    'batch-size': Flags.integer({summary: 'Writes in flight at once (the unacknowledged window; BulkWriter sends 20 per batch, at most 500 at a time).', default: 500, min: 1, max: 10_000}),
     'dry-run': Flags.boolean({default: false, summary: 'Write nothing anywhere; report what would change.'}),
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
