@@ -28,6 +28,8 @@ export interface ProcessRun {
   seconds: number
   /** Peak resident set size of the CLI process (VmHWM), in KiB. */
   peakRssKiB: number | null
+  /** CPU seconds (user + system) of the CLI process. */
+  cpuSeconds: number | null
   rssMethod: 'gnu-time' | 'proc-poll'
 }
 
@@ -39,7 +41,7 @@ export interface ProcessRun {
 export async function runCli(args: string[], options: {cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number}): Promise<ProcessRun> {
   const useTime = fs.existsSync(GNU_TIME)
   const rssFile = path.join(options.cwd, `.rss-${process.pid}-${Date.now()}`)
-  const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%M', '-o', rssFile, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
+  const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
   const start = process.hrtime.bigint()
   const child = spawn(cmd, argv, {cwd: options.cwd, env: {...process.env, NO_COLOR: '1', ...options.env}, stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
@@ -47,12 +49,14 @@ export async function runCli(args: string[], options: {cwd: string; env?: NodeJS
   child.stdout.on('data', (d) => (stdout += d))
   child.stderr.on('data', (d) => (stderr += d))
   let polled = 0
+  let polledCpu: number | null = null
   const poll = useTime
     ? undefined
     : setInterval(() => {
         try {
           const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))
           if (m) polled = Math.max(polled, Number(m[1]))
+          polledCpu = processCpuSeconds(child.pid ?? null) ?? polledCpu
         } catch {
           /* exited */
         }
@@ -63,16 +67,19 @@ export async function runCli(args: string[], options: {cwd: string; env?: NodeJS
   clearTimeout(timer)
   if (poll) clearInterval(poll)
   let peakRssKiB: number | null = polled || null
+  let cpuSeconds: number | null = polledCpu
   if (useTime) {
     try {
-      const value = Number(fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop())
-      peakRssKiB = Number.isFinite(value) && value > 0 ? value : null
+      // GNU time writes "Command exited with non-zero status N" first when it did.
+      const [rss, user, sys] = fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
+      peakRssKiB = Number.isFinite(rss) && rss > 0 ? rss : null
+      cpuSeconds = Number.isFinite(user + sys) ? user + sys : null
     } catch {
       peakRssKiB = null
     }
     fs.rmSync(rssFile, {force: true})
   }
-  return {code, stdout, stderr, seconds, peakRssKiB, rssMethod: useTime ? 'gnu-time' : 'proc-poll'}
+  return {code, stdout, stderr, seconds, peakRssKiB, cpuSeconds, rssMethod: useTime ? 'gnu-time' : 'proc-poll'}
 }
 
 export interface Machine {
@@ -130,5 +137,56 @@ export function processCpuSeconds(pid: number | null): number | null {
     return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {
     return null
+  }
+}
+
+/** CPU seconds spent by this process (the client, for in-process runs) and by the emulator. */
+export interface CpuUse {
+  clientSeconds: number | null
+  emulatorSeconds: number | null
+}
+
+/** Measures CPU across a section: on a shared machine, CPU per item varies less than wall time. */
+export class CpuMeter {
+  private client0 = process.cpuUsage()
+  private emulator0: number | null = null
+
+  constructor(private readonly emulatorPid: number | null) {}
+
+  begin(): void {
+    this.client0 = process.cpuUsage()
+    this.emulator0 = processCpuSeconds(this.emulatorPid)
+  }
+
+  /** `clientSeconds` overrides this process's CPU (a child process's, from GNU time). */
+  end(clientSeconds?: number | null): CpuUse {
+    const used = process.cpuUsage(this.client0)
+    const emulator = processCpuSeconds(this.emulatorPid)
+    return {
+      clientSeconds: clientSeconds !== undefined ? clientSeconds : (used.user + used.system) / 1e6,
+      emulatorSeconds: emulator === null || this.emulator0 === null ? null : emulator - this.emulator0,
+    }
+  }
+}
+
+/** The emulator JVM's old generation and full collections (jstat), to show a phase ran on a healthy heap. */
+export interface JvmHeap {
+  oldPercent: number
+  fullCollections: number
+  fullCollectionSeconds: number
+}
+
+export function jvmHeap(pid: number | null): JvmHeap | null {
+  if (pid === null) return null
+  try {
+    const [header, values] = execFileSync('jstat', ['-gcutil', String(pid)], {encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore']})
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+    const get = (name: string) => Number(values[header.indexOf(name)])
+    const heap = {oldPercent: get('O'), fullCollections: get('FGC'), fullCollectionSeconds: get('FGCT')}
+    return Object.values(heap).every(Number.isFinite) ? heap : null
+  } catch {
+    return null // no jstat (a JRE without the JDK tools)
   }
 }
