@@ -61,7 +61,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         const shards = info.partitions ? ` (${info.partitions} partitions; ${info.workers} worker${info.workers === 1 ? '' : 's'} here)` : ''
         if (info.joined) this.note(`Joining run ${info.runId}${shards}`)
         else if (info.resumed) this.note(`Resuming run ${info.runId}${info.partitions ? shards : ` after ${info.cursor ?? 'the start'}`}`)
-        else if (info.runId) this.note(`Run ${info.runId}${info.total === null ? ' on' : `: ${info.total} items in scope in`} ${describeTarget(settings)}${shards}`)
+        else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${describeTarget(settings)}${shards}`)
       },
       onProgress: (p) =>
         progress.update({done: p.counters.updated + p.counters.skipped + p.counters.failed, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}}),

@@ -102,7 +102,7 @@ export async function runBackfill(ctx: RunContext, options: BackfillOptions): Pr
 /** What the real run would cost: reads of every item and the count, writes of updates and error records. */
 function estimate({result, total}: RunOutcome, emulator: boolean, maxRate?: number): BackfillStats['estimate'] {
   const writes = result.counters.updated + result.counters.failed
-  const reads = result.counters.scanned + Math.max(1, Math.ceil((total ?? result.counters.scanned) / 1000))
+  const reads = result.counters.scanned + Math.max(1, Math.ceil(total / 1000))
   return {
     reads,
     writes,

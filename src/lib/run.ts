@@ -5,7 +5,7 @@ import {errorMessage} from './errors'
 import {JobProgress, JobResult, Plan, ProgressStore, runJob} from './job'
 import {Acquired, FINISH_DEADLINE_MS, Ledger, RunKind, RunRecord} from './ledger'
 import {planPartitions} from './partitions'
-import {OutageError, withDeadline, withRetry} from './scan'
+import {withDeadline, withRetry} from './scan'
 import {describeTarget, itemsQuery, targetOf} from './target'
 import {runSharded, Sharding, shardingRequested} from './workers'
 import {GuardedWriter} from './writer'
@@ -64,8 +64,7 @@ export interface RunOutcome {
   result: JobResult
   runId: string | null
   resumed: boolean
-  /** From count(); null only when the count failed (the run went on without it). */
-  total: number | null
+  total: number
   /** Items this process scanned (a resumed run starts from its checkpoint's count). */
   scannedHere: number
   /** Partitions of a sharded run; 0 for one worker. */
@@ -75,64 +74,31 @@ export interface RunOutcome {
 }
 
 /**
- * A tracked run: counts the scope while it takes the collection's lock and the run to
- * resume (unless dry), runs the shared engine (over partitions when sharded), and closes
- * the run record with its checkpoint.
+ * A tracked run: counts the scope, takes the collection's lock and the run to resume
+ * (unless dry), runs the shared engine (over partitions when sharded), and closes the run
+ * record with its checkpoint.
  */
 export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOutcome> {
   const {db, settings, logger} = ctx
   const target = targetOf(settings)
   const startedAt = new Date()
   const scope = (spec.filter ?? ((q: Query) => q))(itemsQuery(db, target))
-  const counting = withRetry(() => scope.count().get(), {signal: ctx.signal, budgetMs: settings.outageAfterMs}).then((s) => s.data().count)
-  // A filtered scope (rollback's: what a version or run wrote) shrinks as the run writes, so it
-  // is counted before the first write. The whole collection is counted while the run takes its
-  // lock and the scan's first query starts: both walk the collection on the emulator (count()
-  // costs one read per 1,000 index entries on Firestore), and in sequence they delayed the first
-  // write by as long. The total reaches the progress and the run record when the count ends.
-  let total: number | null = spec.filter ? await counting : null
-  counting.catch(() => {}) // awaited later or not at all: no unhandled rejection if the lock is refused
-  // Until the run holds its lock (a dry run: throughout) the count is also the probe that
-  // Firestore answers: no answer within the outage budget ends the command before anything is
-  // written, not minutes later (the lock's transaction has no budget of its own). Any other
-  // failure of the count leaves the run to go on without a total.
-  const probed = <T>(p: Promise<T>): Promise<T> => Promise.race([p, counting.then(() => p, (err: unknown) => (err instanceof OutageError ? Promise.reject(err) : p))])
+  // Bounded by the outage budget: Firestore unreachable at the start ends the command, not minutes later.
+  const total = (await withRetry(() => scope.count().get(), {signal: ctx.signal, budgetMs: settings.outageAfterMs})).data().count
   logger?.info(`${spec.kind} starting`, {target: describeTarget(target), total, version: spec.version, dryRun: spec.dryRun, ...spec.options})
   const plan = (runId: string | null) => (doc: DocumentSnapshot) => spec.plan(doc, runId)
   const job = {db, target, select: spec.select, filter: spec.filter, dryRun: spec.dryRun, total, chunkSize: ctx.chunkSize, checkpointIntervalMs: ctx.checkpointIntervalMs, signal: ctx.signal, onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail)}
-  /**
-   * Hands the total, once counted, to `into` (a job spec: progress reads its `total` at every
-   * report) and to the run record. Returns the wait for it at the end of the run: bounded, and
-   * none after a failure (an outage holds the count too).
-   */
-  const deliverTotal = (into: {total: number | null}, runId: string | null): ((result: JobResult) => Promise<void>) => {
-    if (total !== null) return async () => {}
-    const delivered = counting.then(
-      async (n) => {
-        total = into.total = n
-        if (runId) await ledger.runRef(runId).set({total: n}, {merge: true}).catch((err: unknown) => logger?.warn('could not record the total', {error: errorMessage(err)}))
-      },
-      (err: unknown) => logger?.warn('count failed: the run goes on without a total', {error: errorMessage(err)}),
-    )
-    return async (result) => {
-      if (result.status !== 'failed') await withDeadline(delivered, FINISH_DEADLINE_MS, 'counting the items').catch((err: unknown) => logger?.warn('the run ends without a total', {error: errorMessage(err)}))
-    }
-  }
   const finished = (result: JobResult, runId: string | null, resumed: boolean, base: number): RunOutcome => {
     for (const e of result.errorSamples) logger?.warn('error item', e)
     return {result, runId, resumed, total, scannedHere: result.counters.scanned - base, partitions: 0, startedAt, finishedAt: new Date()}
   }
 
-  const ledger = new Ledger(db, settings.ledgerCollection)
   if (spec.dryRun) {
     ctx.onStart?.({runId: null, resumed: false, cursor: null, total})
-    const dry = {...job, plan: plan(null), onProgress: ctx.onProgress}
-    const counted = deliverTotal(dry, null)
-    const result = await probed(runJob(dry))
-    await counted(result)
-    return finished(result, null, false, 0)
+    return finished(await runJob({...job, plan: plan(null), onProgress: ctx.onProgress}), null, false, 0)
   }
 
+  const ledger = new Ledger(db, settings.ledgerCollection)
   const sharded = shardingRequested(ctx.sharding)
   const request = {
     kind: spec.kind,
@@ -149,15 +115,12 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     total,
     join: ctx.sharding?.join,
   }
-  let acquired = await probed(ledger.acquire({...request, sharded}))
+  let acquired = await ledger.acquire({...request, sharded})
   if (!acquired) {
-    // A new sharded run: its split needs the total (a sampled split's stride), so it waits for the
-    // count here, and the run record gets it with its partitions.
-    total ??= await counting
     const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, emulator: ctx.emulator, signal: ctx.signal})
     logger?.info('partitions planned', {count: split.ranges.length, method: split.method})
     // Another worker may have created the run meanwhile: then this one joins it.
-    acquired = (await ledger.acquire({...request, total, sharded, partitions: split.ranges}))!
+    acquired = (await ledger.acquire({...request, sharded, partitions: split.ranges}))!
   }
   const {run} = acquired
   if (acquired.tookOverFrom) logger?.warn('took over a stale run', acquired.tookOverFrom)
@@ -174,11 +137,8 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
 
   if (run.partitions > 0) {
     ctx.onStart?.({runId: run.runId, resumed: acquired.resumed, joined: acquired.joined, cursor: null, total: run.total ?? total, partitions: run.partitions, workers, tookOverFrom: acquired.tookOverFrom})
-    const shardedJob = {...job, total: run.total ?? total, plan: plan(run.runId)}
-    const counted = deliverTotal(shardedJob, run.runId)
-    const outcome = await runSharded({ctx, ledger, run, job: shardedJob, writerFor, sharding: ctx.sharding})
-    await counted(outcome.result)
-    return {...finished(outcome.result, run.runId, acquired.resumed, 0), scannedHere: outcome.scannedHere, total: total ?? run.total, partitions: run.partitions}
+    const outcome = await runSharded({ctx, ledger, run, job: {...job, total: run.total ?? total, plan: plan(run.runId)}, writerFor, sharding: ctx.sharding})
+    return {...finished(outcome.result, run.runId, acquired.resumed, 0), scannedHere: outcome.scannedHere, total: run.total ?? total, partitions: run.partitions}
   }
 
   ctx.onStart?.({
@@ -190,15 +150,12 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     shardingNote: sharded ? `run ${run.runId} was started with one worker; it resumes with one (--from-start starts a sharded run over)` : undefined,
   })
   const writer = writerFor()
-  const oneWorker = {...job, plan: plan(run.runId), store: runStore(ledger, run), writer, onProgress: ctx.onProgress}
-  const counted = deliverTotal(oneWorker, run.runId)
   let result: JobResult
   try {
-    result = await runJob(oneWorker)
+    result = await runJob({...job, plan: plan(run.runId), store: runStore(ledger, run), writer, onProgress: ctx.onProgress})
   } finally {
     await writer.close().catch(() => {})
   }
-  await counted(result)
   const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
   try {
     // Bounded: in an outage this write may hang or fail too. The record then keeps its last
