@@ -200,15 +200,13 @@ export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions =
     try {
       return await withDeadline(fn(), deadline - Date.now(), 'waiting for Firestore')
     } catch (err) {
-      const outOfTime = err instanceof DeadlineError || Date.now() >= deadline
-      if (outOfTime && (err instanceof DeadlineError || isRetryable(err))) {
-        const last = err instanceof DeadlineError ? '' : `: ${errorMessage(err)}`
+      const timedOut = err instanceof DeadlineError
+      if (!timedOut && !isRetryable(err)) throw err
+      if (timedOut || Date.now() >= deadline) {
+        const last = timedOut ? '' : `: ${errorMessage(err)}`
         throw new OutageError(`Firestore unavailable: no answer within ${Math.round(budgetMs / 1000)} s (${attempt} ${attempt === 1 ? 'attempt' : 'attempts'})${last}`, err)
       }
-      if (!isRetryable(err) || attempt >= maxAttempts || options.signal?.aborted) {
-        if (isRetryable(err)) throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
-        throw err
-      }
+      if (attempt >= maxAttempts || options.signal?.aborted) throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
       options.onRetry?.(attempt, err)
       await new Promise((r) => setTimeout(r, Math.min(delay * (0.75 + Math.random() / 2), Math.max(0, deadline - Date.now()))))
       delay = Math.min(delay * 2, 30_000)
