@@ -1,6 +1,6 @@
 import crypto from 'node:crypto'
 import os from 'node:os'
-import {DocumentReference, Firestore, Timestamp, Transaction} from 'firebase-admin/firestore'
+import {DocumentReference, Firestore, QuerySnapshot, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
 import {ExitCode, GrpcCode, UsageError, WardrobeError} from './errors'
 import type {KeyRange, Progress} from './job'
@@ -236,6 +236,8 @@ export function sumProgress(partitions: Pick<PartitionRecord, 'counters' | 'unma
   return {counters, unmapped, tags}
 }
 
+const partitionRecords = (snap: QuerySnapshot): PartitionRecord[] => snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
+
 /** Error records are keyed by item; a path (collection group) is encoded to one document id. */
 export function errorDocId(key: string): string {
   return key.includes('/') ? encodeURIComponent(key) : key
@@ -277,8 +279,7 @@ export class Ledger {
   }
 
   async partitions(runId: string): Promise<PartitionRecord[]> {
-    const snap = await this.partitionsOf(runId).orderBy('index').get()
-    return snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
+    return partitionRecords(await this.partitionsOf(runId).orderBy('index').get())
   }
 
   private lockRef(collection: string): DocumentReference {
@@ -305,10 +306,9 @@ export class Ledger {
           // Workers join a sharded run; leases, not the lock, decide who works on what.
           if (holder.partitions > 0 && sameCommand && !req.fromStart) return {run: holder, resumed: true, joined: true}
           const now = Date.now()
-          const running = async () => (await tx.get(this.partitionsOf(holder!.runId).where('status', '==', 'running'))).docs.map((d) => PartitionRecordSchema.parse(d.data()))
           const gone =
             holder.partitions > 0
-              ? shardedRunGone(holder, summarize(await running(), req.staleAfterMs, now, me), req.staleAfterMs, now)
+              ? shardedRunGone(holder, summarize(partitionRecords(await tx.get(this.partitionsOf(holder.runId).where('status', '==', 'running'))), req.staleAfterMs, now, me), req.staleAfterMs, now)
               : holderGone(holder, req.staleAfterMs, now, me)
           if (!gone) throw new LockHeldError(holder)
           tookOverFrom = {runId: holder.runId, owner: holder.owner, reason: gone}
@@ -382,8 +382,7 @@ export class Ledger {
     const me = currentOwner()
     const leaseId = crypto.randomBytes(6).toString('hex')
     const claimed = await this.db.runTransaction(async (tx) => {
-      const snap = await tx.get(this.partitionsOf(runId).orderBy('index'))
-      const partitions = snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
+      const partitions = partitionRecords(await tx.get(this.partitionsOf(runId).orderBy('index')))
       const now = Date.now()
       const n = partitions.length
       for (let i = 0; i < n; i++) {
@@ -470,12 +469,7 @@ export class Ledger {
     return this.db.runTransaction(async (tx) => {
       const [runSnap, partSnap, lock] = await Promise.all([tx.get(this.runRef(runId)), tx.get(this.partitionsOf(runId).orderBy('index')), tx.get(this.lockRef(collection))])
       const run = parseRun(runSnap.data())
-      const summary = summarize(
-        partSnap.docs.map((d) => PartitionRecordSchema.parse(d.data())),
-        staleAfterMs,
-        Date.now(),
-        me,
-      )
+      const summary = summarize(partitionRecords(partSnap), staleAfterMs, Date.now(), me)
       if (run.status !== 'running' || summary.live.length > 0) return {run, summary}
       const {byStatus} = summary
       const status: RunStatus = byStatus.done === summary.partitions.length ? 'completed' : byStatus.failed > 0 ? 'failed' : 'interrupted'
