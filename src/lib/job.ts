@@ -3,7 +3,7 @@ import {Watermark} from './checkpoint'
 import {errorMessage} from './errors'
 import {Counters, LeaseLostError, Tags, Unmapped, zeroCounters} from './ledger'
 import {scanDocuments, withRetry} from './scan'
-import {itemKey, Target} from './target'
+import {itemKey, refKey, Target} from './target'
 import {GuardedWriter} from './writer'
 
 /** What to do with one item, decided from the document as read. */
@@ -124,7 +124,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     committed.scanned++
     committed[o.counter]++
     committed.conflicts += o.conflicts
-    for (const key of o.unmapped ?? []) committedUnmapped[key] = (committedUnmapped[key] ?? 0) + 1
+    if (o.unmapped) for (const key of o.unmapped) committedUnmapped[key] = (committedUnmapped[key] ?? 0) + 1
     if (o.tag) committedTags[o.tag] = (committedTags[o.tag] ?? 0) + 1
   })
   // Items handed to `handle` and not yet settled (a counter: no per-item bookkeeping objects).
@@ -170,38 +170,43 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   }
 
   /** An error item: sampled, recorded under the run (unless dry), counted as failed; the run goes on. */
-  const recordError = async (snapshot: DocumentSnapshot, ticket: number, field: string | null, reason: string, conflicts: number): Promise<void> => {
-    const key = itemKey(snapshot, spec.target)
+  const recordError = async (ref: DocumentReference, ticket: number, field: string | null, reason: string, conflicts: number): Promise<void> => {
+    const key = refKey(ref, spec.target)
     if (errorSamples.length < sampleSize) errorSamples.push({id: key, field, reason})
     if (!spec.dryRun) await writer!.set(store!.errorRef(key), {itemId: key, field, reason, at: new Date()})
     settle(ticket, {counter: 'failed', conflicts})
   }
 
-  /** Executes a plan; on a precondition conflict reads the item again and re-plans. */
-  const handle = async (doc: DocumentSnapshot, ticket: number): Promise<void> => {
-    let snapshot = doc
-    let conflicts = 0
-    for (;;) {
-      const plan = spec.plan(snapshot)
-      // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
-      if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped})
-      if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped})
-      if (plan.action === 'error') return recordError(snapshot, ticket, plan.field, plan.reason, conflicts)
-      const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}
-      if (spec.dryRun) return settle(ticket, written)
-      const result = await writer!.update(snapshot.ref, plan.data, snapshot.updateTime!)
-      if (result === 'written') return settle(ticket, {...written, conflicts})
+  /**
+   * Executes a plan; on a precondition conflict reads the item again and re-plans. Returns a
+   * promise only while a write is outstanding: skips settle at once, with no promise per item.
+   * The write's callback keeps the reference only, so the snapshot read can be collected young.
+   */
+  const handle = (snapshot: DocumentSnapshot, ticket: number, conflicts: number): Promise<void> | void => {
+    const plan = spec.plan(snapshot)
+    // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
+    if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped})
+    if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped})
+    const {ref} = snapshot
+    if (plan.action === 'error') return recordError(ref, ticket, plan.field, plan.reason, conflicts)
+    const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}
+    if (spec.dryRun) return settle(ticket, written)
+    return writer!.update(ref, plan.data, snapshot.updateTime!).then((result) => {
+      if (result === 'written') return settle(ticket, written)
       // Deleted by the app since it was read: nothing to do.
       if (result === 'missing') return settle(ticket, {counter: 'skipped', conflicts})
       // Refused for its content (e.g. too deeply nested): this item only.
-      if (typeof result === 'object') return recordError(snapshot, ticket, null, result.rejected, conflicts)
-      conflicts++
-      emit('conflict', {id: snapshot.id, attempt: conflicts})
-      if (conflicts > (spec.maxConflictRetries ?? 20)) return recordError(snapshot, ticket, null, `still changing after ${conflicts} re-reads; left for a re-run`, conflicts)
-      const fresh = await reread(snapshot.ref, spec.select)
-      if (!fresh.exists) return settle(ticket, {counter: 'skipped', conflicts})
-      snapshot = fresh
-    }
+      if (typeof result === 'object') return recordError(ref, ticket, null, result.rejected, conflicts)
+      return replan(ref, ticket, conflicts + 1)
+    })
+  }
+
+  const replan = async (ref: DocumentReference, ticket: number, conflicts: number): Promise<void> => {
+    emit('conflict', {id: ref.id, attempt: conflicts})
+    if (conflicts > (spec.maxConflictRetries ?? 20)) return recordError(ref, ticket, null, `still changing after ${conflicts} re-reads; left for a re-run`, conflicts)
+    const fresh = await reread(ref, spec.select)
+    if (!fresh.exists) return settle(ticket, {counter: 'skipped', conflicts})
+    return handle(fresh, ticket, conflicts)
   }
 
   const settled = () => {
@@ -214,6 +219,17 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const failed = (err: Error) => {
     fatal ??= err
     settled()
+  }
+  /** Hands one item to `handle`: active until it settles, at once for a skip or a dry run. */
+  const start = (doc: DocumentSnapshot, ticket: number): void => {
+    let pending: Promise<void> | void
+    try {
+      pending = handle(doc, ticket, 0)
+    } catch (err) {
+      return failed(err as Error)
+    }
+    if (pending) pending.then(settled, failed)
+    else settled()
   }
 
   let status: JobResult['status'] = 'completed'
@@ -234,7 +250,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       writer?.answered()
       live.scanned++
       active++
-      handle(doc, watermark.add(itemKey(doc, spec.target))).then(settled, failed)
+      start(doc, watermark.add(itemKey(doc, spec.target)))
       if (writer?.full) await writer.ready()
       if (writer?.outage) break
     }

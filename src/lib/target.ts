@@ -1,4 +1,4 @@
-import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
+import {DocumentReference, DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
 
 /**
  * What a command works on: one top-level collection, or (`group`) every collection of that
@@ -15,8 +15,12 @@ export function itemsQuery(db: Firestore, target: Target): Query {
 }
 
 /** The key the traversal orders, checkpoints and reports by: the id, or the path in a group. */
-export function itemKey(doc: Pick<DocumentSnapshot, 'id' | 'ref'>, target: Target): string {
-  return target.group ? doc.ref.path : doc.id
+export function itemKey(doc: Pick<DocumentSnapshot, 'ref'>, target: Target): string {
+  return refKey(doc.ref, target)
+}
+
+export function refKey(ref: DocumentReference, target: Target): string {
+  return target.group ? ref.path : ref.id
 }
 
 export function describeTarget(target: Target): string {

@@ -123,17 +123,27 @@ export class GuardedWriter {
     } catch (err) {
       return Promise.resolve({rejected: this.refused(err)})
     }
-    return this.track(
-      sent.then(
-        () => 'written' as const,
-        (err: unknown) => {
-          const code = (err as BulkWriterError).code
-          if (code === GrpcCode.FAILED_PRECONDITION) return 'conflict' as const
-          if (code === GrpcCode.NOT_FOUND) return 'missing' as const
-          if (code === INVALID_ARGUMENT) return {rejected: `Firestore rejected the write: ${(err as Error).message}`}
-          throw this.fail(err)
-        },
-      ),
+    this.issued()
+    // One callback per write does the bookkeeping and maps the result: no promise chain per write.
+    return sent.then(
+      () => {
+        this.settled(true)
+        return 'written' as const
+      },
+      (err: unknown) => {
+        const code = (err as BulkWriterError).code
+        const answer: GuardedResult | null =
+          code === GrpcCode.FAILED_PRECONDITION
+            ? 'conflict'
+            : code === GrpcCode.NOT_FOUND
+              ? 'missing'
+              : code === INVALID_ARGUMENT
+                ? {rejected: `Firestore rejected the write: ${(err as Error).message}`}
+                : null
+        this.settled(answer !== null)
+        if (answer === null) throw this.fail(err)
+        return answer
+      },
     )
   }
 
@@ -145,13 +155,13 @@ export class GuardedWriter {
       this.refused(err)
       return Promise.reject(err)
     }
-    return this.track(
-      sent.then(
-        () => undefined,
-        (err: unknown) => {
-          throw this.fail(err)
-        },
-      ),
+    this.issued()
+    return sent.then(
+      () => this.settled(true),
+      (err: unknown) => {
+        this.settled(false)
+        throw this.fail(err)
+      },
     )
   }
 
@@ -205,20 +215,17 @@ export class GuardedWriter {
     return err
   }
 
-  private track<T>(p: Promise<T>): Promise<T> {
+  private issued(): void {
     // The budget counts from when writes start waiting, not from an idle stretch before.
     if (this.inFlight === 0) this.lastAnswer = Date.now()
     this.inFlight++
-    const done = () => {
-      this.inFlight--
-      this.waiters.shift()?.()
-    }
-    const answered = () => {
-      this.lastAnswer = Date.now()
-      done()
-    }
-    p.then(answered, done)
-    return p
+  }
+
+  /** A write left the window; `answered`: Firestore answered it (acknowledged, or refused for a precondition or its content). */
+  private settled(answered: boolean): void {
+    if (answered) this.lastAnswer = Date.now()
+    this.inFlight--
+    this.waiters.shift()?.()
   }
 }
 
