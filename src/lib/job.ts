@@ -2,7 +2,7 @@ import {DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, Upd
 import {Watermark} from './checkpoint'
 import {errorMessage} from './errors'
 import {Counters, LeaseLostError, Tags, Unmapped, zeroCounters} from './ledger'
-import {scanDocuments, withRetry} from './scan'
+import {scanBatches, withRetry} from './scan'
 import {itemKey, refKey, Target} from './target'
 import {GuardedWriter} from './writer'
 
@@ -233,26 +233,29 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   }
 
   let status: JobResult['status'] = 'completed'
+  const signal = writer?.until(spec.signal) ?? spec.signal
   try {
-    for await (const doc of scanDocuments(db, spec.target, {
+    scan: for await (const docs of scanBatches(db, spec.target, {
       select: spec.select,
       filter: spec.filter,
       startAfter,
       endAt: spec.range?.endAt ?? null,
       chunkSize: spec.chunkSize ?? DEFAULT_CHUNK_SIZE,
-      signal: writer?.until(spec.signal) ?? spec.signal,
+      signal,
       onRetry: (attempt, err) => {
         writer?.readFailed(err)
         emit('read-retry', {attempt, error: errorMessage(err)})
       },
     })) {
-      if (fatal) break
       writer?.answered()
-      live.scanned++
-      active++
-      start(doc, watermark.add(itemKey(doc, spec.target)))
-      if (writer?.full) await writer.ready()
-      if (writer?.outage) break
+      for (const doc of docs) {
+        if (fatal || signal?.aborted) break scan
+        live.scanned++
+        active++
+        start(doc, watermark.add(itemKey(doc, spec.target)))
+        if (writer?.full) await writer.ready()
+        if (writer?.outage) break scan
+      }
     }
     if (spec.signal?.aborted) status = 'interrupted'
   } catch (err) {

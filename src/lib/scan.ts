@@ -1,4 +1,5 @@
 import type {Readable} from 'node:stream'
+import {finished as streamEnd} from 'node:stream/promises'
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
 import {errorMessage, ExitCode, isRetryable, WardrobeError} from './errors'
@@ -40,6 +41,20 @@ const MIN_CHUNK = 1000
  * document is skipped or yielded twice.
  */
 export async function* scanDocuments(db: Firestore, target: Target, options: ScanOptions): AsyncGenerator<DocumentSnapshot> {
+  for await (const docs of scanBatches(db, target, options)) {
+    for (const doc of docs) {
+      if (options.signal?.aborted) return
+      yield doc
+    }
+  }
+}
+
+/**
+ * scanDocuments in batches: whatever has been read ahead when the caller asks, in key order.
+ * For callers that spend little time per document, where an await per document would cost
+ * as much as the work.
+ */
+export async function* scanBatches(db: Firestore, target: Target, options: ScanOptions): AsyncGenerator<DocumentSnapshot[]> {
   let base = (options.filter ?? ((q: Query) => q))(itemsQuery(db, target)).orderBy(FieldPath.documentId()).select(...options.select)
   if (options.endAt != null) base = base.endAt(options.endAt)
   const readAhead = Math.max(1, options.readAhead ?? 2000)
@@ -51,7 +66,6 @@ export async function* scanDocuments(db: Firestore, target: Target, options: Sca
   let failure: unknown = null
   let stopped = false
   let wakeConsumer: (() => void) | null = null
-  let wakeProducer: (() => void) | null = null
   let current: Readable | null = null
   const wake = () => {
     const w = wakeConsumer
@@ -59,15 +73,12 @@ export async function* scanDocuments(db: Firestore, target: Target, options: Sca
     w?.()
   }
   const resume = () => {
-    const w = wakeProducer
-    wakeProducer = null
-    w?.()
+    if (current?.isPaused()) current.resume()
   }
   const stop = () => {
     stopped = true
     if (current && !current.readableEnded) cancelStream(current)
     wake()
-    resume()
   }
   const onAbort = stop
   signal?.addEventListener('abort', onAbort, {once: true})
@@ -85,15 +96,18 @@ export async function* scanDocuments(db: Firestore, target: Target, options: Sca
       const stream = q.stream() as unknown as Readable
       current = stream
       try {
-        for await (const doc of stream) {
+        // The client hands documents over one by one, a few microtasks apart: the caller wakes
+        // once those of one network read are all in the buffer, and takes them as one batch.
+        stream.on('data', (doc: DocumentSnapshot) => {
           received++
-          after = itemKey(doc as DocumentSnapshot, target)
-          buffer.push(doc as DocumentSnapshot)
-          if (buffer.length === 1) wake()
+          after = itemKey(doc, target)
+          buffer.push(doc)
+          if (buffer.length === 1) setImmediate(wake)
           // Backpressure: the stream (and the server behind it) waits while the caller catches up.
-          while (buffer.length >= readAhead && !stopped) await new Promise<void>((r) => (wakeProducer = r))
-          if (stopped) return
-        }
+          if (buffer.length >= readAhead) stream.pause()
+        })
+        await streamEnd(stream)
+        if (stopped) return
       } catch (err) {
         if (stopped) return
         if (received > 0) {
@@ -136,10 +150,7 @@ export async function* scanDocuments(db: Firestore, target: Target, options: Sca
         const docs = buffer
         buffer = []
         resume()
-        for (const doc of docs) {
-          if (signal?.aborted) return
-          yield doc
-        }
+        yield docs
         continue
       }
       if (finished) {
