@@ -3,7 +3,7 @@ import path from 'node:path'
 import {snapshotOriginals, verifyBackfill} from './checker'
 import {COL, ended, parseJson, Report, Scenario, sigkill, Target} from './context'
 import {runFlags} from './seeds'
-import type {CliResult} from '../support/harness'
+import {CliResult, waitFor} from '../support/harness'
 
 /** The refusal under --json: exit 2 and an error naming the holder's run, host and pid. */
 function checkRefusal(report: Report, res: CliResult, holder: {runId: string; pid: number}, what: string): void {
@@ -47,8 +47,13 @@ export const lock: Scenario = {
       const c = t.start('backfill', flags)
       const taken = await t.waitForCheckpoint(c.child, 1)
       report.check(taken?.runId === holding.runId && taken.owner.pid === c.child.pid, 'a new run takes over the dead holder and resumes its run', `run ${taken?.runId}, pid ${taken?.owner.pid}`)
-      const log = fs.readFileSync(path.join(t.out, 'backfill_normalize.log'), 'utf8')
-      report.check(log.includes('took over a stale run') && log.includes(`"pid":${winner.child.pid}`), 'the takeover is logged with the dead holder')
+      // The record shows the new owner as soon as the takeover commits, a moment before the
+      // process hears so and logs it: wait for the line rather than read the log once.
+      const logFile = path.join(t.out, 'backfill_normalize.log')
+      const logged = () =>
+        fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').split('\n').some((l) => l.includes('took over a stale run') && l.includes(`"pid":${winner.child.pid}`))
+      const takeoverLogged = await waitFor(logged, 15_000).then(() => true, () => false)
+      report.check(takeoverLogged, 'the takeover is logged with the dead holder')
       checkRefusal(report, await t.start('backfill', flags).done, {runId: holding.runId, pid: c.child.pid!}, 'a run started during the takeover run')
 
       const res = await c.done
