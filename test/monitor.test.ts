@@ -245,7 +245,9 @@ describe('wardrobe monitor with a real backfill', () => {
       const monitor = startCli(['monitor', ...args, '--watch', '--interval', '1', '--json'], {env: ENV, timeoutMs: 180_000})
       const lines = lineCollector(monitor.child.stdout!)
       await waitFor(() => lines.length >= 1, 60_000)
-      const backfill = startCli(['backfill', ...args, '--max-rate', '1500', '--json'], {env: ENV, timeoutMs: 170_000})
+      // Paced so the run lasts ~25 s: a sample walks the collection several times on the
+      // emulator, and a loaded machine stretches samples, not the run.
+      const backfill = startCli(['backfill', ...args, '--max-rate', '800', '--json'], {env: ENV, timeoutMs: 170_000})
       const bf = await backfill.done
       expect(bf.code).toBe(3) // finished, with the generator's malformed items as error items
       const stats = JSON.parse(bf.stdout)
