@@ -145,7 +145,8 @@ describe('wardrobe backfill: process behaviour', () => {
     const project = uniqueProject('kill9')
     const db = testDb(project)
     const out = tmpDir()
-    const args = ['backfill', ...devArgs(project, out), '--max-rate', '1500']
+    // ~10 s of run: the kill must land while it still runs, a checkpoint (2 s) after its start.
+    const args = ['backfill', ...devArgs(project, out), '--max-rate', '800']
     try {
       await writeItems(db, COL, generateItems(N, {seed: 22, malformedRate: 0.01}))
       const cli = startCli(args, {env: ENV})

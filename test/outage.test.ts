@@ -34,7 +34,7 @@ describe('wardrobe backfill: a persistent outage', () => {
     const via = await proxy.listen()
     const args = devArgs(project, out).map((a, i, all) => (all[i - 1] === '--emulator-host' ? via : a))
     // Throttled so that the cut lands mid-run; a small window keeps the run's tail short.
-    const flags = ['--max-rate', '500', '--batch-size', '200', '--outage-after', String(BUDGET_SECONDS)]
+    const flags = ['--max-rate', '300', '--batch-size', '200', '--outage-after', String(BUDGET_SECONDS)]
     const {done} = startCli(['backfill', ...args, ...flags], {timeoutMs: 100_000})
 
     let runId = ''
