@@ -306,9 +306,10 @@ export class Ledger {
           // Workers join a sharded run; leases, not the lock, decide who works on what.
           if (holder.partitions > 0 && sameCommand && !req.fromStart) return {run: holder, resumed: true, joined: true}
           const now = Date.now()
+          const running = async () => partitionRecords(await tx.get(this.partitionsOf(holder!.runId).where('status', '==', 'running')))
           const gone =
             holder.partitions > 0
-              ? shardedRunGone(holder, summarize(partitionRecords(await tx.get(this.partitionsOf(holder.runId).where('status', '==', 'running'))), req.staleAfterMs, now, me), req.staleAfterMs, now)
+              ? shardedRunGone(holder, summarize(await running(), req.staleAfterMs, now, me), req.staleAfterMs, now)
               : holderGone(holder, req.staleAfterMs, now, me)
           if (!gone) throw new LockHeldError(holder)
           tookOverFrom = {runId: holder.runId, owner: holder.owner, reason: gone}

@@ -29,6 +29,15 @@ export type GuardedResult = 'written' | 'conflict' | 'missing' | {rejected: stri
 const BULK_BATCH_SIZE = 20
 const INVALID_ARGUMENT = 3
 
+/** Firestore's answer about this item (a changed, deleted or refused document), or null: the write failed. */
+function itemAnswer(err: unknown): Exclude<GuardedResult, 'written'> | null {
+  const code = (err as BulkWriterError).code
+  if (code === GrpcCode.FAILED_PRECONDITION) return 'conflict'
+  if (code === GrpcCode.NOT_FOUND) return 'missing'
+  if (code === INVALID_ARGUMENT) return {rejected: `Firestore rejected the write: ${(err as Error).message}`}
+  return null
+}
+
 /**
  * BulkWriter behind a bounded window: field-level updates guarded by a lastUpdateTime
  * precondition, retryable errors retried with backoff, and a persistent outage surfaced
@@ -131,15 +140,7 @@ export class GuardedWriter {
         return 'written' as const
       },
       (err: unknown) => {
-        const code = (err as BulkWriterError).code
-        const answer: GuardedResult | null =
-          code === GrpcCode.FAILED_PRECONDITION
-            ? 'conflict'
-            : code === GrpcCode.NOT_FOUND
-              ? 'missing'
-              : code === INVALID_ARGUMENT
-                ? {rejected: `Firestore rejected the write: ${(err as Error).message}`}
-                : null
+        const answer = itemAnswer(err)
         this.settled(answer !== null)
         if (answer === null) throw this.fail(err)
         return answer
