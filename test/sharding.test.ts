@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import {DocumentSnapshot, FieldPath, Firestore} from 'firebase-admin/firestore'
+import {DocumentSnapshot, FieldPath, Firestore, Timestamp} from 'firebase-admin/firestore'
 import {UsageError} from '../src/lib/errors'
 import {normalizeItem} from '../src/lib/normalization'
 import {evenAutoIdSplits, planPartitions} from '../src/lib/partitions'
@@ -59,7 +59,7 @@ function expectNormalizedBy(docs: DocumentSnapshot[], runId: string, key: (d: Do
  * The container arguments of a docs/sharding manifest, pointed at a development project on the
  * test emulator instead of production (everything else as written there).
  */
-function manifestArgs(file: string, project: string, outputDir: string, maxRate = 500): string[] {
+function manifestArgs(file: string, project: string, outputDir: string, maxRate = 250): string[] {
   const text = fs.readFileSync(path.join(ROOT, 'docs', 'sharding', file), 'utf8')
   const args: string[] = JSON.parse(/^\s*args: (\[.*\])\s*$/m.exec(text)![1])
   const out = args.map((a, i) => (args[i - 1] === '--environment' ? 'development' : args[i - 1] === '--project' ? project : args[i - 1] === '--output-dir' ? outputDir : a))
@@ -157,8 +157,31 @@ async function fourWorkersOneKilled(db: Firestore, task: (i: number) => {args: s
   victim.child.kill('SIGKILL')
   // The run goes on in the other three: monitor sees one run, its partitions and live workers.
   const monitorDuring = JSON.parse((await runCli(monitorArgs)).stdout)
+  const partitionsAtMonitor = await partitionsView(db, runId, monitorDuring.readTime, killedPid)
   const results = await Promise.all(workers.map((w) => w.done))
-  return {results, killedPid, runId, monitorDuring}
+  return {results, killedPid, runId, monitorDuring, partitionsAtMonitor}
+}
+
+/**
+ * What monitor should have shown of the run's partitions, from the partition records as of its
+ * read time: a running partition is live unless its owner is the killed process (every worker
+ * runs on this host, heartbeats are seconds old), and each live owner is one worker process.
+ */
+async function partitionsView(db: Firestore, runId: string, readTime: string, killedPid: number): Promise<Record<string, number>> {
+  const snap = await db.runTransaction((tx) => tx.get(db.collection(LEDGER).doc(runId).collection('partitions')), {readOnly: true, readTime: Timestamp.fromDate(new Date(readTime))})
+  const parts = snap.docs.map((d) => d.data())
+  const count = (status: string) => parts.filter((p) => p.status === status).length
+  const live = parts.filter((p) => p.status === 'running' && p.owner.pid !== killedPid)
+  return {
+    total: parts.length,
+    done: count('done'),
+    running: live.length,
+    stalled: count('running') - live.length,
+    pending: count('pending'),
+    interrupted: count('interrupted'),
+    failed: count('failed'),
+    workers: new Set(live.map((p) => p.owner.pid)).size,
+  }
 }
 
 /** The partitions that changed hands are exactly the killed worker's, taken over because its process was gone. */
@@ -198,6 +221,7 @@ describe('four worker processes on one run, one killed mid-run', () => {
   let killedPid: number
   let runId: string
   let monitorDuring: any
+  let partitionsAtMonitor: Record<string, number>
 
   beforeAll(async () => {
     project = uniqueProject('shards')
@@ -208,13 +232,14 @@ describe('four worker processes on one run, one killed mid-run', () => {
     // processes run as the Cloud Run Job's tasks, two as the Kubernetes Indexed Job's pods
     // (docs/sharding): their arguments, placed by the variables those engines set.
     // The one to be killed runs slower, so its partitions outlast a checkpoint (every 2 s). The
-    // others are paced too (500 items/s each): faster, the run could end, or have one live
-    // worker left, before monitor's process has started and counted (seen on CI at 2,500/s).
+    // others are paced too (250 items/s each, ~65 s of run): faster, the run could end, or have
+    // one live worker left, before monitor's process has started and counted (seen at 2,500/s
+    // on CI and at 500/s in a full local run, where monitor took tens of seconds).
     const task = (i: number) =>
       i < 2
         ? {args: manifestArgs('cloud-run-job.yaml', project, tmpDir(), i === 1 ? 300 : undefined), env: {CLOUD_RUN_TASK_INDEX: String(i), CLOUD_RUN_TASK_COUNT: '4'}}
         : {args: manifestArgs('k8s-indexed-job.yaml', project, tmpDir()), env: {JOB_COMPLETION_INDEX: String(i), WARDROBE_SHARD_COUNT: '4'}}
-    ;({results, killedPid, runId, monitorDuring} = await fourWorkersOneKilled(db, task, ['monitor', ...devArgs(project, tmpDir()), '--json']))
+    ;({results, killedPid, runId, monitorDuring, partitionsAtMonitor} = await fourWorkersOneKilled(db, task, ['monitor', ...devArgs(project, tmpDir()), '--json']))
   }, 900_000)
 
   test('the three survivors finish the run; the killed one died by SIGKILL', () => {
@@ -251,6 +276,9 @@ describe('four worker processes on one run, one killed mid-run', () => {
     expect(active[0].status).toBe('running')
     // 4 per worker: 4 processes × --workers 2.
     expect(active[0].partitions.total).toBe(32)
+    // Exactly the partition records as of monitor's read (monitor's own start and counts take
+    // seconds, on a loaded machine tens of them), and still in full flight then.
+    expect(active[0].partitions).toEqual(partitionsAtMonitor)
     expect(active[0].partitions.workers).toBeGreaterThanOrEqual(2)
     expect(active[0].scanned).toBeGreaterThan(0)
     expect(active[0].total).toBe(N)
@@ -367,12 +395,13 @@ describe('four worker processes on a collection group, one killed mid-run', () =
     const pathKey = (d: DocumentSnapshot) => d.ref.path
     const before = originals((await db.collectionGroup('wardrobe').get()).docs, pathKey)
     const group = (out: string) => ['--environment', 'development', '--project', project, '--emulator-host', emulatorHost(), '--collection-group', 'wardrobe', '--output-dir', out]
-    const task = (i: number) => ({args: ['backfill', ...group(tmpDir()), '--shard-index', String(i), '--shard-count', '4', '--max-rate', '150'], env: {}})
-    const {results, killedPid, runId, monitorDuring} = await fourWorkersOneKilled(db, task, ['monitor', ...group(tmpDir()), '--json'])
+    const task = (i: number) => ({args: ['backfill', ...group(tmpDir()), '--shard-index', String(i), '--shard-count', '4', '--max-rate', '100'], env: {}})
+    const {results, killedPid, runId, monitorDuring, partitionsAtMonitor} = await fourWorkersOneKilled(db, task, ['monitor', ...group(tmpDir()), '--json'])
     expect(results[1].signal).toBe('SIGKILL')
     for (const i of [0, 2, 3]) expect(results[i].code).toBe(3)
     expect(monitorDuring.collectionGroup).toBe(true)
     expect(monitorDuring.runs.active[0].partitions.total).toBe(16)
+    expect(monitorDuring.runs.active[0].partitions).toEqual(partitionsAtMonitor)
     const docs = (await db.collectionGroup('wardrobe').get()).docs
     expect(originals(docs, pathKey)).toEqual(before)
     expectNormalizedBy(docs, runId, pathKey)
