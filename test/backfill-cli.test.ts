@@ -92,7 +92,7 @@ describe('wardrobe backfill: process behaviour', () => {
       expect(c.scanned).toBeGreaterThan(0)
       expect(c.scanned).toBeLessThan(N)
       expect(c.updated + c.skipped + c.failed).toBe(c.scanned)
-      expect((await db.collection('_backfill_runs_locks').get()).size).toBe(0) // released
+      expect((await db.collection('_backfill_locks').get()).size).toBe(0) // released
       const stats = readJson(latestFile(out, 'backfill_stats_'))
       expect(stats).toMatchObject({status: 'interrupted', runId: interrupted.runId, scanned: c.scanned})
       expect(stats.resumeCommand).toEqual(expect.stringContaining('backfill'))
@@ -136,7 +136,7 @@ describe('wardrobe backfill: process behaviour', () => {
       const [record] = await ledgerRuns(db)
       expect(record).toMatchObject({status: 'completed', resumes: 1, counters: {scanned: N}})
       expect((await db.collection(`_backfill_runs/${interrupted.runId}/errors`).get()).size).toBe(stats.failed)
-      expect((await db.collection('_backfill_runs_locks').get()).size).toBe(0)
+      expect((await db.collection('_backfill_locks').get()).size).toBe(0)
     })
   })
 
@@ -160,7 +160,7 @@ describe('wardrobe backfill: process behaviour', () => {
 
       const [dead] = await ledgerRuns(db)
       expect(dead).toMatchObject({status: 'running', owner: expect.objectContaining({pid})})
-      const lock = await db.doc(`_backfill_runs_locks/${COL}`).get()
+      const lock = await db.doc(`_backfill_locks/${COL}`).get()
       expect(lock.get('runId')).toBe(dead.runId)
       // Checkpointed only after acknowledgement: nothing up to the cursor is missing.
       const docs = await docsOf(db)
@@ -177,7 +177,7 @@ describe('wardrobe backfill: process behaviour', () => {
       const [record] = await ledgerRuns(db)
       expect(record).toMatchObject({status: 'completed'})
       expect(record.owner.pid).not.toBe(pid)
-      expect((await db.collection('_backfill_runs_locks').get()).size).toBe(0)
+      expect((await db.collection('_backfill_locks').get()).size).toBe(0)
     } finally {
       await db.terminate()
     }
@@ -194,7 +194,7 @@ describe('wardrobe backfill: process behaviour', () => {
       const holder = startCli([...args, '--max-rate', '300'], {env: ENV})
       let ended = false
       holder.done.then(() => (ended = true))
-      await waitFor(async () => ended || (await db.doc(`_backfill_runs_locks/${COL}`).get()).exists, 60_000, 50)
+      await waitFor(async () => ended || (await db.doc(`_backfill_locks/${COL}`).get()).exists, 60_000, 50)
       expect(ended).toBe(false)
       const [held] = await ledgerRuns(db)
 
@@ -237,7 +237,7 @@ describe('wardrobe backfill: process behaviour', () => {
     async function expectNothingWritten(before: Map<string, string>): Promise<void> {
       expect([...(await snapshotCollection(db, COL)).entries()]).toEqual([...before.entries()])
       expect((await db.collection('_backfill_runs').get()).size).toBe(0)
-      expect((await db.collection('_backfill_runs_locks').get()).size).toBe(0)
+      expect((await db.collection('_backfill_locks').get()).size).toBe(0)
     }
 
     it('without a TTY and without --yes: exit 2, a message about confirmation, nothing written', async () => {

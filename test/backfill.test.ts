@@ -120,7 +120,7 @@ describe('wardrobe backfill: data', () => {
       expect([0, 3]).toContain(res.code)
       expect(changedIds(before, await snapshotCollection(db, COL))).toEqual([])
       expect((await db.collection('_backfill_runs').get()).size).toBe(0)
-      expect((await db.collection('_backfill_runs_locks').get()).size).toBe(0)
+      expect((await db.collection('_backfill_locks').get()).size).toBe(0)
       expect((await db.listCollections()).map((c) => c.id)).toEqual([COL])
     })
 
@@ -251,7 +251,7 @@ describe('wardrobe backfill: data', () => {
     expect(runs).toHaveLength(1)
     expect(runs[0]).toMatchObject({runId: stats.runId, status: 'completed', collection: COL, counters: {scanned: 205, updated: 205, skipped: 0, failed: 0}})
     expect(runs[0].cursor).toBe([...docs.keys()].sort().pop())
-    expect((await db.collection('_backfill_runs_locks').get()).size).toBe(0)
+    expect((await db.collection('_backfill_locks').get()).size).toBe(0)
   })
 
   it("the seed's Before Backfill item gets exactly the After Backfill arrays", async () => {

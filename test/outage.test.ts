@@ -62,7 +62,7 @@ describe('wardrobe backfill: a persistent outage', () => {
     expect(record.status).toBe('running')
     expect(record.cursor).not.toBeNull()
     expect(record.counters.scanned).toBeLessThan(N)
-    expect((await db.collection('_backfill_runs_locks').doc('wardrobe_items').get()).get('runId')).toBe(runId)
+    expect((await db.collection('_backfill_locks').doc('wardrobe_items').get()).get('runId')).toBe(runId)
     const upToCursor = await db.collection('wardrobe_items').orderBy('__name__').endAt(record.cursor).get()
     expect(upToCursor.size).toBe(record.counters.scanned)
     expect(upToCursor.docs.filter((d) => d.get('normalized.run_id') !== runId).map((d) => d.id)).toEqual([])
@@ -96,7 +96,7 @@ describe('wardrobe backfill: a persistent outage', () => {
       expect(res.stderr).toMatch(/^Error: Firestore unavailable: no answer within 5 s .*\(fix: check the network path to Firestore/m)
       expect(late.refused).toBeGreaterThan(0)
       expect((await db2.collection('_backfill_runs').get()).size).toBe(0)
-      expect((await db2.collection('_backfill_runs_locks').get()).size).toBe(0)
+      expect((await db2.collection('_backfill_locks').get()).size).toBe(0)
       expect((await db2.collection('wardrobe_items').where('normalized', '!=', null).count().get()).data().count).toBe(0)
 
       late.restore()

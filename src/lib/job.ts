@@ -1,7 +1,8 @@
-import {DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, UpdateData} from 'firebase-admin/firestore'
+import {DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Query, UpdateData} from 'firebase-admin/firestore'
 import {Watermark} from './checkpoint'
 import {errorMessage} from './errors'
-import {Counters, LeaseLostError, Tags, Unmapped, zeroCounters} from './ledger'
+import {LeaseLostError} from './lease'
+import {Counters, Tags, Unmapped, zeroCounters} from './ledger'
 import {scanBatches, withRetry} from './scan'
 import {itemKey, refKey, Target} from './target'
 import {GuardedWriter} from './writer'
@@ -153,8 +154,6 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   }
   const checkpointTimer = store
     ? setInterval(() => {
-        // A trickle of writes (mostly skips) must not wait in a partial batch for minutes.
-        writer?.drain().catch(() => {})
         checkpoint().catch((err) => {
           // Another worker owns this work now: stop reading; in-flight writes stay guarded.
           if (err instanceof LeaseLostError) fatal ??= err
@@ -197,15 +196,20 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       if (result === 'missing') return settle(ticket, {counter: 'skipped', conflicts})
       // Refused for its content (e.g. too deeply nested): this item only.
       if (typeof result === 'object') return recordError(ref, ticket, null, result.rejected, conflicts)
-      return replan(ref, ticket, conflicts + 1)
+      return replan(ref, ticket, conflicts + 1, plan.data, written)
     })
   }
 
-  const replan = async (ref: DocumentReference, ticket: number, conflicts: number): Promise<void> => {
+  const replan = async (ref: DocumentReference, ticket: number, conflicts: number, sent: UpdateData<DocumentData>, written: Outcome): Promise<void> => {
+    // A writer that lost its lease (or gave up) re-reads nothing and writes nothing more.
+    if (writer?.stopped) throw writer.stopped
     emit('conflict', {id: ref.id, attempt: conflicts})
     if (conflicts > (spec.maxConflictRetries ?? 20)) return recordError(ref, ticket, null, `still changing after ${conflicts} re-reads; left for a re-run`, conflicts)
     const fresh = await reread(ref, spec.select)
     if (!fresh.exists) return settle(ticket, {counter: 'skipped', conflicts})
+    // The item holds exactly what was sent: a retried write whose first attempt landed unseen. Planning
+    // again would take the next step (a rollback would undo what it just restored).
+    if (holds(fresh, sent)) return settle(ticket, {...written, conflicts: conflicts - 1})
     return handle(fresh, ticket, conflicts)
   }
 
@@ -254,7 +258,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
         active++
         start(doc, watermark.add(itemKey(doc, spec.target)))
         if (writer?.full) await writer.ready()
-        if (writer?.outage) break scan
+        if (writer?.stopped) break scan
       }
     }
     if (spec.signal?.aborted) status = 'interrupted'
@@ -264,15 +268,15 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   // Drain: every write issued is acknowledged (or failed) before the final checkpoint. BulkWriter
   // sends a partial batch only when flushed, and a conflict's re-write may enqueue more. After an
   // outage the rest is abandoned: the checkpoint covers acknowledged items only.
-  while (active > 0 && !writer?.outage) {
+  while (active > 0 && !writer?.stopped) {
     if (writer) await writer.drain().catch((err) => (fatal ??= err))
     if (active > 0) await new Promise<void>((r) => ((onIdle = r), setTimeout(r, 50)))
   }
   if (writer) await writer.drain().catch((err) => (fatal ??= err))
   clearInterval(progressTimer)
   clearInterval(checkpointTimer)
-  await (writer?.unlessOutage(saving) ?? saving).catch(() => {})
-  fatal ??= writer?.outage ?? null
+  await (writer?.unlessStopped(saving) ?? saving).catch(() => {})
+  fatal ??= writer?.stopped ?? null
   if (fatal) status = 'failed'
   spec.onProgress?.(progress())
   return {
@@ -285,6 +289,24 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     error: fatal ? errorMessage(fatal) : undefined,
     leaseLost: fatal instanceof LeaseLostError,
   }
+}
+
+/** Whether the document holds every field of `data` as written (a deleted field: absent). */
+export function holds(doc: DocumentSnapshot, data: UpdateData<DocumentData>): boolean {
+  return Object.entries(data).every(([field, value]) => (value instanceof FieldValue ? value.isEqual(FieldValue.delete()) && doc.get(field) === undefined : sameValue(doc.get(field), value)))
+}
+
+/** Firestore values compared as Firestore compares them: Timestamps, GeoPoints and references by value, maps by keys. */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Number.isNaN(a) && Number.isNaN(b)
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b)
+  const eq = (a as {isEqual?: (o: unknown) => boolean}).isEqual
+  if (typeof eq === 'function') return a.constructor === b.constructor && eq.call(a, b)
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
 }
 
 async function reread(ref: DocumentReference, select: string[]): Promise<DocumentSnapshot> {

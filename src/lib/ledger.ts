@@ -1,9 +1,12 @@
 import crypto from 'node:crypto'
-import os from 'node:os'
-import {DocumentReference, Firestore, QuerySnapshot, Timestamp, Transaction} from 'firebase-admin/firestore'
+import {DocumentReference, DocumentSnapshot, FieldValue, Firestore, QuerySnapshot, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
 import {ExitCode, GrpcCode, UsageError, WardrobeError} from './errors'
-import type {KeyRange, Progress} from './job'
+import type {KeyRange, Progress, ProgressStore} from './job'
+import {currentOwner, describeOwner, Fence, holderGone, isMe, LeaseLostError, Owner, OwnerSchema, trustMs} from './lease'
+
+export {currentOwner, describeOwner, holderGone, LeaseLostError, OwnerSchema}
+export type {Owner}
 
 /** How long a run's final ledger write may take: during an outage it would otherwise wait on the client's own retries. */
 export const FINISH_DEADLINE_MS = 15_000
@@ -15,9 +18,6 @@ export type RunStatus = (typeof RUN_STATUSES)[number]
 
 /** Firestore hands Timestamps back; records carry Dates. */
 const date = z.preprocess((v) => (v instanceof Timestamp ? v.toDate() : v), z.date())
-
-export const OwnerSchema = z.object({user: z.string(), host: z.string(), pid: z.number().int()})
-export type Owner = z.infer<typeof OwnerSchema>
 
 export const CountersSchema = z.object({
   scanned: z.number().int().default(0),
@@ -72,6 +72,8 @@ export const RunRecordSchema = z.object({
    * this record's counters are their sum once the run ends.
    */
   partitions: z.number().int().default(0),
+  /** The fence token of a one-worker run's holder: every write of the holder is conditional on it. Null once ended or taken over. */
+  leaseId: z.string().nullable().default(null),
 })
 export type RunRecord = z.infer<typeof RunRecordSchema>
 
@@ -101,13 +103,34 @@ export const PartitionRecordSchema = z.object({
 })
 export type PartitionRecord = z.infer<typeof PartitionRecordSchema>
 
-/** A partition claimed by this process: its record and the lease token its writes are guarded by. */
+/**
+ * What this process holds and writes under: a one-worker run's record or a partition of a
+ * sharded run. Every write to that record is conditional on its last update time, and the
+ * fence keeps item writes within the lease.
+ */
 export interface Lease {
-  partition: PartitionRecord
+  ref: DocumentReference
   leaseId: string
-  /** The partition document's update time after our last write: every save is conditional on it. */
+  /** The record's update time after our last write. */
   updateTime: Timestamp
+  fence: Fence
+  /** What the lease is for, in messages ("run X", "partition 3 of run X"). */
+  what: string
 }
+
+/** A partition claimed by this process. */
+export interface PartitionLease extends Lease {
+  partition: PartitionRecord
+}
+
+/** A process taking part in a sharded run: while it is alive (waiting workers too) the run does not end. */
+export const MemberRecordSchema = z.object({
+  owner: OwnerSchema,
+  workers: z.number().int().default(1),
+  heartbeatAt: date.nullable().default(null),
+  leftAt: date.nullable().default(null),
+})
+export type MemberRecord = z.infer<typeof MemberRecordSchema>
 
 /** Partitions of a run by status, and whether another live worker still holds one. */
 export interface PartitionSummary {
@@ -117,10 +140,11 @@ export interface PartitionSummary {
   live: PartitionRecord[]
 }
 
-export class LeaseLostError extends Error {
-  constructor(runId: string, index: number) {
-    super(`partition ${index} of run ${runId} was taken over by another worker`)
-    this.name = 'LeaseLostError'
+/** A sharded run ended (or was taken over) while this process was still in it: nothing more to claim. */
+export class RunEndedError extends WardrobeError {
+  constructor(readonly run: RunRecord) {
+    super(`run ${run.runId} is ${run.status}${run.error ? ` (${run.error})` : ''}: no partition is claimed any more`)
+    this.name = 'RunEndedError'
   }
 }
 
@@ -131,6 +155,7 @@ export const ErrorRecordSchema = z.object({
   at: date,
 })
 export type ErrorRecord = z.infer<typeof ErrorRecordSchema>
+
 
 export interface AcquireRequest {
   kind: RunKind
@@ -150,6 +175,8 @@ export interface AcquireRequest {
   partitions?: KeyRange[]
   /** Join (or resume) exactly this run. */
   join?: string
+  /** This process's workers (sharded runs record it per process). */
+  workers?: number
 }
 
 export interface Acquired {
@@ -159,12 +186,14 @@ export interface Acquired {
   joined: boolean
   /** The holder whose stale or dead run was taken over, if any. */
   tookOverFrom?: {runId: string; owner: Owner; reason: string}
+  /** A one-worker run's lease (sharded runs lease partitions instead). */
+  lease: Lease | null
 }
 
 export class LockHeldError extends WardrobeError {
-  constructor(readonly holder: RunRecord) {
+  constructor(readonly holder: RunRecord, ageMs: number) {
     super(
-      `${holder.kind} run ${holder.runId} already holds ${holder.collection}: ${describeOwner(holder.owner)}, heartbeat ${Math.round((Date.now() - holder.heartbeatAt.getTime()) / 1000)}s ago`,
+      `${holder.kind} run ${holder.runId} already holds ${holder.collection}: ${describeOwner(holder.owner)}, heartbeat ${Math.round(ageMs / 1000)}s ago`,
       ExitCode.USAGE,
       'wait for it to finish, stop it (Ctrl-C in its terminal), or, if its process is gone, retry once its heartbeat is stale',
     )
@@ -172,48 +201,9 @@ export class LockHeldError extends WardrobeError {
   }
 }
 
-export function describeOwner(owner: Owner): string {
-  return `${owner.user}@${owner.host} pid ${owner.pid}`
-}
+const serverNow = (snap: {readTime: Timestamp}): number => snap.readTime.toMillis()
 
-export function currentOwner(): Owner {
-  let user = 'unknown'
-  try {
-    user = os.userInfo().username
-  } catch {
-    /* no passwd entry in some containers */
-  }
-  return {user, host: os.hostname(), pid: process.pid}
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-/** Why a running holder (a run, or a partition's lease) may be taken over, or null when it is alive. */
-export function holderGone(holder: {owner: Owner | null; heartbeatAt: Date | null}, staleAfterMs: number, now = Date.now(), me = currentOwner()): string | null {
-  const {owner} = holder
-  if (!owner || !holder.heartbeatAt) return 'it has no owner'
-  if (owner.host === me.host && owner.pid === me.pid) return null
-  if (owner.host === me.host && !pidAlive(owner.pid)) return `its process ${owner.pid} is gone`
-  const age = now - holder.heartbeatAt.getTime()
-  if (age > staleAfterMs) return `its heartbeat is ${Math.round(age / 1000)}s old`
-  return null
-}
-
-/** Why a sharded run may be taken over: every lease on it is gone (and the run record's heartbeat is stale). */
-export function shardedRunGone(run: RunRecord, summary: PartitionSummary, staleAfterMs: number, now: number): string | null {
-  if (summary.live.length > 0) return null
-  const age = now - run.heartbeatAt.getTime()
-  return age > staleAfterMs ? `none of its workers is alive (last claim ${Math.round(age / 1000)}s ago)` : null
-}
-
-export function summarize(partitions: PartitionRecord[], staleAfterMs: number, now = Date.now(), me = currentOwner()): PartitionSummary {
+export function summarize(partitions: PartitionRecord[], staleAfterMs: number, now: number, me = currentOwner()): PartitionSummary {
   const byStatus = Object.fromEntries(PARTITION_STATUSES.map((s) => [s, 0])) as Record<PartitionStatus, number>
   const live: PartitionRecord[] = []
   for (const p of partitions) {
@@ -221,6 +211,23 @@ export function summarize(partitions: PartitionRecord[], staleAfterMs: number, n
     if (p.status === 'running' && holderGone(p, staleAfterMs, now, me) === null) live.push(p)
   }
   return {partitions, byStatus, live}
+}
+
+/** Processes of a sharded run that have not left and whose heartbeat is fresh (by `now`, Firestore's time). */
+export function liveMembers(members: MemberRecord[], staleAfterMs: number, now: number, me = currentOwner()): MemberRecord[] {
+  return members.filter((m) => m.leftAt === null && holderGone(m, staleAfterMs, now, me) === null)
+}
+
+/**
+ * Why a sharded run may be taken over: no live lease on a partition and no live process
+ * (waiting ones included). Without member records (a reader that did not load them), the
+ * run record's last claim stands in for them.
+ */
+export function shardedRunGone(run: RunRecord, summary: PartitionSummary, staleAfterMs: number, now: number, members?: MemberRecord[]): string | null {
+  if (summary.live.length > 0) return null
+  if (members !== undefined) return liveMembers(members, staleAfterMs, now).length > 0 ? null : 'none of its processes is alive'
+  const age = now - run.heartbeatAt.getTime()
+  return age > staleAfterMs ? `none of its workers is alive (last claim ${Math.round(age / 1000)}s ago)` : null
 }
 
 /** The sum of the partitions' checkpoints: a sharded run's progress. */
@@ -237,6 +244,7 @@ export function sumProgress(partitions: Pick<PartitionRecord, 'counters' | 'unma
 }
 
 const partitionRecords = (snap: QuerySnapshot): PartitionRecord[] => snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
+const memberRecords = (snap: QuerySnapshot): MemberRecord[] => snap.docs.map((d) => MemberRecordSchema.parse(d.data()))
 
 /** Error records are keyed by item; a path (collection group) is encoded to one document id. */
 export function errorDocId(key: string): string {
@@ -248,9 +256,27 @@ function newRunId(kind: RunKind): string {
   return `${kind}-${stamp}-${crypto.randomBytes(3).toString('hex')}`
 }
 
+const newLeaseId = () => crypto.randomBytes(8).toString('hex')
+
+/** A record as stored: its heartbeat is Firestore's time of the write, never this machine's. */
+function stored<T extends {heartbeatAt: Date | null}>(record: T): Omit<T, 'heartbeatAt'> & {heartbeatAt: FieldValue} {
+  return {...record, heartbeatAt: FieldValue.serverTimestamp()}
+}
+
+/**
+ * The one lock document per collection, in one place whatever the ledger collection: two
+ * ledgers must not mean two locks on one collection. It names the ledger its run lives in.
+ */
+export const LOCK_COLLECTION = '_backfill_locks'
+
 /**
  * The run ledger: one record per non-dry run, error items beneath it, and one lock
  * document per collection so that two writing runs never overlap.
+ *
+ * Leases (see lease.ts): staleness is judged on Firestore's clock only (server-timestamped
+ * heartbeats against a transaction's read time); every write of a holder is conditional on
+ * still holding (a fence token and the record's update time); whoever takes a run over or
+ * ends it revokes every lease on it in the same transaction.
  */
 export class Ledger {
   constructor(
@@ -278,48 +304,75 @@ export class Ledger {
     return this.partitionsOf(runId).doc(`p${String(index).padStart(4, '0')}`)
   }
 
+  membersOf(runId: string) {
+    return this.runRef(runId).collection('processes')
+  }
+
   async partitions(runId: string): Promise<PartitionRecord[]> {
     return partitionRecords(await this.partitionsOf(runId).orderBy('index').get())
   }
 
+  async members(runId: string): Promise<MemberRecord[]> {
+    return memberRecords(await this.membersOf(runId).get())
+  }
+
   private lockRef(collection: string): DocumentReference {
-    return this.db.collection(`${this.collectionName}_locks`).doc(collection)
+    return this.db.collection(LOCK_COLLECTION).doc(collection)
+  }
+
+  /** The run a lock names, read from the ledger it names. */
+  private async lockHolder(tx: Transaction, lock: DocumentSnapshot): Promise<{ref: DocumentReference; run: RunRecord | undefined}> {
+    const ref = this.db.collection((lock.get('ledger') as string | undefined) ?? this.collectionName).doc(lock.get('runId') as string)
+    const snap = await tx.get(ref)
+    return {ref, run: snap.exists ? parseRun(snap.data()) : undefined}
   }
 
   /**
    * Takes the collection's lock and returns the run to work on: the unfinished run of the
    * same command (resumed from its checkpoint) or a new one. A live holder is refused,
-   * unless it is a sharded run of the same command: then this process joins it.
+   * unless it is a sharded run of the same command: then this process joins it. A holder
+   * that is gone (any kind) is marked interrupted and its leases revoked.
    */
   async acquire(req: AcquireRequest): Promise<Acquired | null> {
     const me = currentOwner()
-    return this.db.runTransaction(async (tx) => {
+    const leaseId = newLeaseId()
+    const granted = Fence.now()
+    const acquired = await this.db.runTransaction(async (tx): Promise<Omit<Acquired, 'lease'> | null> => {
       const lockRef = this.lockRef(req.collection)
       const lock = await tx.get(lockRef)
+      const now = serverNow(lock)
       let tookOverFrom: Acquired['tookOverFrom']
-      let holder: RunRecord | undefined
+      let revoke: (() => void) | undefined
       if (lock.exists) {
-        const holderSnap = await tx.get(this.runRef(lock.get('runId') as string))
-        holder = holderSnap.exists ? parseRun(holderSnap.data()) : undefined
+        const {ref: holderRef, run: holder} = await this.lockHolder(tx, lock)
         if (holder && holder.status === 'running') {
-          const sameCommand = holder.kind === req.kind && holder.resumeKey === req.resumeKey && (req.join === undefined || req.join === holder.runId)
+          const sameLedger = holderRef.parent.id === this.collectionName
+          const sameCommand = sameLedger && holder.kind === req.kind && holder.resumeKey === req.resumeKey && (req.join === undefined || req.join === holder.runId)
           // Workers join a sharded run; leases, not the lock, decide who works on what.
-          if (holder.partitions > 0 && sameCommand && !req.fromStart) return {run: holder, resumed: true, joined: true}
-          const now = Date.now()
-          const running = async () => partitionRecords(await tx.get(this.partitionsOf(holder!.runId).where('status', '==', 'running')))
+          if (holder.partitions > 0 && sameCommand && !req.fromStart) {
+            tx.set(this.membersOf(holder.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, leftAt: null}))
+            return {run: holder, resumed: true, joined: true}
+          }
+          const running = holder.partitions > 0 ? await tx.get(holderRef.collection('partitions').where('status', '==', 'running')) : null
+          const members = holder.partitions > 0 ? memberRecords(await tx.get(holderRef.collection('processes'))) : undefined
           const gone =
-            holder.partitions > 0
-              ? shardedRunGone(holder, summarize(await running(), req.staleAfterMs, now, me), req.staleAfterMs, now)
+            running !== null
+              ? shardedRunGone(holder, summarize(partitionRecords(running), req.staleAfterMs, now, me), req.staleAfterMs, now, members)
               : holderGone(holder, req.staleAfterMs, now, me)
-          if (!gone) throw new LockHeldError(holder)
+          if (!gone) throw new LockHeldError(holder, now - holder.heartbeatAt.getTime())
           tookOverFrom = {runId: holder.runId, owner: holder.owner, reason: gone}
+          // The old holder learns it on its next write (its lease token is gone) and stops.
+          revoke = () => {
+            tx.set(holderRef, {status: 'interrupted', leaseId: null, error: `taken over by ${req.kind} (${describeOwner(me)}): ${gone}`, finishedAt: new Date()}, {merge: true})
+            for (const d of running?.docs ?? []) tx.update(d.ref, {status: 'interrupted', leaseId: null})
+          }
         }
       }
       const unfinished = await tx.get(
         this.runs().where('collection', '==', req.collection).where('kind', '==', req.kind).where('status', 'in', ['running', 'interrupted', 'failed']),
       )
       const candidates = unfinished.docs.map((d) => parseRun(d.data())).sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
-      const now = new Date()
+      const at = new Date()
       const resumable = req.fromStart ? undefined : candidates.find((r) => (req.join === undefined ? r.resumeKey === req.resumeKey : r.runId === req.join))
       if (req.join !== undefined && !resumable) {
         throw new UsageError(`run ${req.join} is not an unfinished ${req.kind} run of ${req.collection}`, `list runs with \`wardrobe monitor\`; drop --join to start or resume the run of this command`)
@@ -329,20 +382,21 @@ export class Ledger {
       }
       // Splitting the key space may take a scan: done outside the transaction, then acquire again.
       if (!resumable && req.sharded && !req.partitions) return null
+      // Reads first (a transaction's rule), then every write.
+      const stopped = resumable && resumable.partitions > 0 ? await tx.get(this.partitionsOf(resumable.runId).where('status', 'in', ['failed', 'running'])) : null
+      // A holder resumed by this very acquisition is rewritten below instead.
+      if (tookOverFrom?.runId !== resumable?.runId) revoke?.()
       for (const r of candidates) {
-        if (r.runId === resumable?.runId) continue
-        // A stale holder of another command is marked so, and --from-start leaves old runs behind on purpose.
-        if (r.status === 'running') this.set(tx, r.runId, {status: 'interrupted', error: 'taken over by a new run', heartbeatAt: now})
-        else if (req.fromStart && r.resumeKey === req.resumeKey) this.set(tx, r.runId, {status: 'superseded', finishedAt: now})
+        if (r.runId === resumable?.runId || r.runId === tookOverFrom?.runId) continue
+        // A running record here holds no lock (an older ledger's leftover): mark it so. --from-start leaves old runs behind on purpose.
+        if (r.status === 'running') this.set(tx, r.runId, {status: 'interrupted', leaseId: null, error: 'taken over by a new run'})
+        else if (req.fromStart && r.resumeKey === req.resumeKey) this.set(tx, r.runId, {status: 'superseded', finishedAt: at})
       }
       let run: RunRecord
       if (resumable) {
-        run = {...resumable, owner: me, status: 'running', heartbeatAt: now, finishedAt: null, error: null, resumes: resumable.resumes + 1, total: req.total ?? resumable.total}
-        if (run.partitions > 0) {
-          // A failed partition (an outage) is worked again by the resumed run.
-          const failed = await tx.get(this.partitionsOf(run.runId).where('status', '==', 'failed'))
-          for (const d of failed.docs) tx.update(d.ref, {status: 'pending', error: null, leaseId: null})
-        }
+        run = {...resumable, owner: me, status: 'running', heartbeatAt: at, finishedAt: null, error: null, resumes: resumable.resumes + 1, total: req.total ?? resumable.total}
+        // A failed partition is worked again by the resumed run; a stale lease on one is revoked.
+        for (const d of stopped?.docs ?? []) tx.update(d.ref, {status: d.get('status') === 'failed' ? 'pending' : 'interrupted', error: null, leaseId: null})
       } else {
         const ranges = req.partitions ?? []
         run = RunRecordSchema.parse({
@@ -360,81 +414,124 @@ export class Ledger {
           counters: zeroCounters(),
           cursor: null,
           total: req.total,
-          startedAt: now,
-          heartbeatAt: now,
+          startedAt: at,
+          heartbeatAt: at,
           partitions: ranges.length,
         })
         ranges.forEach((range, index) =>
           tx.set(this.partitionRef(run.runId, index), PartitionRecordSchema.parse({index, ...range, status: 'pending', counters: zeroCounters()})),
         )
       }
-      tx.set(this.runRef(run.runId), run)
-      tx.set(lockRef, {runId: run.runId, kind: run.kind, owner: me, acquiredAt: now})
+      run.leaseId = run.partitions > 0 ? null : leaseId
+      tx.set(this.runRef(run.runId), stored(run))
+      if (run.partitions > 0) tx.set(this.membersOf(run.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, leftAt: null}))
+      tx.set(lockRef, {runId: run.runId, ledger: this.collectionName, kind: run.kind, leaseId: run.leaseId, owner: me, acquiredAt: at})
       return {run, resumed: Boolean(resumable), joined: false, tookOverFrom}
     })
+    if (!acquired) return null
+    const {run} = acquired
+    if (run.partitions > 0) return {...acquired, lease: null}
+    // The update time of our acquisition: every later write to the record is conditional on the last one.
+    const snap = await this.runRef(run.runId).get()
+    const what = `run ${run.runId}`
+    if (snap.get('leaseId') !== leaseId) throw new LeaseLostError(what)
+    return {...acquired, lease: this.lease(snap, leaseId, what, req.staleAfterMs, granted)}
+  }
+
+  private lease(snap: DocumentSnapshot, leaseId: string, what: string, staleAfterMs: number, granted: ReturnType<typeof Fence.now>): Lease {
+    const lease: Lease = {ref: snap.ref, leaseId, updateTime: snap.updateTime!, what, fence: undefined as unknown as Fence}
+    lease.fence = new Fence(trustMs(staleAfterMs), () => this.updateLeased(lease, {}), granted)
+    return lease
   }
 
   /**
    * Claims a partition of a sharded run for this process: a pending or interrupted one, or
-   * one whose lease is gone (stale heartbeat, or a dead process on this host), looking from
-   * `prefer` on so that workers spread out. Null when there is none to claim now.
+   * one whose lease is gone (stale heartbeat by Firestore's clock, or a dead process in this
+   * pid namespace), looking from `prefer` on so that workers spread out. Null when there is
+   * none to claim now. Throws RunEndedError once the run is no longer running or no longer
+   * holds the collection's lock.
    */
-  async claim(runId: string, prefer: number, staleAfterMs: number): Promise<{lease: Lease | null; summary: PartitionSummary}> {
+  async claim(run: Pick<RunRecord, 'runId' | 'collection'>, prefer: number, staleAfterMs: number): Promise<{lease: PartitionLease | null; summary: PartitionSummary}> {
+    const {runId} = run
     const me = currentOwner()
-    const leaseId = crypto.randomBytes(6).toString('hex')
+    const leaseId = newLeaseId()
+    const granted = Fence.now()
     const claimed = await this.db.runTransaction(async (tx) => {
-      const partitions = partitionRecords(await tx.get(this.partitionsOf(runId).orderBy('index')))
-      const now = Date.now()
+      const [runSnap, lock, partSnap] = await Promise.all([tx.get(this.runRef(runId)), tx.get(this.lockRef(run.collection)), tx.get(this.partitionsOf(runId).orderBy('index'))])
+      const record = parseRun(runSnap.data())
+      if (record.status !== 'running' || lock.get('runId') !== runId) throw new RunEndedError(record)
+      const partitions = partitionRecords(partSnap)
+      const now = serverNow(partSnap)
       const n = partitions.length
       for (let i = 0; i < n; i++) {
         const p = partitions[(prefer + i) % n]
         const gone = p.status === 'running' ? holderGone(p, staleAfterMs, now, me) : null
         if (!(p.status === 'pending' || p.status === 'interrupted' || gone)) continue
-        const at = new Date(now)
         const next: PartitionRecord = {
           ...p,
           status: 'running',
           owner: me,
           leaseId,
-          heartbeatAt: at,
+          heartbeatAt: new Date(now),
           claims: p.claims + 1,
           error: null,
           tookOverFrom: gone && p.owner ? {owner: p.owner, cursor: p.cursor, reason: gone} : p.tookOverFrom,
         }
-        tx.set(this.partitionRef(runId, p.index), next)
-        tx.set(this.runRef(runId), {heartbeatAt: at}, {merge: true})
+        tx.set(this.partitionRef(runId, p.index), stored(next))
+        tx.set(this.runRef(runId), {heartbeatAt: FieldValue.serverTimestamp()}, {merge: true})
         partitions[(prefer + i) % n] = next
-        return {index: p.index, partitions}
+        return {index: p.index, partitions, now}
       }
-      return {index: null, partitions}
+      return {index: null, partitions, now}
     })
-    const summary = summarize(claimed.partitions, staleAfterMs, Date.now(), me)
+    const summary = summarize(claimed.partitions, staleAfterMs, claimed.now, me)
     if (claimed.index === null) return {lease: null, summary}
-    // The update time of our claim: every later write to the partition is conditional on the last one.
     const snap = await this.partitionRef(runId, claimed.index).get()
     const partition = PartitionRecordSchema.parse(snap.data())
     if (partition.leaseId !== leaseId) return {lease: null, summary}
-    return {lease: {partition, leaseId, updateTime: snap.updateTime!}, summary}
+    return {lease: {...this.lease(snap, leaseId, `partition ${claimed.index} of run ${runId}`, staleAfterMs, granted), partition}, summary}
   }
 
-  /** Writes to a leased partition, only while the lease is still ours. */
-  async updateLeased(runId: string, lease: Lease, patch: Record<string, unknown>): Promise<void> {
-    const ref = this.partitionRef(runId, lease.partition.index)
+  /**
+   * Writes to a leased record (a one-worker run, or a partition), only while the lease is
+   * still ours, and renews the lease's fence. A lost lease throws LeaseLostError and revokes
+   * the fence: the holder sends nothing more.
+   */
+  async updateLeased(lease: Lease, patch: Record<string, unknown>): Promise<void> {
+    if (lease.fence.lost) throw lease.fence.lost
+    const sentAt = Fence.now()
     try {
-      const result = await ref.update({...patch, heartbeatAt: new Date()}, {lastUpdateTime: lease.updateTime})
+      const result = await lease.ref.update({...patch, heartbeatAt: FieldValue.serverTimestamp()}, {lastUpdateTime: lease.updateTime})
       lease.updateTime = result.writeTime
+      lease.fence.confirm(sentAt)
     } catch (err) {
       if ((err as {code?: number}).code !== GrpcCode.FAILED_PRECONDITION) throw err
       // Our own earlier write may have landed unseen (a retried RPC): the lease is then still ours.
-      const snap = await ref.get()
-      if (snap.get('leaseId') !== lease.leaseId) throw new LeaseLostError(runId, lease.partition.index)
+      const snap = await lease.ref.get()
+      if (snap.get('leaseId') !== lease.leaseId) {
+        const why = snap.get('error') as string | null | undefined
+        const lost = new LeaseLostError(lease.what, why ?? 'taken over by another process')
+        lease.fence.revoke(lost)
+        throw lost
+      }
       lease.updateTime = snap.updateTime!
-      await this.updateLeased(runId, lease, patch)
+      await this.updateLeased(lease, patch)
     }
   }
 
-  async summary(runId: string, staleAfterMs: number): Promise<PartitionSummary> {
-    return summarize(await this.partitions(runId), staleAfterMs)
+  /** Progress kept in a leased record (a one-worker run's, or a partition's): every write conditional on the lease. */
+  progressStore(runId: string, lease: Lease, saved: Progress): ProgressStore {
+    return {
+      saved: {cursor: saved.cursor, counters: saved.counters, unmapped: saved.unmapped, tags: saved.tags},
+      save: (progress) => this.updateLeased(lease, {...progress}),
+      heartbeat: () => this.updateLeased(lease, {}),
+      errorRef: (key) => this.errorRef(runId, key),
+    }
+  }
+
+  /** A sharded run's process says it is alive (its workers may all be waiting). */
+  async memberHeartbeat(runId: string): Promise<void> {
+    await this.membersOf(runId).doc(currentOwner().processId).set({heartbeatAt: FieldValue.serverTimestamp()}, {merge: true})
   }
 
   private set(tx: Transaction, runId: string, patch: Partial<RunRecord>): void {
@@ -442,43 +539,55 @@ export class Ledger {
   }
 
   /** Saves progress; the caller guarantees every item up to `cursor` is acknowledged. */
-  async checkpoint(runId: string, patch: Pick<RunRecord, 'cursor' | 'counters' | 'unmapped' | 'tags'>): Promise<void> {
-    await this.runRef(runId).set({...patch, heartbeatAt: new Date()}, {merge: true})
+  async checkpoint(lease: Lease, patch: Pick<RunRecord, 'cursor' | 'counters' | 'unmapped' | 'tags'>): Promise<void> {
+    await this.updateLeased(lease, patch)
   }
 
-  async heartbeat(runId: string): Promise<void> {
-    await this.runRef(runId).set({heartbeatAt: new Date()}, {merge: true})
-  }
-
-  /** Ends the run and releases the collection's lock if this run still holds it. */
-  async finish(runId: string, collection: string, patch: Pick<RunRecord, 'status' | 'cursor' | 'counters' | 'unmapped' | 'tags'> & {error?: string | null}): Promise<void> {
-    const now = new Date()
+  /**
+   * Ends a one-worker run and releases the collection's lock, only while the lease is ours
+   * (a successor may have resumed this very run): LeaseLostError otherwise, and nothing written.
+   */
+  async finish(lease: Lease, runId: string, collection: string, patch: Pick<RunRecord, 'status' | 'cursor' | 'counters' | 'unmapped' | 'tags'> & {error?: string | null}): Promise<void> {
+    const at = new Date()
     await this.db.runTransaction(async (tx) => {
-      const lock = await tx.get(this.lockRef(collection))
-      tx.set(this.runRef(runId), {...patch, error: patch.error ?? null, heartbeatAt: now, finishedAt: patch.status === 'running' ? null : now}, {merge: true})
-      if (lock.exists && lock.get('runId') === runId) tx.delete(this.lockRef(collection))
+      const [record, lock] = await Promise.all([tx.get(this.runRef(runId)), tx.get(this.lockRef(collection))])
+      if (record.get('leaseId') !== lease.leaseId) throw lease.fence.lost ?? new LeaseLostError(lease.what, (record.get('error') as string | null) ?? 'taken over by another process')
+      const ended = patch.status !== 'running'
+      tx.set(this.runRef(runId), {...patch, error: patch.error ?? null, heartbeatAt: FieldValue.serverTimestamp(), finishedAt: ended ? at : null, leaseId: ended ? null : lease.leaseId}, {merge: true})
+      if (ended && lock.get('runId') === runId && lock.get('leaseId') === lease.leaseId) tx.delete(this.lockRef(collection))
     })
   }
 
   /**
-   * Ends a sharded run once no live worker holds a partition: completed when every partition
-   * is done, otherwise failed or interrupted. Its counters become the partitions' sum. Returns
-   * the run as this call leaves it (still running while other workers go on).
+   * This process leaves a sharded run. The run ends only when no other process of it is
+   * alive (waiting ones included) and no lease on it is live: completed when every
+   * partition is done, otherwise failed or interrupted; its counters become the
+   * partitions' sum, any lease left on it is revoked, and the lock is released. Returns the
+   * run as this call leaves it (still running while other processes go on).
    */
   async finishSharded(runId: string, collection: string, staleAfterMs: number): Promise<{run: RunRecord; summary: PartitionSummary}> {
     const me = currentOwner()
     return this.db.runTransaction(async (tx) => {
-      const [runSnap, partSnap, lock] = await Promise.all([tx.get(this.runRef(runId)), tx.get(this.partitionsOf(runId).orderBy('index')), tx.get(this.lockRef(collection))])
+      const [runSnap, partSnap, memberSnap, lock] = await Promise.all([
+        tx.get(this.runRef(runId)),
+        tx.get(this.partitionsOf(runId).orderBy('index')),
+        tx.get(this.membersOf(runId)),
+        tx.get(this.lockRef(collection)),
+      ])
       const run = parseRun(runSnap.data())
-      const summary = summarize(partitionRecords(partSnap), staleAfterMs, Date.now(), me)
-      if (run.status !== 'running' || summary.live.length > 0) return {run, summary}
+      const now = serverNow(runSnap)
+      const at = new Date()
+      const summary = summarize(partitionRecords(partSnap), staleAfterMs, now, me)
+      const others = liveMembers(memberRecords(memberSnap), staleAfterMs, now, me).filter((m) => !isMe(m.owner, me))
+      tx.set(this.membersOf(runId).doc(me.processId), {leftAt: at}, {merge: true})
+      if (run.status !== 'running' || others.length > 0 || summary.live.some((p) => !isMe(p.owner!, me))) return {run, summary}
       const {byStatus} = summary
       const status: RunStatus = byStatus.done === summary.partitions.length ? 'completed' : byStatus.failed > 0 ? 'failed' : 'interrupted'
       const error = summary.partitions.find((p) => p.error)?.error ?? null
-      const now = new Date()
-      const ended: RunRecord = {...run, ...sumProgress(summary.partitions), status, error, heartbeatAt: now, finishedAt: now}
-      tx.set(this.runRef(runId), ended)
-      if (lock.exists && lock.get('runId') === runId) tx.delete(this.lockRef(collection))
+      const ended: RunRecord = {...run, ...sumProgress(summary.partitions), status, error, heartbeatAt: at, finishedAt: at}
+      tx.set(this.runRef(runId), stored(ended))
+      for (const d of partSnap.docs) if (d.get('status') === 'running') tx.update(d.ref, {status: 'interrupted', leaseId: null})
+      if (lock.get('runId') === runId) tx.delete(this.lockRef(collection))
       return {run: ended, summary}
     })
   }

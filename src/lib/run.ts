@@ -2,8 +2,9 @@ import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
 import type {Logger} from 'winston'
 import type {Settings} from './config'
 import {errorMessage} from './errors'
-import {JobProgress, JobResult, Plan, ProgressStore, runJob} from './job'
-import {Acquired, FINISH_DEADLINE_MS, Ledger, RunKind, RunRecord} from './ledger'
+import {JobProgress, JobResult, Plan, runJob} from './job'
+import {Fence, LeaseLostError} from './lease'
+import {Acquired, FINISH_DEADLINE_MS, Ledger, RunKind} from './ledger'
 import {planPartitions} from './partitions'
 import {withDeadline, withRetry} from './scan'
 import {describeTarget, itemsQuery, targetOf} from './target'
@@ -115,24 +116,25 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     total,
     join: ctx.sharding?.join,
   }
-  let acquired = await ledger.acquire({...request, sharded})
+  let acquired = await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers})
   if (!acquired) {
     const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, emulator: ctx.emulator, signal: ctx.signal})
     logger?.info('partitions planned', {count: split.ranges.length, method: split.method})
     // Another worker may have created the run meanwhile: then this one joins it.
-    acquired = (await ledger.acquire({...request, sharded, partitions: split.ranges}))!
+    acquired = (await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers, partitions: split.ranges}))!
   }
   const {run} = acquired
   if (acquired.tookOverFrom) logger?.warn('took over a stale run', acquired.tookOverFrom)
   // --max-rate caps this process: its workers share it.
   const workers = run.partitions > 0 ? (ctx.sharding?.workers ?? 1) : 1
-  const writerFor = () =>
+  const writerFor = (fence: Fence) =>
     new GuardedWriter(db, {
       emulator: ctx.emulator,
-      maxRate: spec.maxRate === undefined ? undefined : Math.max(1, Math.floor(spec.maxRate / workers)),
+      maxRate: spec.maxRate === undefined ? undefined : spec.maxRate / workers,
       maxInFlight: spec.batchSize,
       outageAfterMs: settings.outageAfterMs,
-      onRetry: (err) => logger?.warn('write retry', {code: err.code, attempts: err.failedAttempts, id: err.documentRef.id}),
+      fence,
+      onRetry: (retry) => logger?.warn('write retry', retry),
     })
 
   if (run.partitions > 0) {
@@ -149,33 +151,27 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     tookOverFrom: acquired.tookOverFrom,
     shardingNote: sharded ? `run ${run.runId} was started with one worker; it resumes with one (--from-start starts a sharded run over)` : undefined,
   })
-  const writer = writerFor()
+  const lease = acquired.lease!
+  const writer = writerFor(lease.fence)
   let result: JobResult
   try {
-    result = await runJob({...job, plan: plan(run.runId), store: runStore(ledger, run), writer, onProgress: ctx.onProgress})
+    result = await runJob({...job, plan: plan(run.runId), store: ledger.progressStore(run.runId, lease, run), writer, onProgress: ctx.onProgress})
   } finally {
     await writer.close().catch(() => {})
   }
   const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
+  // Replaced: the record and the lock belong to the successor; this process writes nothing more.
+  if (result.leaseLost) return finished(result, run.runId, acquired.resumed, run.counters.scanned)
   try {
     // Bounded: in an outage this write may hang or fail too. The record then keeps its last
     // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.
-    await withDeadline(ledger.finish(run.runId, settings.collection, end), FINISH_DEADLINE_MS, 'recording the end of the run')
+    await withDeadline(ledger.finish(lease, run.runId, settings.collection, end), FINISH_DEADLINE_MS, 'recording the end of the run')
   } catch (err) {
+    if (err instanceof LeaseLostError) return finished({...result, status: 'failed', error: err.message, leaseLost: true}, run.runId, acquired.resumed, run.counters.scanned)
     if (result.status !== 'failed') throw err
     result.error = `${result.error}; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its process is gone or its heartbeat is stale, and resumes from its last checkpoint`
   }
   return finished(result, run.runId, acquired.resumed, run.counters.scanned)
-}
-
-/** A one-worker run keeps its checkpoint in its own record. */
-function runStore(ledger: Ledger, run: RunRecord): ProgressStore {
-  return {
-    saved: {cursor: run.cursor, counters: run.counters, unmapped: run.unmapped, tags: run.tags},
-    save: (progress) => ledger.checkpoint(run.runId, progress),
-    heartbeat: () => ledger.heartbeat(run.runId),
-    errorRef: (key) => ledger.errorRef(run.runId, key),
-  }
 }
 
 /** The fields every run's stats share (reports.RunStatsBaseSchema). */

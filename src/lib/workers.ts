@@ -1,6 +1,7 @@
 import {errorMessage, UsageError} from './errors'
-import {JobProgress, JobResult, JobSpec, measureProgress, ProgressStore, runJob} from './job'
-import {addCounters, Counters, FINISH_DEADLINE_MS, Lease, Ledger, LeaseLostError, PartitionStatus, RunRecord, sumProgress, zeroCounters} from './ledger'
+import {JobProgress, JobResult, JobSpec, measureProgress, runJob} from './job'
+import {Fence, LeaseLostError} from './lease'
+import {addCounters, Counters, FINISH_DEADLINE_MS, Ledger, PartitionLease, PartitionStatus, RunEndedError, RunRecord, sumProgress, zeroCounters} from './ledger'
 import type {RunContext} from './run'
 import {withDeadline, withRetry} from './scan'
 import type {GuardedWriter} from './writer'
@@ -51,7 +52,7 @@ export interface ShardedRun {
   run: RunRecord
   /** The engine's spec minus what each partition brings (range, store, writer, progress). */
   job: Omit<JobSpec, 'range' | 'store' | 'writer' | 'onProgress'>
-  writerFor: () => GuardedWriter
+  writerFor: (fence: Fence) => GuardedWriter
   sharding?: Sharding
 }
 
@@ -70,8 +71,10 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * This process's share of a sharded run: `workers` loops, each claiming a partition (a free
  * one, or one whose lease went stale), running the engine over its key range with the
  * partition as checkpoint, and claiming the next, until no partition is left open. Idle
- * workers wait while others hold partitions, to take over any whose owner dies. The last
- * process out ends the run.
+ * workers wait while others hold partitions, to take over any whose owner dies; the
+ * process says it is alive meanwhile, so the run does not end under it. The last process
+ * out ends the run. Ctrl-C stops this process only: its partitions are released for the
+ * others.
  */
 export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: ShardedRun): Promise<{result: JobResult; scannedHere: number}> {
   const workers = Math.max(1, sharding?.workers ?? 1)
@@ -82,6 +85,8 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
   const errorSamples: JobResult['errorSamples'] = []
   let scannedHere = 0
   let failure: string | undefined
+  /** Why this process may not write for the run any more: a lease lost, or the run ended or taken over under it. */
+  let lost: string | undefined
 
   // The run's progress: every partition's last checkpoint, replaced by live counters for ours.
   const known = new Map<number, Counters>()
@@ -95,20 +100,15 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     return measureProgress(counters, job.total, startedAt, startScanned, live.size)
   }
   const progressTimer = ctx.onProgress ? setInterval(() => ctx.onProgress?.(progress()), 250) : undefined
+  const memberTimer = setInterval(() => ledger.memberHeartbeat(run.runId).catch((err) => ctx.logger?.debug('process heartbeat failed', {error: errorMessage(err)})), pollMs)
 
-  const work = async (lease: Lease): Promise<void> => {
+  const work = async (lease: PartitionLease): Promise<void> => {
     const p = lease.partition
-    const store: ProgressStore = {
-      saved: {cursor: p.cursor, counters: p.counters, unmapped: p.unmapped, tags: p.tags},
-      save: (saved) => ledger.updateLeased(run.runId, lease, {...saved}),
-      heartbeat: () => ledger.updateLeased(run.runId, lease, {}),
-      errorRef: (key) => ledger.errorRef(run.runId, key),
-    }
     ctx.logger?.info('partition claimed', {runId: run.runId, partition: p.index, cursor: p.cursor, claims: p.claims, tookOverFrom: p.tookOverFrom})
-    const writer = writerFor()
+    const writer = writerFor(lease.fence)
     let result: JobResult
     try {
-      result = await runJob({...job, range: p, store, writer, onProgress: (jp) => live.set(p.index, jp.counters)})
+      result = await runJob({...job, range: p, store: ledger.progressStore(run.runId, lease, p), writer, onProgress: (jp) => live.set(p.index, jp.counters)})
     } finally {
       await writer.close().catch(() => {})
     }
@@ -117,15 +117,16 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     scannedHere += result.counters.scanned - p.counters.scanned
     errorSamples.push(...result.errorSamples.slice(0, Math.max(0, 100 - errorSamples.length)))
     if (result.leaseLost) {
-      ctx.logger?.warn('partition taken over by another worker', {runId: run.runId, partition: p.index})
+      ctx.logger?.warn('partition lease lost', {runId: run.runId, partition: p.index, error: result.error})
+      lost ??= result.error
       return
     }
     const status: PartitionStatus = result.status === 'completed' ? 'done' : result.status
     const end = {status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, leaseId: null, error: result.error ?? null, finishedAt: status === 'done' ? new Date() : null}
-    await withDeadline(ledger.updateLeased(run.runId, lease, end), FINISH_DEADLINE_MS, `recording the end of partition ${p.index}`).catch((err) => {
-      // Taken over meanwhile: the new owner goes on from our last checkpoint. In an outage the
-      // record keeps its last checkpoint and its lease goes stale: the next worker takes it over.
-      if (!(err instanceof LeaseLostError) && result.status !== 'failed') throw err
+    await withDeadline(ledger.updateLeased(lease, end), FINISH_DEADLINE_MS, `recording the end of partition ${p.index}`).catch((err) => {
+      // In an outage the record keeps its last checkpoint and its lease goes stale: the next worker takes it over.
+      if (err instanceof LeaseLostError) return void (lost ??= err.message)
+      if (result.status !== 'failed') throw err
     })
     ctx.logger?.info('partition left', {runId: run.runId, partition: p.index, status, counters: result.counters})
     if (result.status === 'failed') failure ??= result.error ?? 'failed'
@@ -134,8 +135,17 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
   const loop = async (w: number): Promise<void> => {
     // Workers of all processes start spread over the partitions, so their claims rarely collide.
     const prefer = Math.floor(((((sharding?.shardIndex ?? 0) * workers + w) % slots) * run.partitions) / slots)
-    while (!failure && !signal?.aborted) {
-      const {lease, summary} = await withRetry(() => ledger.claim(run.runId, prefer, staleAfterMs), {signal})
+    while (!failure && !lost && !signal?.aborted) {
+      let claimed: Awaited<ReturnType<Ledger['claim']>>
+      try {
+        claimed = await withRetry(() => ledger.claim(run, prefer, staleAfterMs), {signal})
+      } catch (err) {
+        if (!(err instanceof RunEndedError)) throw err
+        // Ended or taken over while this process was still in it (frozen past its lease, say).
+        if (err.run.status !== 'completed') lost ??= `lease lost: ${err.message}`
+        return
+      }
+      const {lease, summary} = claimed
       for (const part of summary.partitions) if (!live.has(part.index)) known.set(part.index, part.counters)
       if (lease) {
         await work(lease)
@@ -150,6 +160,7 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
   // Each loop ends on its own (a failure stops the others' claims, not their current partition).
   await Promise.all(Array.from({length: workers}, (_, w) => loop(w).catch((err) => void (failure ??= errorMessage(err)))))
   clearInterval(progressTimer)
+  clearInterval(memberTimer)
   let ended: Awaited<ReturnType<Ledger['finishSharded']>> | null = null
   try {
     ended = await withDeadline(withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs)), FINISH_DEADLINE_MS, 'recording the end of the run')
@@ -158,13 +169,20 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     failure += `; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its workers' leases are stale`
   }
   ctx.onProgress?.(progress())
-  if (!ended) {
+  if (!ended || lost) {
     const counters = progress().counters
-    return {result: {status: 'failed', counters, unmapped: {}, tags: {}, errorSamples, cursor: null, error: failure}, scannedHere}
+    return {result: {status: 'failed', counters, unmapped: {}, tags: {}, errorSamples, cursor: null, error: lost ?? failure, leaseLost: lost !== undefined}, scannedHere}
   }
   const {run: after, summary} = ended
-  // While other workers go on, this process reports how it left: interrupted (Ctrl-C) or failed.
-  const status: JobResult['status'] = after.status === 'completed' || after.status === 'failed' || after.status === 'interrupted' ? after.status : failure ? 'failed' : 'interrupted'
+  // While other processes go on, this one reports how it left: interrupted (Ctrl-C), failed, or done with every partition.
+  const status: JobResult['status'] =
+    after.status === 'completed' || after.status === 'failed' || after.status === 'interrupted'
+      ? after.status
+      : signal?.aborted
+        ? 'interrupted'
+        : failure || summary.byStatus.failed > 0
+          ? 'failed'
+          : 'completed'
   const totals = after.status === 'running' ? sumProgress(summary.partitions) : {counters: after.counters, unmapped: after.unmapped, tags: after.tags}
   return {
     result: {status, ...totals, errorSamples, cursor: null, error: failure ?? after.error ?? undefined},

@@ -1,7 +1,8 @@
 import type {BulkWriterError} from '@google-cloud/firestore'
 import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, UpdateData} from 'firebase-admin/firestore'
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
-import {errorMessage, GrpcCode, isRetryable} from './errors'
+import {errorMessage, GrpcCode, grpcCode, isRetryable} from './errors'
+import {Fence, LeaseLostError} from './lease'
 import {OutageError} from './scan'
 
 /** Firestore's 500/50/5 rule: start at 500 ops/s, +50% every 5 minutes. */
@@ -19,14 +20,14 @@ export interface WriterOptions {
    * which the writer declares an outage. Longer than one BatchWrite attempt (60 s) by default.
    */
   outageAfterMs?: number
-  onRetry?: (err: BulkWriterError) => void
+  onRetry?: (retry: {code: number | undefined; attempts: number; id: string}) => void
+  /** The run's lease: no write leaves while it is not known to be valid. */
+  fence?: Fence
 }
 
 /** `rejected`: Firestore refused this write for its content (e.g. nested deeper than 20 levels): an error item, not a failed run. */
 export type GuardedResult = 'written' | 'conflict' | 'missing' | {rejected: string}
 
-/** BulkWriter's batch size: a window smaller than this never fills a batch by itself. */
-const BULK_BATCH_SIZE = 20
 const INVALID_ARGUMENT = 3
 
 /** Firestore's answer about this item (a changed, deleted or refused document), or null: the write failed. */
@@ -38,45 +39,110 @@ function itemAnswer(err: unknown): Exclude<GuardedResult, 'written'> | null {
   return null
 }
 
+/** Retries of a write that failed retryably, as BulkWriter spaces them (its own retries are off: every attempt passes the fence). */
+const RETRY = {initialMs: 1000, factor: 1.5, maxMs: 60_000, jitter: 0.3} as const
+
+/** Writes per second at `elapsedMs` into a writer's life: the 500/50/5 ramp under the cap, or the cap alone on an emulator. */
+export function rateAt(elapsedMs: number, options: Pick<WriterOptions, 'emulator' | 'maxRate'>): number {
+  if (options.emulator) return options.maxRate ?? Infinity
+  const ramp = RAMP.initialOpsPerSecond * RAMP.growth ** Math.floor(elapsedMs / (RAMP.stepMinutes * 60_000))
+  return Math.min(ramp, options.maxRate ?? RAMP.maxOpsPerSecond, RAMP.maxOpsPerSecond)
+}
+
 /**
- * BulkWriter behind a bounded window: field-level updates guarded by a lastUpdateTime
- * precondition, retryable errors retried with backoff, and a persistent outage surfaced
- * as an OutageError instead of an item failure.
+ * A token bucket holding a fifth of a second of writes (at least one), so any rate works,
+ * 1/s or 0.25/s included: BulkWriter's own limiter never releases its first batch of 20
+ * below 20/s.
+ */
+class Pacer {
+  private readonly born = Date.now()
+  private last = this.born
+  private tokens: number
+
+  constructor(private readonly rate: (elapsedMs: number) => number) {
+    this.tokens = this.capacity(rate(0))
+  }
+
+  private capacity(rate: number): number {
+    return Math.max(1, rate / 5)
+  }
+
+  /** Takes one write's token, or returns how many ms until one is there. */
+  take(now = Date.now()): number {
+    const rate = this.rate(now - this.born)
+    if (rate === Infinity) return 0
+    this.tokens = Math.min(this.capacity(rate), this.tokens + ((now - this.last) / 1000) * rate)
+    this.last = now
+    if (this.tokens < 1) return Math.ceil(((1 - this.tokens) / rate) * 1000)
+    this.tokens--
+    return 0
+  }
+}
+
+interface QueuedWrite {
+  ref: DocumentReference
+  data: DocumentData
+  /** Set for a guarded update; absent for a plain set (an error record). */
+  lastUpdateTime?: Timestamp
+  attempts: number
+  done: (result: GuardedResult) => void
+  fail: (err: Error) => void
+}
+
+/**
+ * Guarded writes through BulkWriter: field-level updates conditional on the item's read
+ * time, in a bounded window, paced by this writer (the 500/50/5 ramp, --max-rate) and
+ * fenced by the run's lease. Writes wait in this writer's queue and are handed to
+ * BulkWriter only while the lease is valid, and each burst is flushed at once, so nothing
+ * sits in BulkWriter's buffer to be sent later (after a freeze, say). Retries come back
+ * through the queue: no attempt leaves without the fence.
  *
  * The client retries a failing BatchWrite on its own for up to 600 s before BulkWriter even
- * sees the error (and it ignores shorter retry settings for BatchWrite), then BulkWriter
- * retries it again. So the outage is declared by the wall clock: writes waiting (or reads
- * failing) and nothing answered for `outageAfterMs`. From then on nothing here waits on
- * the client any more; the unacknowledged writes are abandoned, which is safe because the
- * checkpoint only ever covers acknowledged items.
+ * sees the error (and it ignores shorter retry settings for BatchWrite). So the outage is
+ * declared by the wall clock: writes waiting (or reads failing) and nothing answered for
+ * `outageAfterMs`. From then on nothing here waits on the client any more; the
+ * unacknowledged writes are abandoned, which is safe because the checkpoint only ever
+ * covers acknowledged items.
  */
 export class GuardedWriter {
   private bulk: BulkWriter
   private readonly newBulk: () => BulkWriter
+  private readonly queue: QueuedWrite[] = []
+  private readonly pacer: Pacer
+  private readonly fence?: Fence
+  private pumpTimer: NodeJS.Timeout | null = null
+  private flushQueued = false
+  private renewing = false
+  /** Writes accepted and not yet settled: queued, sent, or waiting to be retried. */
   private inFlight = 0
   private waiters: (() => void)[] = []
+  private idle: (() => void)[] = []
   private readonly maxInFlight: number
+  private readonly maxAttempts: number
   private readonly outageAfterMs: number
+  private readonly onRetry?: WriterOptions['onRetry']
   /** Last time Firestore answered (a write acknowledged, or refused for a precondition or its content; a document read), or writes started waiting. */
   private lastAnswer = Date.now()
   private readFailure: unknown = null
   private readonly watch: NodeJS.Timeout
   private gaveUp!: () => void
   private readonly abandoned = new Promise<void>((resolve) => (this.gaveUp = resolve))
-  /** Set once the outage budget is spent or a write's retries are exhausted: the run must stop. */
-  outage: OutageError | null = null
+  /** Set once the run must stop writing: an outage (budget spent, retries exhausted) or a lost lease. */
+  stopped: OutageError | LeaseLostError | null = null
 
   constructor(db: Firestore, options: WriterOptions) {
-    this.maxInFlight = options.maxInFlight ?? 2000
+    const rate = (elapsed: number) => rateAt(elapsed, options)
+    // About two seconds of writes at a finite rate: an interrupt drains them, and the checkpoint trails by little.
+    const paced = rate(0) === Infinity ? Infinity : Math.max(1, Math.ceil(rate(0) * 2))
+    this.maxInFlight = Math.min(options.maxInFlight ?? 500, paced)
+    this.maxAttempts = options.maxAttempts ?? 10
     this.outageAfterMs = options.outageAfterMs ?? DEFAULT_OUTAGE_AFTER_SECONDS * 1000
-    const maxAttempts = options.maxAttempts ?? 10
+    this.onRetry = options.onRetry
+    this.fence = options.fence
+    this.pacer = new Pacer(rate)
     this.newBulk = () => {
-      const bulk = db.bulkWriter({throttling: throttlingFor(options)})
-      bulk.onWriteError((err) => {
-        const retry = isRetryable(err) && err.failedAttempts < maxAttempts
-        if (retry) options.onRetry?.(err)
-        return retry
-      })
+      const bulk = db.bulkWriter({throttling: false})
+      bulk.onWriteError(() => false)
       return bulk
     }
     this.bulk = this.newBulk()
@@ -95,7 +161,7 @@ export class GuardedWriter {
     this.readFailure = err
   }
 
-  /** `signal`, or aborted once an outage is declared: a scan waiting on a dead connection stops too. */
+  /** `signal`, or aborted once the writer stops: a scan waiting on a dead connection stops too. */
   until(signal?: AbortSignal): AbortSignal {
     const both = new AbortController()
     const abort = () => both.abort()
@@ -105,8 +171,8 @@ export class GuardedWriter {
     return both.signal
   }
 
-  /** `p`, or undefined as soon as an outage is declared: nothing waits on a dead connection past the budget. */
-  unlessOutage<T>(p: Promise<T>): Promise<T | undefined> {
+  /** `p`, or undefined as soon as the writer stops: nothing waits on a dead connection past the budget. */
+  unlessStopped<T>(p: Promise<T>): Promise<T | undefined> {
     return Promise.race([p, this.abandoned.then(() => undefined)])
   }
 
@@ -117,67 +183,123 @@ export class GuardedWriter {
 
   /** Resolves when the window has room for one more write. */
   async ready(): Promise<void> {
-    while (this.inFlight >= this.maxInFlight && !this.outage) {
-      // Otherwise the window's writes would wait in a partial batch for the periodic drain.
-      if (this.maxInFlight < BULK_BATCH_SIZE) void this.bulk.flush()
-      await new Promise<void>((r) => this.waiters.push(r))
-    }
+    while (this.inFlight >= this.maxInFlight && !this.stopped) await new Promise<void>((r) => this.waiters.push(r))
   }
 
   /** Updates the given fields only, if the document is still at `lastUpdateTime`. */
   update(ref: DocumentReference, data: UpdateData<DocumentData>, lastUpdateTime: Timestamp): Promise<GuardedResult> {
-    let sent: Promise<unknown>
-    try {
-      sent = this.bulk.update(ref, data, {lastUpdateTime})
-    } catch (err) {
-      return Promise.resolve({rejected: this.refused(err)})
-    }
-    this.issued()
-    // One callback per write does the bookkeeping and maps the result: no promise chain per write.
-    return sent.then(
-      () => {
-        this.settled(true)
-        return 'written' as const
-      },
-      (err: unknown) => {
-        const answer = itemAnswer(err)
-        this.settled(answer !== null)
-        if (answer === null) throw this.fail(err)
-        return answer
-      },
-    )
+    return new Promise<GuardedResult>((done, fail) => this.enqueue({ref, data: data as DocumentData, lastUpdateTime, attempts: 0, done, fail}))
   }
 
   set(ref: DocumentReference, data: DocumentData): Promise<void> {
-    let sent: Promise<unknown>
-    try {
-      sent = this.bulk.set(ref, data)
-    } catch (err) {
-      this.refused(err)
-      return Promise.reject(err)
-    }
-    this.issued()
-    return sent.then(
-      () => this.settled(true),
-      (err: unknown) => {
-        this.settled(false)
-        throw this.fail(err)
-      },
+    return new Promise<void>((resolve, fail) =>
+      this.enqueue({ref, data, attempts: 0, done: (r) => (r === 'written' ? resolve() : fail(new Error(`writing ${ref.path}: ${typeof r === 'object' ? r.rejected : r}`))), fail}),
     )
   }
 
-  /** Waits until every write issued so far is acknowledged or failed, or an outage is declared. */
+  /** Waits until every write accepted so far is acknowledged or failed, or the writer stops. */
   async drain(): Promise<void> {
-    await this.unlessOutage(this.bulk.flush())
+    if (this.inFlight > 0 && !this.stopped) await new Promise<void>((r) => this.idle.push(r))
   }
 
   async close(): Promise<void> {
     clearInterval(this.watch)
-    await this.unlessOutage(this.bulk.close())
+    if (this.pumpTimer) clearTimeout(this.pumpTimer)
+    await this.unlessStopped(this.bulk.close())
   }
 
   get pending(): number {
     return this.inFlight
+  }
+
+  private enqueue(write: QueuedWrite): void {
+    if (this.stopped) return write.fail(this.stopped)
+    // The budget counts from when writes start waiting, not from an idle stretch before.
+    if (this.inFlight === 0) this.lastAnswer = Date.now()
+    this.inFlight++
+    this.queue.push(write)
+    this.pump()
+  }
+
+  /** Hands queued writes to BulkWriter while the lease is valid and the pace allows; flushes them together at the end of this turn. */
+  private pump(): void {
+    if (this.stopped || this.pumpTimer || this.queue.length === 0) return
+    if (this.fence && !this.fence.valid()) return this.renewFence()
+    let handed = false
+    while (this.queue.length > 0) {
+      const wait = this.pacer.take()
+      if (wait > 0) {
+        this.pumpTimer = setTimeout(() => ((this.pumpTimer = null), this.pump()), wait)
+        break
+      }
+      this.send(this.queue.shift()!)
+      handed = true
+    }
+    if (handed && !this.flushQueued) {
+      this.flushQueued = true
+      queueMicrotask(() => {
+        this.flushQueued = false
+        void this.bulk.flush()
+      })
+    }
+  }
+
+  /** Past the lease's trust: hold every write until a conditional heartbeat confirms the lease, or stop for good if it is lost. */
+  private renewFence(): void {
+    if (this.renewing) return
+    this.renewing = true
+    this.fence!.renew().then(
+      () => {
+        this.renewing = false
+        this.pump()
+      },
+      (err: unknown) => {
+        this.renewing = false
+        if (err instanceof LeaseLostError) return void this.declare(err)
+        // Not an answer about the lease (e.g. unreachable): try again; the outage clock runs meanwhile.
+        this.pumpTimer = setTimeout(() => ((this.pumpTimer = null), this.pump()), 1000)
+      },
+    )
+  }
+
+  private send(write: QueuedWrite): void {
+    let sent: Promise<unknown>
+    try {
+      sent = write.lastUpdateTime ? this.bulk.update(write.ref, write.data, {lastUpdateTime: write.lastUpdateTime}) : this.bulk.set(write.ref, write.data)
+    } catch (err) {
+      return this.finish(write, false, {rejected: this.refused(err)})
+    }
+    // One callback per write does the bookkeeping and maps the result: no promise chain per write.
+    sent.then(
+      () => this.finish(write, true, 'written'),
+      (err: unknown) => {
+        const answer = itemAnswer(err)
+        if (answer !== null) return this.finish(write, true, answer)
+        if (isRetryable(err) && ++write.attempts < this.maxAttempts && !this.stopped) return this.retry(write, err)
+        this.finish(write, false, this.fail(err))
+      },
+    )
+  }
+
+  private retry(write: QueuedWrite, err: unknown): void {
+    this.onRetry?.({code: grpcCode(err), attempts: write.attempts, id: write.ref.id})
+    const base = grpcCode(err) === GrpcCode.RESOURCE_EXHAUSTED ? RETRY.maxMs : Math.min(RETRY.maxMs, RETRY.initialMs * RETRY.factor ** (write.attempts - 1))
+    const delay = base * (1 + RETRY.jitter * (Math.random() * 2 - 1))
+    setTimeout(() => {
+      if (this.stopped) return this.finish(write, false, this.stopped)
+      this.queue.push(write)
+      this.pump()
+    }, delay)
+  }
+
+  /** A write left the window; `answered`: Firestore answered it (acknowledged, or refused for a precondition or its content). */
+  private finish(write: QueuedWrite, answered: boolean, result: GuardedResult | Error): void {
+    if (answered) this.lastAnswer = Date.now()
+    this.inFlight--
+    this.waiters.shift()?.()
+    if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake()
+    if (result instanceof Error) write.fail(result)
+    else write.done(result)
   }
 
   /**
@@ -200,40 +322,24 @@ export class GuardedWriter {
   }
 
   private checkOutage(): void {
-    if (this.outage || (this.inFlight === 0 && this.readFailure === null)) return
+    if (this.stopped || (this.inFlight === 0 && this.readFailure === null)) return
     const silent = Date.now() - this.lastAnswer
     if (silent < this.outageAfterMs) return
     const cause = this.readFailure === null ? '' : `; last read error: ${errorMessage(this.readFailure)}`
     this.declare(new OutageError(`Firestore unreachable: nothing answered for ${Math.round(silent / 1000)} s with ${this.inFlight} writes waiting${cause}`, this.readFailure))
   }
 
-  private declare(err: OutageError): OutageError {
-    if (this.outage) return this.outage
-    this.outage = err
+  /** Stops for good: queued writes are never sent (they fail with `err`); sent ones settle as Firestore answers them. */
+  private declare<E extends OutageError | LeaseLostError>(err: E): E {
+    if (this.stopped) return this.stopped as E
+    this.stopped = err
     clearInterval(this.watch)
+    if (this.pumpTimer) clearTimeout(this.pumpTimer)
     this.gaveUp()
-    for (const wake of this.waiters.splice(0)) wake()
+    for (const write of this.queue.splice(0)) this.finish(write, false, err)
+    for (const wake of [...this.waiters.splice(0), ...this.idle.splice(0)]) wake()
     return err
   }
-
-  private issued(): void {
-    // The budget counts from when writes start waiting, not from an idle stretch before.
-    if (this.inFlight === 0) this.lastAnswer = Date.now()
-    this.inFlight++
-  }
-
-  /** A write left the window; `answered`: Firestore answered it (acknowledged, or refused for a precondition or its content). */
-  private settled(answered: boolean): void {
-    if (answered) this.lastAnswer = Date.now()
-    this.inFlight--
-    this.waiters.shift()?.()
-  }
-}
-
-function throttlingFor(options: WriterOptions): boolean | {initialOpsPerSecond: number; maxOpsPerSecond: number} {
-  if (options.emulator) return options.maxRate ? {initialOpsPerSecond: options.maxRate, maxOpsPerSecond: options.maxRate} : false
-  const max = options.maxRate ?? RAMP.maxOpsPerSecond
-  return {initialOpsPerSecond: Math.min(RAMP.initialOpsPerSecond, max), maxOpsPerSecond: max}
 }
 
 /** Seconds to perform `ops` writes under the ramp (or unthrottled at `emulatorRate`), capped by maxRate. */

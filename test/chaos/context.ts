@@ -156,7 +156,7 @@ export class Target {
 
   /** The run holding the collection's lock, if any. */
   async activeRun(): Promise<RunRecord | undefined> {
-    const lock = await this.db.collection(`${DEFAULT_LEDGER}_locks`).doc(COL).get()
+    const lock = await this.db.collection(`_backfill_locks`).doc(COL).get()
     return lock.exists ? this.runRecord(lock.get('runId') as string) : undefined
   }
 
