@@ -1,9 +1,10 @@
 import fs from 'node:fs'
+import {performance} from 'node:perf_hooks'
 import {App, cert, deleteApp, initializeApp} from 'firebase-admin/app'
 import {Firestore, getFirestore} from 'firebase-admin/firestore'
 import type {Settings} from './config'
 import {isEmulatorReachable} from './emulator'
-import {UsageError} from './errors'
+import {GrpcCode, UsageError} from './errors'
 
 export interface Connection {
   db: Firestore
@@ -28,6 +29,33 @@ const CLIENT_CONFIG = {
       methods: {BatchGetDocuments: {timeout_millis: 60_000}},
     },
   },
+}
+
+/**
+ * The last line of a run's fence. The writer checks its lease before it hands writes to the
+ * client, but a process frozen (SIGSTOP, a suspended laptop) between that check and the
+ * socket would send them on waking. A BatchWrite that reaches gRPC after the event loop went
+ * stalled for longer than this is held back unsent, failing with HELD_BACK; the writer queues
+ * it again behind its lease check.
+ */
+const STALL_MS = 500
+export const HELD_BACK = 'held back unsent: the process stalled before this batch left'
+let lastTurn = performance.now()
+let ticking: NodeJS.Timeout | undefined
+
+/** grpc-js calls this synchronously as each call starts (the option passes through the client to its channel). */
+function holdAfterStall<T extends {methodDefinition: {path: string}}>(call: T): T {
+  if (call.methodDefinition.path.endsWith('/BatchWrite') && performance.now() - lastTurn > STALL_MS) {
+    throw Object.assign(new Error(HELD_BACK), {code: GrpcCode.CANCELLED})
+  }
+  return call
+}
+
+export const isHeldBack = (err: unknown): boolean => (err as {code?: unknown})?.code === GrpcCode.CANCELLED && (err as Error)?.message?.includes(HELD_BACK) === true
+
+function clientSettings() {
+  ticking ??= setInterval(() => (lastTurn = performance.now()), 100).unref()
+  return {clientConfig: CLIENT_CONFIG, 'grpc.callInvocationTransformer': holdAfterStall}
 }
 
 const START_EMULATOR_HINT =
@@ -56,14 +84,14 @@ export async function connect(settings: Settings, warn: (message: string) => voi
     // No app and no credentials: an emulator needs none, and the auth library would otherwise
     // probe the GCE metadata server (a 403 warning and seconds lost on laptops).
     process.env.METADATA_SERVER_DETECTION ??= 'none'
-    const db = new Firestore({projectId, clientConfig: CLIENT_CONFIG})
+    const db = new Firestore({projectId, ...clientSettings()})
     return {db, emulator: true, close: () => db.terminate()}
   }
   const credential = loadCredential(settings.credentials)
   const app: App = initializeApp(credential ? {projectId, credential} : {projectId}, `wardrobe-${process.pid}-${++appCounter}`)
   const db = getFirestore(app)
   // firebase-admin passes no client settings through; they may still be added before first use.
-  db.settings({clientConfig: CLIENT_CONFIG})
+  db.settings(clientSettings())
   return {db, emulator: false, close: () => deleteApp(app)}
 }
 

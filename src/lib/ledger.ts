@@ -74,6 +74,8 @@ export const RunRecordSchema = z.object({
   partitions: z.number().int().default(0),
   /** The fence token of a one-worker run's holder: every write of the holder is conditional on it. Null once ended or taken over. */
   leaseId: z.string().nullable().default(null),
+  /** The stale limit its holder fences itself by; a takeover waits for the longer of this and its own. */
+  staleAfterMs: z.number().int().nullable().default(null),
 })
 export type RunRecord = z.infer<typeof RunRecordSchema>
 
@@ -95,6 +97,7 @@ export const PartitionRecordSchema = z.object({
   owner: OwnerSchema.nullable().default(null),
   leaseId: z.string().nullable().default(null),
   heartbeatAt: date.nullable().default(null),
+  staleAfterMs: z.number().int().nullable().default(null),
   claims: z.number().int().default(0),
   /** The last takeover: whose lease went stale, and the checkpoint the new owner went on from. */
   tookOverFrom: z.object({owner: OwnerSchema, cursor: z.string().nullable(), reason: z.string()}).nullable().default(null),
@@ -128,6 +131,7 @@ export const MemberRecordSchema = z.object({
   owner: OwnerSchema,
   workers: z.number().int().default(1),
   heartbeatAt: date.nullable().default(null),
+  staleAfterMs: z.number().int().nullable().default(null),
   leftAt: date.nullable().default(null),
 })
 export type MemberRecord = z.infer<typeof MemberRecordSchema>
@@ -350,7 +354,7 @@ export class Ledger {
           const sameCommand = sameLedger && holder.kind === req.kind && holder.resumeKey === req.resumeKey && (req.join === undefined || req.join === holder.runId)
           // Workers join a sharded run; leases, not the lock, decide who works on what.
           if (holder.partitions > 0 && sameCommand && !req.fromStart) {
-            tx.set(this.membersOf(holder.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, leftAt: null}))
+            tx.set(this.membersOf(holder.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
             return {run: holder, resumed: true, joined: true}
           }
           const running = holder.partitions > 0 ? await tx.get(holderRef.collection('partitions').where('status', '==', 'running')) : null
@@ -394,7 +398,7 @@ export class Ledger {
       }
       let run: RunRecord
       if (resumable) {
-        run = {...resumable, owner: me, status: 'running', heartbeatAt: at, finishedAt: null, error: null, resumes: resumable.resumes + 1, total: req.total ?? resumable.total}
+        run = {...resumable, owner: me, status: 'running', heartbeatAt: at, finishedAt: null, error: null, resumes: resumable.resumes + 1, total: req.total ?? resumable.total, staleAfterMs: req.staleAfterMs}
         // A failed partition is worked again by the resumed run; a stale lease on one is revoked.
         for (const d of stopped?.docs ?? []) tx.update(d.ref, {status: d.get('status') === 'failed' ? 'pending' : 'interrupted', error: null, leaseId: null})
       } else {
@@ -417,6 +421,7 @@ export class Ledger {
           startedAt: at,
           heartbeatAt: at,
           partitions: ranges.length,
+          staleAfterMs: req.staleAfterMs,
         })
         ranges.forEach((range, index) =>
           tx.set(this.partitionRef(run.runId, index), PartitionRecordSchema.parse({index, ...range, status: 'pending', counters: zeroCounters()})),
@@ -424,7 +429,7 @@ export class Ledger {
       }
       run.leaseId = run.partitions > 0 ? null : leaseId
       tx.set(this.runRef(run.runId), stored(run))
-      if (run.partitions > 0) tx.set(this.membersOf(run.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, leftAt: null}))
+      if (run.partitions > 0) tx.set(this.membersOf(run.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
       tx.set(lockRef, {runId: run.runId, ledger: this.collectionName, kind: run.kind, leaseId: run.leaseId, owner: me, acquiredAt: at})
       return {run, resumed: Boolean(resumable), joined: false, tookOverFrom}
     })
@@ -473,6 +478,7 @@ export class Ledger {
           owner: me,
           leaseId,
           heartbeatAt: new Date(now),
+          staleAfterMs,
           claims: p.claims + 1,
           error: null,
           tookOverFrom: gone && p.owner ? {owner: p.owner, cursor: p.cursor, reason: gone} : p.tookOverFrom,

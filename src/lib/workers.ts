@@ -116,17 +116,14 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     known.set(p.index, result.counters)
     scannedHere += result.counters.scanned - p.counters.scanned
     errorSamples.push(...result.errorSamples.slice(0, Math.max(0, 100 - errorSamples.length)))
-    if (result.leaseLost) {
-      ctx.logger?.warn('partition lease lost', {runId: run.runId, partition: p.index, error: result.error})
-      lost ??= result.error
-      return
-    }
+    // Its new owner goes on from our last checkpoint; whether the run itself is still ours, the next claim tells.
+    if (result.leaseLost) return void ctx.logger?.warn('partition taken over by another worker', {runId: run.runId, partition: p.index, error: result.error})
     const status: PartitionStatus = result.status === 'completed' ? 'done' : result.status
     const end = {status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, leaseId: null, error: result.error ?? null, finishedAt: status === 'done' ? new Date() : null}
     await withDeadline(ledger.updateLeased(lease, end), FINISH_DEADLINE_MS, `recording the end of partition ${p.index}`).catch((err) => {
-      // In an outage the record keeps its last checkpoint and its lease goes stale: the next worker takes it over.
-      if (err instanceof LeaseLostError) return void (lost ??= err.message)
-      if (result.status !== 'failed') throw err
+      // Taken over meanwhile: the new owner goes on from our last checkpoint. In an outage the
+      // record keeps its last checkpoint and its lease goes stale: the next worker takes it over.
+      if (!(err instanceof LeaseLostError) && result.status !== 'failed') throw err
     })
     ctx.logger?.info('partition left', {runId: run.runId, partition: p.index, status, counters: result.counters})
     if (result.status === 'failed') failure ??= result.error ?? 'failed'

@@ -3,6 +3,7 @@ import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, Updat
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
 import {errorMessage, GrpcCode, grpcCode, isRetryable} from './errors'
 import {Fence, LeaseLostError} from './lease'
+import {isHeldBack} from './firestore'
 import {OutageError} from './scan'
 
 /** Firestore's 500/50/5 rule: start at 500 ops/s, +50% every 5 minutes. */
@@ -49,10 +50,13 @@ export function rateAt(elapsedMs: number, options: Pick<WriterOptions, 'emulator
   return Math.min(ramp, options.maxRate ?? RAMP.maxOpsPerSecond, RAMP.maxOpsPerSecond)
 }
 
+/** BulkWriter's batch: the pacer releases writes a batch at a time, so a slow run sends few, full BatchWrites. */
+const BATCH = 20
+
 /**
- * A token bucket holding a fifth of a second of writes (at least one), so any rate works,
- * 1/s or 0.25/s included: BulkWriter's own limiter never releases its first batch of 20
- * below 20/s.
+ * A token bucket holding a batch of writes, or a fifth of a second of them at high rates, so
+ * any rate works, 1/s or 0.25/s included: BulkWriter's own limiter never releases its first
+ * batch of 20 below 20/s.
  */
 class Pacer {
   private readonly born = Date.now()
@@ -64,17 +68,17 @@ class Pacer {
   }
 
   private capacity(rate: number): number {
-    return Math.max(1, rate / 5)
+    return Math.max(BATCH, rate / 5)
   }
 
-  /** Takes one write's token, or returns how many ms until one is there. */
-  take(now = Date.now()): number {
+  /** Takes `n` writes' tokens (n ≤ a batch), or returns how many ms until they are there. */
+  take(n: number, now = Date.now()): number {
     const rate = this.rate(now - this.born)
     if (rate === Infinity) return 0
     this.tokens = Math.min(this.capacity(rate), this.tokens + ((now - this.last) / 1000) * rate)
     this.last = now
-    if (this.tokens < 1) return Math.ceil(((1 - this.tokens) / rate) * 1000)
-    this.tokens--
+    if (this.tokens < n) return Math.ceil(((n - this.tokens) / rate) * 1000)
+    this.tokens -= n
     return 0
   }
 }
@@ -227,12 +231,13 @@ export class GuardedWriter {
     if (this.fence && !this.fence.valid()) return this.renewFence()
     let handed = false
     while (this.queue.length > 0) {
-      const wait = this.pacer.take()
+      const n = Math.min(BATCH, this.queue.length)
+      const wait = this.pacer.take(n)
       if (wait > 0) {
         this.pumpTimer = setTimeout(() => ((this.pumpTimer = null), this.pump()), wait)
         break
       }
-      this.send(this.queue.shift()!)
+      for (const write of this.queue.splice(0, n)) this.send(write)
       handed = true
     }
     if (handed && !this.flushQueued) {
@@ -273,6 +278,8 @@ export class GuardedWriter {
     sent.then(
       () => this.finish(write, true, 'written'),
       (err: unknown) => {
+        // Never sent (the process stalled on its way out): back behind the lease check, once the event loop has turned.
+        if (isHeldBack(err)) return this.requeue(write, 50)
         const answer = itemAnswer(err)
         if (answer !== null) return this.finish(write, true, answer)
         if (isRetryable(err) && ++write.attempts < this.maxAttempts && !this.stopped) return this.retry(write, err)
@@ -284,12 +291,15 @@ export class GuardedWriter {
   private retry(write: QueuedWrite, err: unknown): void {
     this.onRetry?.({code: grpcCode(err), attempts: write.attempts, id: write.ref.id})
     const base = grpcCode(err) === GrpcCode.RESOURCE_EXHAUSTED ? RETRY.maxMs : Math.min(RETRY.maxMs, RETRY.initialMs * RETRY.factor ** (write.attempts - 1))
-    const delay = base * (1 + RETRY.jitter * (Math.random() * 2 - 1))
+    this.requeue(write, base * (1 + RETRY.jitter * (Math.random() * 2 - 1)))
+  }
+
+  private requeue(write: QueuedWrite, afterMs: number): void {
     setTimeout(() => {
       if (this.stopped) return this.finish(write, false, this.stopped)
       this.queue.push(write)
       this.pump()
-    }, delay)
+    }, afterMs)
   }
 
   /** A write left the window; `answered`: Firestore answered it (acknowledged, or refused for a precondition or its content). */
