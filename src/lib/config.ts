@@ -26,34 +26,36 @@ const filePath = z.string().min(1)
  * value wins); each description is the fix a bad value's error suggests.
  */
 const SettableSchema = z.object({
-  collection: collectionName.optional().describe('a top-level collection name (--collection)'),
-  ledgerCollection: collectionName.optional().describe('a top-level collection name of its own (--ledger-collection)'),
-  batchSize: z.number().int().min(BATCH_SIZE.min).max(BATCH_SIZE.max).optional().describe(`an integer from ${BATCH_SIZE.min} to ${BATCH_SIZE.max} (--batch-size)`),
-  maxRate: z.number().int().min(1).optional().describe('writes per second, an integer of at least 1 (--max-rate)'),
+  collection: collectionName.optional().describe('a top-level collection name'),
+  ledgerCollection: collectionName.optional().describe('a top-level collection name of its own'),
+  batchSize: z.number().int().min(BATCH_SIZE.min).max(BATCH_SIZE.max).optional().describe(`an integer from ${BATCH_SIZE.min} to ${BATCH_SIZE.max}`),
+  maxRate: z.number().int().min(1).optional().describe('writes per second, an integer of at least 1'),
   /** A run whose heartbeat is older than this is taken over. Config only: see the README on why there is no flag. */
   staleAfterSeconds: z.number().int().min(MIN_WAIT_SECONDS).optional().describe(`seconds, an integer of at least ${MIN_WAIT_SECONDS}`),
   /** A writing run with nothing answered by Firestore for this long (while writes wait) ends as failed with its checkpoint. */
-  outageAfterSeconds: z.number().int().min(MIN_WAIT_SECONDS).optional().describe(`seconds, an integer of at least ${MIN_WAIT_SECONDS} (--outage-after)`),
+  outageAfterSeconds: z.number().int().min(MIN_WAIT_SECONDS).optional().describe(`seconds, an integer of at least ${MIN_WAIT_SECONDS}`),
   /** Relative to the config file's folder. */
-  taxonomy: filePath.optional().describe("a vocabulary file's path, relative to the config file's folder (--taxonomy)"),
+  taxonomy: filePath.optional().describe("a vocabulary file's path, relative to the config file's folder"),
   /** Relative to the config file's folder. */
-  outputDir: filePath.optional().describe("a folder, relative to the config file's folder (--output-dir)"),
+  outputDir: filePath.optional().describe("a folder, relative to the config file's folder"),
 })
 type Settable = z.infer<typeof SettableSchema>
 
 const EnvironmentConfigSchema = SettableSchema.extend({
-  projectId: z.string().min(1).optional().describe('a Firebase project id (--project)'),
-  emulatorHost: hostPort.optional().describe('host:port of a Firestore emulator, e.g. 127.0.0.1:8080 (--emulator-host)'),
+  projectId: z.string().min(1).optional().describe('a Firebase project id'),
+  emulatorHost: hostPort.optional().describe('host:port of a Firestore emulator, e.g. 127.0.0.1:8080'),
   /** A service-account JSON, relative to the config file's folder; otherwise Application Default Credentials. */
   credentials: filePath.optional().describe("a service-account key file's path, relative to the config file's folder"),
-}).strict()
+})
+  .strict()
+  .describe('an object of settings for that environment')
+
+const EnvironmentsSchema = z
+  .object(Object.fromEntries(ENVIRONMENTS.map((e) => [e, EnvironmentConfigSchema.optional()])) as Record<Environment, z.ZodOptional<typeof EnvironmentConfigSchema>>)
+  .strict()
 
 export const ConfigFileSchema = SettableSchema.extend({
-  environments: z
-    .object(Object.fromEntries(ENVIRONMENTS.map((e) => [e, EnvironmentConfigSchema.optional()])) as Record<Environment, z.ZodOptional<typeof EnvironmentConfigSchema>>)
-    .strict()
-    .optional()
-    .describe(`an object keyed by ${ENVIRONMENTS.join(', ')}`),
+  environments: EnvironmentsSchema.optional().describe(`an object keyed by ${ENVIRONMENTS.join(', ')}`),
 }).strict()
 export type ConfigFile = z.infer<typeof ConfigFileSchema>
 
@@ -124,22 +126,24 @@ export function loadConfigFile(explicit?: string, env: NodeJS.ProcessEnv = proce
     // An unknown key is reported on its parent; name the key itself.
     const keyPath = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path
     const key = keyPath.join('.') || '(top level)'
-    throw new UsageError(`config file ${file}: ${key}: ${issue.message}`, `${fixFor(keyPath.map(String), issue.code === 'unrecognized_keys')} in ${file}`)
+    throw new UsageError(`config file ${file}: ${key}: ${issue.message}`, fixFor(keyPath.map(String), issue.code === 'unrecognized_keys'))
   }
   return {file, config: parsed.data}
 }
 
 /** The fix for a bad key: what it should hold, or what an unknown key was probably meant to be. */
 function fixFor(keyPath: string[], unknown: boolean): string {
+  if (keyPath.length === 0) return 'make the file one JSON object, e.g. {"environments": {"development": {"emulatorHost": "127.0.0.1:8080"}}}'
   const key = keyPath.join('.')
-  const name = keyPath[keyPath.length - 1] ?? ''
+  const name = keyPath[keyPath.length - 1]
   const parent = keyPath.slice(0, -1)
-  const shape: Record<string, z.ZodTypeAny> = parent.length === 0 ? ConfigFileSchema.shape : parent.length === 1 ? {} : EnvironmentConfigSchema.shape
+  // The keys valid beside the bad one: top level, environment names, or one environment's section.
+  const shape: Record<string, z.ZodTypeAny> = [ConfigFileSchema.shape, EnvironmentsSchema.shape, EnvironmentConfigSchema.shape][Math.min(parent.length, 2)]
   if (!unknown) {
-    const hint = (parent.length === 1 ? ConfigFileSchema.shape.environments : shape[name])?.description
+    const hint = shape[name]?.description
     return hint ? `set "${key}" to ${hint}, or remove it` : `correct or remove "${key}"`
   }
-  const known = parent.length === 1 ? [...ENVIRONMENTS] : Object.keys(shape)
+  const known = Object.keys(shape)
   const near = known.find((k) => k.toLowerCase() === name.toLowerCase())
   if (near) return `rename "${key}" to "${[...parent, near].join('.')}"`
   if (parent.length === 0 && name in EnvironmentConfigSchema.shape) return `move "${name}" under "environments.<${ENVIRONMENTS.join('|')}>"`
