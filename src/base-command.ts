@@ -1,6 +1,6 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 import type {Logger} from 'winston'
-import {ENVIRONMENTS, resolveSettings, Settings} from './lib/config'
+import {DEFAULT_COLLECTION, DEFAULT_LEDGER, ENVIRONMENTS, resolveSettings, Settings, SettingsFlags} from './lib/config'
 import {confirmTarget} from './lib/confirmation'
 import {ExitCode, WardrobeError} from './lib/errors'
 import {connect, Connection} from './lib/firestore'
@@ -26,12 +26,12 @@ export abstract class WardrobeCommand<T> extends Command {
   static baseFlags = {
     environment: Flags.option({options: ENVIRONMENTS, default: 'development' as const, summary: 'Target environment; development only ever talks to an emulator.', helpGroup: 'TARGET'})(),
     project: Flags.string({summary: 'Firebase project id (default from wardrobe.config.json; demo-wardrobe in development).', helpGroup: 'TARGET'}),
-    collection: Flags.string({summary: 'Collection of wardrobe items.', helpGroup: 'TARGET', defaultHelp: async () => 'wardrobe_items', exclusive: ['collection-group']}),
+    collection: Flags.string({summary: 'Collection of wardrobe items (or collection in the config file).', helpGroup: 'TARGET', defaultHelp: async () => DEFAULT_COLLECTION, exclusive: ['collection-group']}),
     'collection-group': Flags.string({summary: 'Every collection of this name at any depth (e.g. wardrobe for users/{uid}/wardrobe), instead of --collection.', helpGroup: 'TARGET'}),
     config: Flags.string({summary: 'Config file (default ./wardrobe.config.json or $WARDROBE_CONFIG).', helpGroup: 'TARGET'}),
     'emulator-host': Flags.string({summary: 'Firestore emulator host:port (default $FIRESTORE_EMULATOR_HOST in development).', helpGroup: 'TARGET'}),
-    'ledger-collection': Flags.string({summary: 'Collection holding run records.', helpGroup: 'TARGET', defaultHelp: async () => '_backfill_runs'}),
-    'output-dir': Flags.string({summary: 'Where log, stats and report files go.', default: '.', helpGroup: 'OUTPUT'}),
+    'ledger-collection': Flags.string({summary: 'Collection holding run records (or ledgerCollection); never the items collection.', helpGroup: 'TARGET', defaultHelp: async () => DEFAULT_LEDGER}),
+    'output-dir': Flags.string({summary: 'Where log, stats and report files go (or outputDir in the config file).', defaultHelp: async () => '.', helpGroup: 'OUTPUT'}),
     'log-level': Flags.option({options: LOG_LEVELS, default: 'info' as const, summary: 'Level of backfill_normalize.log.', helpGroup: 'OUTPUT'})(),
   }
 
@@ -42,7 +42,11 @@ export abstract class WardrobeCommand<T> extends Command {
 
   abstract run(): Promise<T>
 
-  protected settingsFrom(flags: BaseFlags<typeof WardrobeCommand>): Settings {
+  /**
+   * Flags that the config file can also set have no oclif default (a default would hide whether
+   * the flag was given): resolveSettings applies flag, config file, default in that order.
+   */
+  protected settingsFrom(flags: BaseFlags<typeof WardrobeCommand> & Partial<SettingsFlags>): Settings {
     return resolveSettings(flags)
   }
 

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
-import {DEFAULT_OUTAGE_AFTER_SECONDS, Settings} from './lib/config'
+import {BATCH_SIZE, DEFAULT_OUTAGE_AFTER_SECONDS, MIN_WAIT_SECONDS, Settings} from './lib/config'
 import {exitCodeForRun} from './lib/errors'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
@@ -17,14 +17,19 @@ type RunStats = z.infer<typeof RunStatsBaseSchema>
  */
 export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> {
   static writeFlags = {
-    'batch-size': Flags.integer({summary: 'Writes in flight at once (the unacknowledged window; BulkWriter sends 20 per batch, at most 500 at a time).', default: 500, min: 1, max: 10_000}),
+    'batch-size': Flags.integer({
+      summary: 'Writes in flight at once (the unacknowledged window; BulkWriter sends 20 per batch, at most 500 at a time), or batchSize in the config file.',
+      defaultHelp: async () => String(BATCH_SIZE.default),
+      min: BATCH_SIZE.min,
+      max: BATCH_SIZE.max,
+    }),
     'dry-run': Flags.boolean({default: false, summary: 'Write nothing anywhere; report what would change.'}),
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
-    'max-rate': Flags.integer({summary: 'Cap writes per second.', min: 1}),
+    'max-rate': Flags.integer({summary: 'Cap writes per second (or maxRate in the config file).', min: 1}),
     'outage-after': Flags.integer({
       summary: `Seconds with writes waiting and nothing answered by Firestore before the run ends as failed with its checkpoint (default ${DEFAULT_OUTAGE_AFTER_SECONDS}, or outageAfterSeconds).`,
-      min: 5,
+      min: MIN_WAIT_SECONDS,
     }),
     workers: Flags.integer({summary: 'Partitions worked on at once in this process (a sharded run).', default: 1, min: 1, max: 64, helpGroup: 'SHARDING'}),
     partitions: Flags.integer({summary: 'Partitions of a new sharded run (default 4 per worker of all processes).', min: 1, max: 400, helpGroup: 'SHARDING'}),

@@ -1,7 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import {Firestore} from 'firebase-admin/firestore'
-import {resolveSettings} from '../src/lib/config'
+import {resolveSettings, Settings, SettingsFlags} from '../src/lib/config'
+import {UsageError} from '../src/lib/errors'
 import {generateItems, writeItems} from '../src/lib/seed-data'
 import {countDocs, emulatorHost, ledgerRuns, runCli, testDb, tmpDir, uniqueProject} from './support/harness'
 
@@ -39,11 +40,13 @@ describe('config file (wardrobe.config.json)', () => {
   const run = (args: string[], env: NodeJS.ProcessEnv = NO_EMULATOR_ENV) =>
     runCli(['backfill', '--project', project, '--emulator-host', emulatorHost(), '--output-dir', cwd, ...args], {cwd, env})
 
-  const bad: [string, unknown, string][] = [
-    ['an unknown key', {collection: 'wardrobe_items', batchsize: 5}, 'batchsize'],
-    ['a wrong type', {batchSize: '500'}, 'batchSize'],
-    ['a wrong nested type', {environments: {development: {emulatorHost: 8080}}}, 'environments.development.emulatorHost'],
-    ['an unknown environment', {environments: {prod: {projectId: 'x'}}}, 'prod'],
+  /** [what, file content, the key the error names, the fix it gives] */
+  const bad: [string, unknown, string, string][] = [
+    ['an unknown key', {collection: 'wardrobe_items', batchsize: 5}, 'batchsize', 'rename "batchsize" to "batchSize"'],
+    ['a wrong type', {batchSize: '500'}, 'batchSize', 'set "batchSize" to an integer from 1 to 10000'],
+    ['a wrong nested type', {environments: {development: {emulatorHost: 8080}}}, 'environments.development.emulatorHost', 'set "environments.development.emulatorHost" to host:port'],
+    ['an unknown environment', {environments: {prod: {projectId: 'x'}}}, 'prod', 'remove "environments.prod" (known here: development, staging, production)'],
+    ['a per-environment key at the top level', {projectId: 'my-app'}, 'projectId', 'move "projectId" under "environments.<development|staging|production>"'],
   ]
 
   it.each(bad)('%s: exit 2, the message names the key and the fix, nothing written', async (_what, content, key) => {
@@ -57,14 +60,15 @@ describe('config file (wardrobe.config.json)', () => {
     expect(await ledgerRuns(db)).toEqual([])
   })
 
-  it.each(bad)('%s: the error is ONE line naming the key and the fix', async (_what, content, key) => {
-    writeConfig(cwd, content)
+  it.each(bad)('%s: the error is ONE line naming the file, the key and the fix', async (_what, content, key, fix) => {
+    const file = writeConfig(cwd, content)
     const res = await run([])
     expect(res.code).toBe(2)
     const errorLines = lines(res.stderr)
     expect(errorLines).toHaveLength(1)
+    expect(errorLines[0]).toContain(file)
     expect(errorLines[0]).toContain(key)
-    expect(errorLines[0]).toMatch(/fix|remove|rename/i)
+    expect(errorLines[0]).toContain(`(fix: ${fix}`)
   })
 
   it('an unknown key: the suggested fix names that key, not "(top level)"', async () => {
@@ -150,5 +154,116 @@ describe('the outage budget (outageAfterSeconds, --outage-after)', () => {
 
   it('below 5 s is a config error naming the key', () => {
     expect(() => settings({outageAfterSeconds: 2})).toThrow(/outageAfterSeconds/)
+  })
+})
+
+describe('settings: flag given > environment section > top level > default', () => {
+  /** Resolves with a config file in its own folder, from another working directory. */
+  function resolve(config: Record<string, unknown> | null, flags: Partial<SettingsFlags> = {}, environment: SettingsFlags['environment'] = 'development') {
+    const configDir = tmpDir('wardrobe-config-')
+    const cwd = tmpDir('wardrobe-cwd-')
+    const file = config ? writeConfig(configDir, config, 'custom.json') : undefined
+    const settings = resolveSettings({environment, project: 'p', config: file, ...flags}, {}, cwd)
+    return {settings, configDir, cwd, file}
+  }
+
+  /** [config key, its flag, top-level value, environment value, flag value, what the settings hold for a value, the default] */
+  type Row = [string, keyof SettingsFlags, unknown, unknown, unknown, (s: Settings, dirs: {configDir: string; cwd: string}) => unknown, (dirs: {configDir: string; cwd: string}) => unknown]
+  const rows: Row[] = [
+    ['batchSize', 'batch-size', 7, 9, 3, (s) => s.batchSize, () => 500],
+    ['maxRate', 'max-rate', 100, 200, 50, (s) => s.maxRate, () => undefined],
+    ['outageAfterSeconds', 'outage-after', 20, 30, 7, (s) => s.outageAfterMs / 1000, () => 90],
+    ['collection', 'collection', 'top_items', 'env_items', 'flag_items', (s) => s.collection, () => 'wardrobe_items'],
+    ['ledgerCollection', 'ledger-collection', 'top_runs', 'env_runs', 'flag_runs', (s) => s.ledgerCollection, () => '_backfill_runs'],
+    ['outputDir', 'output-dir', 'top-out', 'env-out', 'flag-out', (s) => s.outputDir, ({cwd}) => cwd],
+  ]
+  /** A relative path is the config file's folder when it came from the file, the cwd when from a flag. */
+  const expected = (key: string, value: unknown, base: string) => (key === 'outputDir' ? path.join(base, value as string) : value)
+
+  it.each(rows)('%s', (key, flag, top, envValue, flagValue, read, fallback) => {
+    const none = resolve(null)
+    expect(read(none.settings, none)).toEqual(fallback(none))
+    const empty = resolve({})
+    expect(read(empty.settings, empty)).toEqual(fallback(empty))
+
+    const topOnly = resolve({[key]: top})
+    expect(read(topOnly.settings, topOnly)).toEqual(expected(key, top, topOnly.configDir))
+
+    const withEnv = resolve({[key]: top, environments: {development: {[key]: envValue}, staging: {projectId: 'x', [key]: flagValue}}})
+    expect(read(withEnv.settings, withEnv)).toEqual(expected(key, envValue, withEnv.configDir))
+
+    const withFlag = resolve({[key]: top, environments: {development: {[key]: envValue}}}, {[flag]: flagValue})
+    expect(read(withFlag.settings, withFlag)).toEqual(expected(key, flagValue, withFlag.cwd))
+
+    // Another environment's section applies to that environment only.
+    const staging = resolve({[key]: top, environments: {development: {[key]: envValue}, staging: {projectId: 'x'}}}, {}, 'staging')
+    expect(read(staging.settings, staging)).toEqual(expected(key, top, staging.configDir))
+  })
+
+  it('staleAfterSeconds (config only): environment section > top level > 60', () => {
+    expect(resolve({}).settings.staleAfterMs).toBe(60_000)
+    expect(resolve({staleAfterSeconds: 30}).settings.staleAfterMs).toBe(30_000)
+    expect(resolve({staleAfterSeconds: 30, environments: {development: {staleAfterSeconds: 45}}}).settings.staleAfterMs).toBe(45_000)
+  })
+
+  it("taxonomy and credentials paths in the config mean the config file's folder; absolute ones stay", () => {
+    const top = resolve({taxonomy: './tax.json', environments: {development: {credentials: 'keys/sa.json'}}})
+    expect(top.settings.taxonomy).toBe(path.join(top.configDir, 'tax.json'))
+    expect(top.settings.credentials).toBe(path.join(top.configDir, 'keys', 'sa.json'))
+    const env = resolve({taxonomy: './tax.json', environments: {development: {taxonomy: '../other/tax-1.1.json'}}})
+    expect(env.settings.taxonomy).toBe(path.resolve(env.configDir, '..', 'other', 'tax-1.1.json'))
+    expect(resolve({taxonomy: '/abs/tax.json'}).settings.taxonomy).toBe('/abs/tax.json')
+    expect(resolve({}).settings.taxonomy).toBeUndefined()
+  })
+
+  it('./wardrobe.config.json found in the cwd: its paths mean the cwd', () => {
+    const cwd = tmpDir()
+    writeConfig(cwd, {taxonomy: 'tax.json', outputDir: 'out'})
+    const settings = resolveSettings({environment: 'development'}, {}, cwd)
+    expect(settings.taxonomy).toBe(path.join(cwd, 'tax.json'))
+    expect(settings.outputDir).toBe(path.join(cwd, 'out'))
+  })
+})
+
+describe('a ledger that would overlap the items is refused (exit 2)', () => {
+  const resolveIn = (flags: Partial<SettingsFlags>, config?: unknown) => () =>
+    resolveSettings({environment: 'development', config: config === undefined ? undefined : writeConfig(tmpDir(), config), ...flags}, {}, tmpDir())
+  const refusal = (fn: () => unknown): UsageError => {
+    try {
+      fn()
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError)
+      expect((err as UsageError).exitCode).toBe(2)
+      return err as UsageError
+    }
+    throw new Error('not refused')
+  }
+
+  it.each([
+    ['the ledger is the collection', {collection: 'wardrobe_items', 'ledger-collection': 'wardrobe_items'}, /wardrobe_items \(--collection\) is the ledger wardrobe_items \(--ledger-collection\)/, /pass a --ledger-collection of its own/],
+    ['the default ledger named as the collection', {collection: '_backfill_runs'}, /is the ledger _backfill_runs \(the default\)/, /pass --ledger-collection/],
+    ["the collection is the ledger's locks", {collection: 'runs_locks', 'ledger-collection': 'runs'}, /holds the run locks of the ledger runs/, /--ledger-collection/],
+    ['a collection group named as the ledger', {'collection-group': '_backfill_runs'}, /collection group _backfill_runs .* is the ledger/, /--ledger-collection/],
+    ["a collection group named as the runs' errors", {'collection-group': 'errors'}, /takes in the errors records of every run \(_backfill_runs\/\{runId\}\/errors\)/, /--collection or by a collection group of another name/],
+    ["a collection group named as the runs' partitions", {'collection-group': 'partitions', 'ledger-collection': 'elsewhere'}, /partitions records of every run \(elsewhere\//, /--collection/],
+  ] as const)('%s', (_what, flags, message, fix) => {
+    const err = refusal(resolveIn(flags))
+    expect(err.message).toMatch(message)
+    expect(err.suggestion).toMatch(fix)
+  })
+
+  it('names the config file and key when the value came from there', () => {
+    const top = refusal(resolveIn({}, {collection: 'items', ledgerCollection: 'items'}))
+    expect(top.message).toMatch(/items \("collection" in \/\S+wardrobe\.config\.json\) is the ledger items \("ledgerCollection" in /)
+    expect(top.suggestion).toMatch(/^set "ledgerCollection" in \/\S+\.json to a collection of its own/)
+    const env = refusal(resolveIn({collection: 'items'}, {environments: {development: {ledgerCollection: 'items'}}}))
+    expect(env.message).toContain('(--collection)')
+    expect(env.suggestion).toMatch(/^set "environments\.development\.ledgerCollection" in \S+ to a collection of its own/)
+  })
+
+  it('what does not overlap is accepted: a top-level collection named errors, a group named as a top-level collection', () => {
+    expect(resolveIn({collection: 'errors'})().collection).toBe('errors')
+    expect(resolveIn({collection: 'partitions', 'ledger-collection': 'runs'})().ledgerCollection).toBe('runs')
+    expect(resolveIn({'collection-group': 'wardrobe_items'})().group).toBe(true)
   })
 })

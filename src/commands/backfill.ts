@@ -20,14 +20,14 @@ Each write is guarded by the item's last update time; items edited meanwhile are
   static flags = {
     ...RunCommand.writeFlags,
     force: Flags.boolean({default: false, summary: 'Re-normalize items that are already current.'}),
-    taxonomy: Flags.string({summary: 'Vocabulary file replacing the shipped one (its version becomes normalized_version).'}),
+    taxonomy: Flags.string({summary: 'Vocabulary file replacing the shipped one (its version becomes normalized_version), or taxonomy in the config file.'}),
   }
 
   async run(): Promise<BackfillStats> {
     const {flags} = await this.parse(Backfill)
     const settings = this.settingsFrom(flags)
     const vocabulary = loadVocabulary(flags.taxonomy ?? settings.taxonomy)
-    const options = {vocabulary, batchSize: flags['batch-size'], dryRun: flags['dry-run'], force: flags.force, fromStart: flags['from-start'], maxRate: flags['max-rate'] ?? settings.maxRate}
+    const options = {vocabulary, batchSize: settings.batchSize, dryRun: flags['dry-run'], force: flags.force, fromStart: flags['from-start'], maxRate: settings.maxRate}
     return this.execute(settings, flags, {label: 'backfill', action: `backfill ${settings.collection}`, reportPrefix: 'backfill_stats', schema: BackfillStatsSchema}, (ctx) => runBackfill(ctx, options))
   }
 

@@ -24,7 +24,7 @@ Without a scope every write of this tool is undone, back to the state before the
   async run(): Promise<RollbackStats> {
     const {flags} = await this.parse(Rollback)
     const settings = this.settingsFrom(flags)
-    const options = {version: flags.version, run: flags.run, batchSize: flags['batch-size'], dryRun: flags['dry-run'], fromStart: flags['from-start'], maxRate: flags['max-rate'] ?? settings.maxRate}
+    const options = {version: flags.version, run: flags.run, batchSize: settings.batchSize, dryRun: flags['dry-run'], fromStart: flags['from-start'], maxRate: settings.maxRate}
     const scope = flags.run ? `run ${flags.run}` : flags.version ? `version ${flags.version}` : 'every backfill'
     return this.execute(settings, flags, {label: 'rollback', action: `roll back ${scope} on ${settings.collection}`, reportPrefix: 'rollback_stats', schema: RollbackStatsSchema}, (ctx) => runRollback(ctx, options))
   }
