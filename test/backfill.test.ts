@@ -2,11 +2,14 @@
  * `wardrobe backfill` end to end against the real emulator: what ends up in Firestore and
  * in the files, run through the built CLI the way an operator runs it.
  */
-import {DocumentSnapshot, Firestore, GeoPoint, Timestamp} from 'firebase-admin/firestore'
+import fs from 'node:fs'
+import path from 'node:path'
+import {DocumentSnapshot, FieldValue, Firestore, GeoPoint, Timestamp} from 'firebase-admin/firestore'
 import {planBackfill} from '../src/lib/backfill'
+import {MAX_HISTORY} from '../src/lib/normalized'
 import {normalizeItem, sourceHash} from '../src/lib/normalization'
 import {generateItems, writeItems} from '../src/lib/seed-data'
-import {loadVocabulary, NORMALIZED_FIELDS} from '../src/lib/vocabulary'
+import {DEFAULT_TAXONOMY_FILE, loadVocabulary, NORMALIZED_FIELDS} from '../src/lib/vocabulary'
 import {
   canonical,
   devArgs,
@@ -66,7 +69,7 @@ function expectNormalizedShape(doc: DocumentSnapshot, runId: string, window?: {s
   const orig = originals(doc)
   const expected = normalizeItem(orig, vocab)
   if (!expected.ok) throw new Error(`${doc.id} is not well-formed: ${expected.reason}`)
-  const keys = ['style', 'occasion', 'mood', 'season', 'normalized_at', 'normalized_version', 'source_hash', 'run_id', ...(hadPrevious ? ['previous'] : [])]
+  const keys = ['style', 'occasion', 'mood', 'season', 'normalized_at', 'normalized_version', 'taxonomy_hash', 'source_hash', 'run_id', ...(hadPrevious ? ['previous'] : [])]
   expect({id: doc.id, keys: Object.keys(n).sort()}).toEqual({id: doc.id, keys: keys.sort()})
   for (const f of NORMALIZED_FIELDS) {
     expect(Array.isArray(n[f])).toBe(true)
@@ -79,6 +82,7 @@ function expectNormalizedShape(doc: DocumentSnapshot, runId: string, window?: {s
     expect(n.normalized_at.toMillis()).toBeLessThanOrEqual(Date.parse(window.finishedAt) + 1000)
   }
   expect(n.normalized_version).toBe('1.0')
+  expect(n.taxonomy_hash).toBe(vocab.hash)
   expect(n.source_hash).toMatch(/^[0-9a-f]{64}$/)
   expect(n.source_hash).toBe(sourceHash(orig))
   expect(n.run_id).toBe(runId)
@@ -416,6 +420,58 @@ describe('wardrobe backfill: data', () => {
     expect(stats).toMatchObject({resumed: false, scanned: 20, updated: 0, skipped: 20})
     const runs = new Map((await ledgerRuns(db)).map((r) => [r.runId, r.status]))
     expect(runs).toEqual(new Map([[first.runId, 'superseded'], [stats.runId, 'completed']]))
+  })
+
+  it('an edited taxonomy that keeps its version is a new run, not a resume of the unfinished one, and re-normalizes every item', async () => {
+    await writeItems(db, COL, generateItems(40, {seed: 21, malformedRate: 0}))
+    await db.collection(COL).doc('casual-item').set({name: 'Tee', style: ['Casual']})
+    const first = JSON.parse((await backfill(['--json'])).stdout)
+    // Left unfinished (its checkpoint at the last item): the same command would resume it.
+    await db.doc(`_backfill_runs/${first.runId}`).set({status: 'interrupted', finishedAt: null}, {merge: true})
+    const taxonomy = JSON.parse(fs.readFileSync(DEFAULT_TAXONOMY_FILE, 'utf8'))
+    const {casual, ...styles} = taxonomy.fields.style
+    taxonomy.fields.style = {easygoing: [...casual, 'casual'], ...styles}
+    const edited = path.join(out, 'edited-1.0.json')
+    fs.writeFileSync(edited, JSON.stringify(taxonomy))
+    const editedVocab = loadVocabulary(edited)
+    expect(editedVocab.version).toBe(vocab.version)
+
+    const res = await backfill(['--taxonomy', edited, '--json'])
+    expect(res.code).toBe(0)
+    const stats = JSON.parse(res.stdout)
+    expect(stats.runId).not.toBe(first.runId)
+    expect(stats).toMatchObject({resumed: false, scanned: 41, updated: 41, skipped: 0})
+    const docs = await docsOf(db)
+    expect(docs.get('casual-item')!.get('normalized.style')).toEqual(['easygoing'])
+    expect([...docs.values()].filter((d) => d.get('normalized.taxonomy_hash') !== editedVocab.hash || d.get('normalized.run_id') !== stats.runId)).toEqual([])
+  })
+
+  it('an item normalized before taxonomy_hash existed is normalized once more, then skipped', async () => {
+    await writeItems(db, COL, generateItems(10, {seed: 22, malformedRate: 0}))
+    expect((await backfill()).code).toBe(0)
+    const older = (await db.collection(COL).limit(1).get()).docs[0].ref
+    await older.update({'normalized.taxonomy_hash': FieldValue.delete()})
+    expect(JSON.parse((await backfill(['--json'])).stdout)).toMatchObject({updated: 1, skipped: 9})
+    expect((await older.get()).get('normalized.taxonomy_hash')).toBe(vocab.hash)
+    expect(JSON.parse((await backfill(['--json'])).stdout)).toMatchObject({updated: 0, skipped: 10})
+  })
+
+  it("history trimming keeps another pipeline's value at the bottom of the chain, and a full rollback gives it back exactly", async () => {
+    const foreign = {style: ['casual'], source: 'old-pipeline', run_id: 'nightly-2024-01-15', at: Timestamp.fromMillis(1_600_000_000_000), where: new GeoPoint(1, 2)}
+    const item = db.collection(COL).doc('long-lived')
+    await item.set({name: 'Coat', style: ['Casual'], normalized: foreign})
+    const before = await snapshotCollection(db, COL)
+    // One more backfill than the history holds: the oldest of the tool's entries is dropped.
+    for (let i = 0; i <= MAX_HISTORY; i++) expect((await backfill(['--force'])).code).toBe(0)
+    const toolEntries: unknown[] = []
+    let node = (await item.get()).get('normalized')
+    for (; typeof node?.run_id === 'string' && node.run_id.startsWith('backfill-'); node = node.previous) toolEntries.push(node)
+    expect(toolEntries).toHaveLength(MAX_HISTORY)
+    expect(canonical(node)).toEqual(canonical(foreign))
+
+    const rollback = await runCli(['rollback', ...args, '--json'], {env: ENV})
+    expect(JSON.parse(rollback.stdout)).toMatchObject({status: 'completed', restored: 1, removed: 0})
+    expect(changedIds(before, await snapshotCollection(db, COL))).toEqual([])
   })
 
   it('--batch-size below a BulkWriter batch (20) still makes progress (liveness: ~2 s expected, killed after 20 s)', async () => {

@@ -3,7 +3,7 @@ import path from 'node:path'
 import {Firestore, GeoPoint, Timestamp} from 'firebase-admin/firestore'
 import {generateItems, writeItems} from '../src/lib/seed-data'
 import {DEFAULT_TAXONOMY_FILE} from '../src/lib/vocabulary'
-import {devArgs, latestFile, readJson, runCli, snapshotCollection, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
+import {canonical, devArgs, latestFile, readJson, runCli, snapshotCollection, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
 
 const COL = 'wardrobe_items'
 
@@ -97,6 +97,81 @@ describe('wardrobe rollback', () => {
     const undo = JSON.parse((await runCli(['rollback', ...args, '--version', '1.0', '--json'])).stdout)
     expect(undo.restored).toBeGreaterThan(0)
     expect(diff(at09, await snapshotCollection(db, COL))).toEqual([])
+  })
+
+  it("another pipeline's normalized (a run_id the ledger does not know) is never changed: not by a plain rollback, not by backfills then a full rollback", async () => {
+    await writeItems(db, COL, generateItems(40, {seed: 11, malformedRate: 0}))
+    const foreign = {
+      // Another pipeline's run id, and one in this tool's format from a ledger this collection's is not.
+      'nightly-item': {style: ['casual'], source: 'old-pipeline', run_id: 'nightly-2024-01-15', at: Timestamp.fromMillis(1_600_000_000_000), where: new GeoPoint(1, 2)},
+      'lookalike-item': {style: ['formal'], normalized_version: '1.0', run_id: 'backfill-20240115T000000-abcdef', previous: {style: ['Formal'], run_id: 'nightly-2024-01-14'}},
+    }
+    for (const [id, normalized] of Object.entries(foreign)) await db.collection(COL).doc(id).set({name: id, style: ['Casual'], normalized})
+    const before = await snapshotCollection(db, COL)
+
+    // No backfill ever ran: nothing here is the tool's.
+    const plain = await runCli(['rollback', ...args])
+    expect(plain.code).toBe(0)
+    expect(plain.stdout).toMatch(/0 items were left without normalized, 0 were given back their earlier normalized\.\n2 items hold a normalized this tool did not write/)
+    expect(readJson(latestFile(out, 'rollback_stats_'))).toMatchObject({removed: 0, restored: 0, foreign: 2, updated: 0})
+    expect(diff(before, await snapshotCollection(db, COL))).toEqual([])
+
+    // Two backfills stack over the foreign values; a full rollback gives them back exactly.
+    expect((await runCli(['backfill', ...args, '--taxonomy', taxonomyWithVersion(out, '0.9')])).code).toBe(0)
+    expect((await runCli(['backfill', ...args])).code).toBe(0)
+    const full = JSON.parse((await runCli(['rollback', ...args, '--json'])).stdout)
+    expect(full).toMatchObject({status: 'completed', restored: 2, removed: 40, foreign: 0})
+    expect(diff(before, await snapshotCollection(db, COL))).toEqual([])
+    // …and a rollback aimed at the other pipeline's run is bad input, not a silent no-op.
+    const aimed = await runCli(['rollback', ...args, '--run', 'nightly-2024-01-15'])
+    expect(aimed.code).toBe(2)
+    expect(aimed.stderr).toMatch(/run nightly-2024-01-15 is not a backfill run of wardrobe_items in the ledger/)
+    expect(diff(before, await snapshotCollection(db, COL))).toEqual([])
+  })
+
+  it('re-running a completed `rollback --version 1.0` changes nothing, also with --from-start, when the value it restored is at 1.0 too', async () => {
+    await writeItems(db, COL, generateItems(60, {seed: 12, malformedRate: 0}))
+    const pristine = await snapshotCollection(db, COL)
+    expect((await runCli(['backfill', ...args])).code).toBe(0)
+    const first = await snapshotCollection(db, COL)
+    expect((await runCli(['backfill', ...args, '--force'])).code).toBe(0)
+
+    // One step for each item of each 1.0 run: back to the first backfill's values (also 1.0).
+    const undo = JSON.parse((await runCli(['rollback', ...args, '--version', '1.0', '--json'])).stdout)
+    expect(undo).toMatchObject({status: 'completed', restored: 60, removed: 0})
+    expect(undo.scope.targets).toHaveLength(2)
+    expect(diff(first, await snapshotCollection(db, COL))).toEqual([])
+    expect(diff(pristine, first)).toHaveLength(60)
+
+    for (const again of [[], ['--from-start']]) {
+      const res = await runCli(['rollback', ...args, '--version', '1.0', ...again])
+      expect(res.code).toBe(0)
+      expect(res.stdout).toMatch(/Nothing to roll back: every backfill run in this scope was undone by a completed rollback already/)
+      expect(readJson(latestFile(out, 'rollback_stats_'))).toMatchObject({updated: 0, removed: 0, restored: 0, scope: {version: '1.0', targets: []}})
+      expect(diff(first, await snapshotCollection(db, COL))).toEqual([])
+    }
+  })
+
+  it('re-running a completed `rollback --run X` changes nothing, even where X wrote the item twice (a resumed run re-normalizing an item the app changed)', async () => {
+    await writeItems(db, COL, generateItems(30, {seed: 13, malformedRate: 0}))
+    const backfill = JSON.parse((await runCli(['backfill', ...args, '--json'])).stdout)
+    // The same run's value over its own earlier one, as after a re-normalization on resume.
+    const twice = db.collection(COL).doc((await db.collection(COL).limit(1).get()).docs[0].id)
+    const earlier = (await twice.get()).get('normalized')
+    await twice.update({normalized: {...earlier, style: ['rewritten'], previous: earlier}})
+    const written = await snapshotCollection(db, COL)
+
+    const undo = JSON.parse((await runCli(['rollback', ...args, '--run', backfill.runId, '--json'])).stdout)
+    expect(undo).toMatchObject({status: 'completed', restored: 1, removed: 29, scope: {run: backfill.runId, targets: [backfill.runId]}})
+    const once = await snapshotCollection(db, COL)
+    expect(canonical((await twice.get()).get('normalized'))).toEqual(canonical(earlier))
+    expect(diff(written, once)).toHaveLength(30)
+
+    for (const again of [[], ['--from-start']]) {
+      const res = JSON.parse((await runCli(['rollback', ...args, '--run', backfill.runId, '--json', ...again])).stdout)
+      expect(res).toMatchObject({runId: null, status: 'completed', updated: 0, scope: {targets: []}})
+      expect(diff(once, await snapshotCollection(db, COL))).toEqual([])
+    }
   })
 
   it('dry run reports what would change and writes nothing anywhere', async () => {

@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {UsageError} from '../src/lib/errors'
+import {isCurrent} from '../src/lib/normalized'
 import {
   DEFAULT_TAXONOMY_FILE,
   NORMALIZED_FIELDS,
@@ -283,5 +284,41 @@ describe('loadVocabulary', () => {
 
   it('a directory is reported as unreadable', () => {
     expect(() => loadVocabulary(dir)).toThrow(/cannot be read \(EISDIR\)/)
+  })
+})
+
+describe('content hash and "current"', () => {
+  const reversed = (t: Taxonomy): Taxonomy => ({
+    version: '9.9',
+    fields: Object.fromEntries(
+      NORMALIZED_FIELDS.map((f) => [f, Object.fromEntries(Object.entries(t.fields[f]).reverse().map(([term, aliases]) => [term, [...aliases].reverse()]))]),
+    ) as Taxonomy['fields'],
+  })
+
+  it('is a short hex digest of what the vocabulary maps, not of how the file orders it or of its version', () => {
+    const tax = minimal()
+    expect(new Vocabulary(tax).hash).toMatch(/^[0-9a-f]{16}$/)
+    expect(new Vocabulary(reversed(tax)).hash).toBe(new Vocabulary(tax).hash)
+    expect(new Vocabulary(tax).hash).not.toBe(vocab.hash)
+  })
+
+  it('changes with any edit that maps a value differently, the version left as it is', () => {
+    const tax = minimal()
+    const edits: Taxonomy[] = [
+      {...tax, fields: {...tax.fields, style: {...tax.fields.style, casual: ['everyday casual', 'laid back']}}},
+      {...tax, fields: {...tax.fields, season: {autumn: ['fall'], winter: []}}},
+      {...tax, fields: {...tax.fields, mood: {cool: [], calm: []}}},
+    ]
+    const hashes = new Set([tax, ...edits].map((t) => new Vocabulary(t).hash))
+    expect(hashes.size).toBe(4)
+  })
+
+  it('isCurrent: the same version and the same content hash; a value from before taxonomy_hash is not current', () => {
+    const identity = {version: vocab.version, hash: vocab.hash}
+    expect(isCurrent({normalized_version: vocab.version, taxonomy_hash: vocab.hash}, identity)).toBe(true)
+    expect(isCurrent({normalized_version: vocab.version}, identity)).toBe(false)
+    expect(isCurrent({normalized_version: vocab.version, taxonomy_hash: 'other'}, identity)).toBe(false)
+    expect(isCurrent({normalized_version: '0.9', taxonomy_hash: vocab.hash}, identity)).toBe(false)
+    expect(isCurrent('not a map', identity)).toBe(false)
   })
 })

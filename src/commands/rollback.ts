@@ -7,7 +7,7 @@ export default class Rollback extends RunCommand<RollbackStats> {
   static summary = 'Undo a backfill exactly: remove the normalized field, or put back the one it replaced.'
 
   static description = `Deletes the \`normalized\` field (a field-level delete, guarded by each item's last update time) from items whose value this tool wrote; no other field is touched. Where a backfill replaced an earlier \`normalized\`, that earlier value is restored instead.
-Without a scope every write of this tool is undone, back to the state before the first backfill. --version or --run undo one step for the items in that scope. Resumable and locked like backfill.`
+Without a scope every write of this tool is undone, back to the state before the first backfill. --version or --run undo one step for the items in that scope, once: a run that a completed rollback undid is not undone again. A normalized whose run_id names no backfill run in the ledger is not the tool's and is left as it is (counted as foreign). Resumable and locked like backfill.`
 
   static examples = [
     {description: 'See what would be removed or restored', command: '<%= config.bin %> <%= command.id %> --dry-run'},
@@ -30,7 +30,12 @@ Without a scope every write of this tool is undone, back to the state before the
   }
 
   protected renderDetails(s: RollbackStats): void {
+    if (s.scope.targets?.length === 0) {
+      this.log('Nothing to roll back: every backfill run in this scope was undone by a completed rollback already.')
+      return
+    }
     const verb = s.dryRun ? 'would be' : 'were'
     this.log(`${s.removed} items ${verb} left without normalized, ${s.restored} ${verb} given back their earlier normalized.`)
+    if (s.foreign > 0) this.log(`${s.foreign} items hold a normalized this tool did not write (no backfill run of the ledger): left as they are.`)
   }
 }

@@ -1,8 +1,10 @@
 import {DocumentData, Timestamp} from 'firebase-admin/firestore'
 import type {Plan} from './job'
+import {boundedHistory, isCurrent, isMap, Owns, ownsFrom} from './normalized'
 import {normalizeItem} from './normalization'
 import {BackfillStats, BackfillStatsSchema, unmappedEntries} from './reports'
 import {baseStats, executeRun, RunContext, RunOutcome} from './run'
+import {readRunHistory} from './run-history'
 import {NORMALIZED_FIELDS, Vocabulary} from './vocabulary'
 import {estimateWriteSeconds} from './writer'
 
@@ -18,13 +20,10 @@ export interface BackfillOptions {
   maxRate?: number
 }
 
-type NormalizedMap = {normalized_version?: unknown; source_hash?: unknown; run_id?: unknown}
-
-export const isMap = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Timestamp) && !Buffer.isBuffer(v)
+type NormalizedMap = {source_hash?: unknown; run_id?: unknown}
 
 /** Decides one item: error item, already current, or the new `normalized` (keeping the one it replaces, for rollback). */
-export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options: {force: boolean; runId: string | null}): Plan {
+export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options: {force: boolean; runId: string | null; owns?: Owns}): Plan {
   const outcome = normalizeItem(data, vocabulary)
   if (!outcome.ok) return {action: 'error', field: outcome.field, reason: outcome.reason}
   // Most items have no unmapped value: no array for them.
@@ -33,7 +32,7 @@ export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options
   const current = isMap(existing) ? (existing as NormalizedMap) : undefined
   // Written by this very run before an interruption, from the item as it is now: done, even under --force.
   if (options.runId && current?.run_id === options.runId && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped, own: true}
-  if (!options.force && current?.normalized_version === vocabulary.version && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped}
+  if (!options.force && isCurrent(current, vocabulary) && current?.source_hash === outcome.sourceHash) return {action: 'skip', unmapped}
   const {values} = outcome
   // Fields named one by one: an object spread followed by more properties costs V8 about 3 µs per item.
   const normalized: DocumentData = {
@@ -43,50 +42,32 @@ export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options
     season: values.season,
     normalized_at: Timestamp.now(),
     normalized_version: vocabulary.version,
+    taxonomy_hash: vocabulary.hash,
     source_hash: outcome.sourceHash,
     run_id: options.runId,
   }
-  if (existing !== undefined) normalized.previous = boundedHistory(existing)
+  if (existing !== undefined) normalized.previous = boundedHistory(existing, options.owns ?? ownsFrom(null))
   return {action: 'write', data: {normalized}, unmapped}
-}
-
-/**
- * Tool-written values kept under `previous` (the newest first). Firestore nests maps at
- * most 20 deep, so older tool entries are dropped beyond this; the value from before the
- * tool (the bottom of the chain) is always kept, so a full rollback stays exact.
- */
-export const MAX_HISTORY = 8
-
-function boundedHistory(existing: unknown): unknown {
-  const entries: Record<string, unknown>[] = []
-  let node: unknown = existing
-  while (isMap(node) && typeof node.run_id === 'string') {
-    entries.push(node)
-    if (!('previous' in node)) {
-      node = undefined
-      break
-    }
-    node = node.previous
-  }
-  if (entries.length < MAX_HISTORY) return existing
-  const base = node
-  let chain: unknown = base
-  for (const entry of entries.slice(0, MAX_HISTORY - 1).reverse()) {
-    const {previous: _dropped, ...rest} = entry
-    chain = chain === undefined ? rest : {...rest, previous: chain}
-  }
-  return chain
 }
 
 /** `wardrobe backfill`: normalizes every item of the collection, resumably, or reports what it would do. */
 export async function runBackfill(ctx: RunContext, options: BackfillOptions): Promise<BackfillStats> {
+  const history = await readRunHistory(ctx)
+  const known = history && new Set(history.backfills.keys())
+  const owns = ownsFrom(known)
+  const {vocabulary} = options
   const spec = {
     kind: 'backfill' as const,
-    version: options.vocabulary.version,
-    resumeKey: `backfill|version=${options.vocabulary.version}|force=${options.force}`,
-    options: {batchSize: options.batchSize, force: options.force, maxRate: options.maxRate ?? null},
+    version: vocabulary.version,
+    // An edited taxonomy that keeps its version is another command: its own run, not a resume.
+    resumeKey: `backfill|version=${vocabulary.version}|taxonomy=${vocabulary.hash}|force=${options.force}`,
+    options: {batchSize: options.batchSize, force: options.force, maxRate: options.maxRate ?? null, taxonomyHash: vocabulary.hash},
     select: BACKFILL_FIELDS,
-    plan: (doc: {data(): DocumentData | undefined}, runId: string | null) => planBackfill(doc.data() ?? {}, options.vocabulary, {force: options.force, runId}),
+    plan: (doc: {data(): DocumentData | undefined}, runId: string | null) => {
+      // A new run is not in the ledger as read before it began: its own values are the tool's too.
+      if (runId !== null) known?.add(runId)
+      return planBackfill(doc.data() ?? {}, vocabulary, {force: options.force, runId, owns})
+    },
     dryRun: options.dryRun,
     fromStart: options.fromStart,
     batchSize: options.batchSize,

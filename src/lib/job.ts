@@ -10,7 +10,7 @@ import {GuardedWriter} from './writer'
 /** What to do with one item, decided from the document as read. */
 export type Plan =
   /** `own`: the item already holds this run's write of its current content. */
-  | {action: 'skip'; unmapped?: string[]; own?: boolean}
+  | {action: 'skip'; unmapped?: string[]; own?: boolean; tag?: string}
   | {action: 'error'; field: string | null; reason: string}
   | {action: 'write'; data: UpdateData<DocumentData>; unmapped?: string[]; tag?: string}
 
@@ -86,7 +86,7 @@ export interface JobResult {
   status: 'completed' | 'interrupted' | 'failed'
   counters: Counters
   unmapped: Unmapped
-  /** Per-kind counts of writes (e.g. rollback's restored / removed). */
+  /** Per-kind counts of items (e.g. rollback's restored / removed / foreign). */
   tags: Tags
   errorSamples: ErrorSample[]
   cursor: string | null
@@ -185,7 +185,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     const plan = spec.plan(snapshot)
     // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
     if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped})
-    if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped})
+    if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped, tag: plan.tag})
     const {ref} = snapshot
     if (plan.action === 'error') return recordError(ref, ticket, plan.field, plan.reason, conflicts)
     const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}

@@ -86,10 +86,17 @@ export type BackfillStats = z.infer<typeof BackfillStatsSchema>
 
 export const RollbackStatsSchema = RunStatsBaseSchema.extend({
   kind: z.literal('rollback'),
-  scope: z.object({version: z.string().nullable(), run: z.string().nullable()}),
+  scope: z.object({
+    version: z.string().nullable(),
+    run: z.string().nullable(),
+    /** The backfill runs a scoped rollback undoes (empty: all already undone, nothing to do); null when unscoped or the ledger could not be read. */
+    targets: z.array(z.string()).nullable(),
+  }),
   /** Items whose `normalized` was deleted (no earlier value to go back to). */
   removed: z.number().int(),
   /** Items whose earlier `normalized` (from before the rolled-back run) was put back. */
   restored: z.number().int(),
+  /** Items whose `normalized` this tool did not write (no backfill run of the ledger): left exactly as they are. */
+  foreign: z.number().int(),
 })
 export type RollbackStats = z.infer<typeof RollbackStatsSchema>

@@ -1,8 +1,12 @@
+import crypto from 'node:crypto'
 import {DocumentData, FieldValue} from 'firebase-admin/firestore'
-import {isMap} from './backfill'
+import {UsageError} from './errors'
 import type {Plan} from './job'
+import {zeroCounters} from './ledger'
+import {ownedByTool, Owns, ownsFrom, toolChain} from './normalized'
 import {RollbackStats, RollbackStatsSchema} from './reports'
-import {baseStats, executeRun, RunContext} from './run'
+import {baseStats, executeRun, RunContext, RunOutcome} from './run'
+import {readRunHistory, RunHistory} from './run-history'
 
 export interface RollbackOptions {
   /** Only items whose `normalized` is at this version. */
@@ -15,38 +19,66 @@ export interface RollbackOptions {
   maxRate?: number
 }
 
-/** A `normalized` this tool wrote carries the id of its run. */
-export function writtenByTool(value: unknown): value is Record<string, unknown> {
-  return isMap(value) && typeof value.run_id === 'string'
+/** What one rollback undoes. */
+export interface RollbackScope {
+  owns: Owns
+  /**
+   * Scoped (--version/--run): whether the item's current tool value is one this rollback
+   * undoes, one step. Null: unscoped, every tool value down to the one from before the tool.
+   */
+  undoes: ((value: Record<string, unknown>) => boolean) | null
+}
+
+const restore = (value: unknown): Plan => ({action: 'write', data: {normalized: value}, tag: 'restored'})
+const REMOVE: Plan = {action: 'write', data: {normalized: FieldValue.delete()}, tag: 'removed'}
+
+/**
+ * Decides one item. A value the tool does not own is left as it is (counted `foreign`).
+ * Scoped: undo the current value if it is in scope, putting back what it replaced. Unscoped:
+ * put back what lies under the tool's chain (a foreign value, exactly), or remove the field.
+ */
+export function planRollback(data: DocumentData, scope: RollbackScope): Plan {
+  const current: unknown = data.normalized
+  if (current === undefined) return {action: 'skip'}
+  if (!ownedByTool(current, scope.owns)) return {action: 'skip', tag: 'foreign'}
+  if (scope.undoes) {
+    if (!scope.undoes(current)) return {action: 'skip'}
+    return 'previous' in current ? restore(current.previous) : REMOVE
+  }
+  const {base} = toolChain(current, scope.owns)
+  return base ? restore(base.value) : REMOVE
 }
 
 /**
- * Decides one item. Scoped (--version/--run): undo that one write, putting back what it
- * replaced. Unscoped: undo every write of this tool, back to the value from before it.
+ * The backfill runs a scoped rollback undoes: the named run, or every run at the version,
+ * less those a completed rollback already undid, so re-running a completed rollback
+ * undoes nothing more. Null when the ledger could not be read.
  */
-export function planRollback(data: DocumentData, options: Pick<RollbackOptions, 'version' | 'run'>): Plan {
-  const current: unknown = data.normalized
-  if (!writtenByTool(current)) return {action: 'skip'}
-  if (options.version !== undefined && current.normalized_version !== options.version) return {action: 'skip'}
-  if (options.run !== undefined && current.run_id !== options.run) return {action: 'skip'}
-  let target: Record<string, unknown> = current
-  const scoped = options.version !== undefined || options.run !== undefined
-  for (;;) {
-    if (!('previous' in target)) return {action: 'write', data: {normalized: FieldValue.delete()}, tag: 'removed'}
-    const previous = target.previous
-    if (scoped || !writtenByTool(previous)) return {action: 'write', data: {normalized: previous}, tag: 'restored'}
-    target = previous
+export function rollbackTargets(history: RunHistory | null, options: Pick<RollbackOptions, 'version' | 'run'>, collection: string): string[] | null {
+  const {version, run} = options
+  if (history === null) return run === undefined ? null : [run]
+  if (run !== undefined && !history.backfills.has(run)) {
+    throw new UsageError(`run ${run} is not a backfill run of ${collection} in the ledger`, 'list runs with `wardrobe monitor`, or use --version')
   }
+  const candidates = run !== undefined ? [run] : [...history.backfills].filter(([, v]) => v === version).map(([id]) => id)
+  return candidates.filter((id) => !history.rolledBack.has(id)).sort()
 }
 
 /** `wardrobe rollback`: removes (or restores) what the backfill wrote, with the backfill's safety. */
 export async function runRollback(ctx: RunContext, options: RollbackOptions): Promise<RollbackStats> {
   const {version, run} = options
+  const scoped = version !== undefined || run !== undefined
+  const history = await readRunHistory(ctx)
+  const owns = ownsFrom(history && new Set(history.backfills.keys()))
+  const targets = scoped ? rollbackTargets(history, options, ctx.settings.collection) : null
+  const undoes = scoped ? undoing(targets, version) : null
   const spec = {
     kind: 'rollback' as const,
     version: version ?? null,
-    resumeKey: `rollback|version=${version ?? '*'}|run=${run ?? '*'}`,
-    options: {batchSize: options.batchSize, version: version ?? null, run: run ?? null, maxRate: options.maxRate ?? null},
+    // Another set of runs to undo is another command: a rollback never resumes into runs it was not started for.
+    resumeKey: `rollback|version=${version ?? '*'}|run=${run ?? '*'}${targets ? `|targets=${digest(targets)}` : ''}`,
+    // `targets`: what this rollback undoes, for later rollbacks to leave alone once it completes.
+    options: {batchSize: options.batchSize, version: version ?? null, run: run ?? null, maxRate: options.maxRate ?? null, targets},
     select: ['normalized'],
     // Scoped rollbacks read only their items: equality on one field keeps document-id order on its single-field index.
     filter:
@@ -55,20 +87,39 @@ export async function runRollback(ctx: RunContext, options: RollbackOptions): Pr
         : version !== undefined
           ? (q: FirebaseFirestore.Query) => q.where('normalized.normalized_version', '==', version)
           : undefined,
-    plan: (doc: {data(): DocumentData | undefined}) => planRollback(doc.data() ?? {}, options),
+    plan: (doc: {data(): DocumentData | undefined}) => planRollback(doc.data() ?? {}, {owns, undoes}),
     dryRun: options.dryRun,
     fromStart: options.fromStart,
     batchSize: options.batchSize,
     maxRate: options.maxRate,
   }
-  const outcome = await executeRun(ctx, spec)
+  // Every run in scope already undone: nothing to read, nothing to record.
+  const outcome = targets?.length === 0 ? nothingToDo() : await executeRun(ctx, spec)
   const stats = RollbackStatsSchema.parse({
     kind: 'rollback',
     ...baseStats(ctx, spec, outcome),
-    scope: {version: version ?? null, run: run ?? null},
+    scope: {version: version ?? null, run: run ?? null, targets},
     removed: outcome.result.tags.removed ?? 0,
     restored: outcome.result.tags.restored ?? 0,
+    foreign: outcome.result.tags.foreign ?? 0,
   })
   ctx.logger?.info('rollback finished', {...stats, errorSamples: undefined})
   return stats
+}
+
+/** A scoped rollback undoes values of its target runs; without a readable ledger, every tool value at the version. */
+function undoing(targets: string[] | null, version: string | undefined): NonNullable<RollbackScope['undoes']> {
+  if (targets === null) return (value) => value.normalized_version === version
+  const set = new Set(targets)
+  return (value) => set.has(value.run_id as string)
+}
+
+function nothingToDo(): RunOutcome {
+  const now = new Date()
+  const result = {status: 'completed' as const, counters: zeroCounters(), unmapped: {}, tags: {}, errorSamples: [], cursor: null}
+  return {result, runId: null, resumed: false, total: 0, scannedHere: 0, partitions: 0, startedAt: now, finishedAt: now}
+}
+
+function digest(ids: string[]): string {
+  return crypto.createHash('sha256').update(ids.join('\n')).digest('hex').slice(0, 12)
 }

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import {z} from 'zod'
@@ -124,6 +125,12 @@ const CACHE_LIMIT = 20_000
 /** Canonical terms and their aliases, per field, with a fast alias lookup. */
 export class Vocabulary {
   readonly version: string
+  /**
+   * The content's identity, apart from `version`: sha256 (16 hex digits) of every lookup
+   * key and the term it resolves to, sorted. An edited taxonomy that keeps its version
+   * gets another hash; reordering terms or aliases (which maps nothing differently) does not.
+   */
+  readonly hash: string
   private readonly index: Record<NormalizedField, Map<string, string>>
   private readonly canonicalTerms: Record<NormalizedField, readonly string[]>
   private readonly canonicalSets: Record<NormalizedField, ReadonlySet<string>>
@@ -152,6 +159,7 @@ export class Vocabulary {
       cache[field] = new Map()
     }
     this.index = index
+    this.hash = contentHash(index)
     this.canonicalTerms = terms
     this.canonicalSets = sets
     this.cache = cache
@@ -188,6 +196,11 @@ export class Vocabulary {
   isCanonical(field: NormalizedField, value: string): boolean {
     return this.canonicalSets[field].has(value)
   }
+}
+
+function contentHash(index: Record<NormalizedField, Map<string, string>>): string {
+  const canonical = NORMALIZED_FIELDS.map((field) => [field, [...index[field]].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
+  return crypto.createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16)
 }
 
 function formatPath(p: (string | number)[]): string {

@@ -1,10 +1,12 @@
 import {DocumentData, Firestore, Timestamp} from 'firebase-admin/firestore'
-import {isMap} from '../../src/lib/backfill'
 import {DEFAULT_LEDGER} from '../../src/lib/config'
+import {isMap, ownedByTool, ownsFrom} from '../../src/lib/normalized'
 import {normalizeItem} from '../../src/lib/normalization'
-import {writtenByTool} from '../../src/lib/rollback'
 import {NORMALIZED_FIELDS, Vocabulary} from '../../src/lib/vocabulary'
 import {canonical} from '../support/harness'
+
+/** A value the backfill wrote. The checker has no ledger at hand: the tool's run-id format tells. */
+export const writtenByTool = (value: unknown): value is Record<string, unknown> => ownedByTool(value, ownsFrom(null))
 
 export interface Doc {
   data: DocumentData

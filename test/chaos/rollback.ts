@@ -1,5 +1,4 @@
-import {writtenByTool} from '../../src/lib/rollback'
-import {diffFull, fullSnapshot, originalsSnapshot, readCollection, verifyBackfill} from './checker'
+import {diffFull, fullSnapshot, originalsSnapshot, readCollection, verifyBackfill, writtenByTool} from './checker'
 import {COL, ended, killThenResume, Scenario, Target, taxonomyWithVersion} from './context'
 import {legacyItems, runFlags} from './seeds'
 
