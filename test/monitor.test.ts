@@ -332,6 +332,53 @@ describe('wardrobe monitor with a real backfill', () => {
   }, 240_000)
 })
 
+describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, finding 5)', () => {
+  const project = uniqueProject('monitor-version')
+  const db = testDb(project)
+  const out = tmpDir()
+  const args = devArgs(project, out)
+  const shippedFile = path.join(__dirname, '..', 'taxonomy', 'default.json')
+  const v11File = path.join(out, 'taxonomy-1.1.json')
+  let runId = ''
+
+  beforeAll(async () => {
+    fs.writeFileSync(v11File, JSON.stringify({...JSON.parse(fs.readFileSync(shippedFile, 'utf8')), version: '1.1'}))
+    const batch = db.batch()
+    for (let i = 0; i < 40; i++) batch.set(db.collection(COL).doc(`item-${String(i).padStart(2, '0')}`), {name: `Item ${i}`, style: ['Casual'], occasion: 'Work', mood: [], season: ['Fall']})
+    await batch.commit()
+    const backfill = await runCli(['backfill', ...args, '--taxonomy', v11File, '--json'], {env: ENV})
+    expect(backfill.code).toBe(0)
+    runId = JSON.parse(backfill.stdout).runId
+  })
+  afterAll(() => db.terminate())
+
+  const rewrites = (recommendations: string[]) => recommendations.filter((r) => / backfill /.test(r))
+
+  it('without --taxonomy judges by the latest completed backfill: 100% and nothing to re-run', async () => {
+    const {report, code} = await monitorJson(args, ['--fail-on', 'warning'])
+    expect(code).toBe(0)
+    expect(report.version).toBe('1.1')
+    expect(report.versionBasis).toEqual({version: '1.1', source: 'ledger', runId, note: expect.stringContaining(runId)})
+    expect(report.counts).toMatchObject({total: 40, normalizedCurrent: 40, normalizedOutdated: 0, notNormalized: 0, completionPercent: 100})
+    expect(report.health.status).toBe('healthy')
+    expect(rewrites(report.health.recommendations)).toEqual([])
+    const human = await runCli(['monitor', ...args], {env: ENV})
+    expect(human.stdout).toMatch(/vocabulary 1\.1 \(latest completed backfill backfill-\S+\)/)
+  })
+
+  it('with --taxonomy at the older 1.0 it recommends nothing that rewrites the 1.1 items, and says why', async () => {
+    const {report, code} = await monitorJson(args, ['--taxonomy', shippedFile])
+    expect(code).toBe(0)
+    expect(report.versionBasis).toMatchObject({version: VERSION, source: 'flag', runId: null})
+    expect(report.counts).toMatchObject({normalizedCurrent: 0, normalizedNewer: 40, normalizedOutdated: 0, notNormalized: 0})
+    expect(report.counts.versions).toEqual(expect.arrayContaining([{version: '1.1', count: 40, current: false, relation: 'newer'}]))
+    expect(rewrites(report.health.recommendations)).toEqual([])
+    const newer = report.health.issues.find((i) => i.code === 'newer-versions')
+    expect(newer?.message).toMatch(/40 items are at versions newer than 1\.0 .*1\.1: 40.*would rewrite them to the older vocabulary/)
+    expect(newer?.recommendation).toMatch(/--taxonomy <taxonomy file with version 1\.1>/)
+  })
+})
+
 describe('health rules', () => {
   const counts = (over: Partial<Counts> = {}): Counts => ({
     total: 1000,
