@@ -269,6 +269,9 @@ describe('wardrobe validate: coverage and unverified versions (issue 12, finding
     const bad = await runCli(['validate', ...args, '--all', '--min-coverage', '1.5'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/--min-coverage "1\.5" is not a rate between 0 and 1/)
+    const sampled = await runCli(['validate', ...args, '--min-coverage', '0.5'])
+    expect(sampled.code).toBe(2)
+    expect(sampled.stderr).toMatch(/--min-coverage applies to --all only/)
   })
 
   it('a sampled item without normalized (not an error item) is a not-normalized failure', async () => {
@@ -333,11 +336,14 @@ describe('per-item checks', () => {
     expect(unmapped.warnings.map((w) => w.reason)).toEqual(['style "cyber grunge deluxe" is not in vocabulary 1.0 (unmapped)'])
   })
 
-  it('does not fail items of a version whose vocabulary is not loaded, but still catches stale ones by source_hash', () => {
+  it('reports items of a version whose vocabulary is not loaded as unverified (not failed, not passed), and still catches stale ones by source_hash', () => {
     const old = {...item, normalized: {...normalized, normalized_version: '0.9', style: ['made up old term']}}
     const r = checkItem('x', old, vocabularies, vocabulary)
     expect(r.failures).toEqual([])
-    expect(r.warnings.map((w) => w.reason)).toEqual(['vocabulary for version 0.9 not loaded (pass --taxonomy): canonical membership not checked'])
+    expect(r.warnings).toEqual([])
+    expect(r.unverified).toEqual({check: 'unverified-version', field: null, reason: expect.stringMatching(/^normalized_version 0\.9: its vocabulary is not loaded .*source_hash unchanged since normalization$/)})
+    expect(checkItem('x', {...old, normalized: {...old.normalized, source_hash: undefined}}, vocabularies, vocabulary).unverified?.reason).toMatch(/no source_hash, so whether the originals changed since is unknown$/)
+    expect(checkItem('x', {...old, style: ['Formal']}, vocabularies, vocabulary).unverified).toBeNull()
     expect(r.consistency.compared).toBe(false)
     expect(reasons({...old, style: ['Formal']})).toEqual([expect.stringMatching(/^consistency: stale: original fields changed after normalization \(source_hash differs; values not compared: vocabulary for version 0\.9 not loaded\)$/)])
   })
@@ -364,5 +370,6 @@ describe('per-item checks', () => {
     expect(parseRate('5%')).toBeCloseTo(0.05)
     expect(parseRate('1')).toBe(1)
     for (const bad of ['abc', '1.01', '-1', '', '120%', '0x1']) expect(() => parseRate(bad)).toThrow(UsageError)
+    expect(() => parseRate('2', '--min-coverage')).toThrow(/^--min-coverage "2" is not a rate between 0 and 1$/)
   })
 })
