@@ -370,10 +370,14 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
   })
 
   it('with --taxonomy at the older 1.0 it recommends nothing that rewrites the 1.1 items, and says why', async () => {
+    // Items added since the backfill: a backfill at 1.0 for them would also rewrite the 40 at 1.1.
+    await db.collection(COL).doc('new-0').set({name: 'New', style: ['Boho']})
+    await db.collection(COL).doc('new-1').set({name: 'New', style: ['Boho']})
     const {report, code} = await monitorJson(args, ['--taxonomy', shippedFile])
     expect(code).toBe(0)
     expect(report.versionBasis).toEqual({version: VERSION, source: 'flag', runId, note: `from --taxonomy; the latest completed backfill (${runId}) wrote 1.1`})
-    expect(report.counts).toMatchObject({normalizedCurrent: 0, normalizedNewer: 40, normalizedOutdated: 0, notNormalized: 0})
+    expect(report.counts).toMatchObject({normalizedCurrent: 0, normalizedNewer: 40, normalizedOutdated: 0, notNormalized: 2})
+    expect(report.health.issues.find((i) => i.code === 'not-normalized')).toMatchObject({message: expect.stringMatching(/a backfill at 1\.0 would rewrite the items at newer versions \(1\.1: 40\), so none is recommended$/), recommendation: null})
     expect(report.counts.versions).toEqual(expect.arrayContaining([{version: '1.1', count: 40, current: false, relation: 'newer'}]))
     expect(rewrites(report.health.recommendations)).toEqual([])
     const newer = report.health.issues.find((i) => i.code === 'newer-versions')
