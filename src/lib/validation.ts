@@ -266,7 +266,7 @@ function unverifiedFinding(version: string, normalized: unknown): Finding {
   }
 }
 
-/** The item a sampled or scanned document without `normalized` fails as. */
+/** What a sampled or scanned item in scope without `normalized` fails with. */
 const NOT_NORMALIZED: Finding = {check: 'not-normalized', field: null, reason: 'no normalized field, and not recorded as an error item: run wardrobe backfill'}
 
 /** One `array-contains` query the app's semantic filter would run to find this item. */
