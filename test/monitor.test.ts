@@ -10,7 +10,7 @@ import path from 'node:path'
 import {Firestore, Timestamp} from 'firebase-admin/firestore'
 import {colorLevel, renderDashboard, renderWatchLine, visibleLength} from '../src/lib/dashboard'
 import {currentOwner, RunRecordSchema} from '../src/lib/ledger'
-import {assessHealth, Counts, DEFAULT_THRESHOLDS, HealthFacts, MonitorReport, MonitorReportSchema, resumeCommandFor, RunView} from '../src/lib/monitor'
+import {assessHealth, compareVersions, Counts, DEFAULT_THRESHOLDS, HealthFacts, judgeVersion, MonitorReport, MonitorReportSchema, resumeCommandFor, RunView} from '../src/lib/monitor'
 import {generateItems, writeItems} from '../src/lib/seed-data'
 import {loadVocabulary} from '../src/lib/vocabulary'
 import {devArgs, emulatorHost, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
@@ -154,15 +154,18 @@ describe('wardrobe monitor on a known state', () => {
       total: 103,
       normalizedCurrent: 40,
       normalizedOutdated: 20,
+      normalizedNewer: 0,
       notNormalized: 43, // 30 plain + 4 without a version + 3 with a numeric one + 6 error items
       completionPercent: 38.8,
       versions: [
-        {version: VERSION, count: 40, current: true},
-        {version: '0.9', count: 15, current: false},
+        {version: VERSION, count: 40, current: true, relation: 'current'},
+        {version: '0.9', count: 15, current: false, relation: 'older'},
       ],
       outdatedUnknownVersions: 5,
     })
     expectMatches(report, await directCounts(db, VERSION, stalledRun, report.readTime))
+    // The latest completed backfill wrote 0.9; the shipped vocabulary is newer, so it is the one judged by.
+    expect(report.versionBasis).toMatchObject({version: VERSION, source: 'shipped', runId: oldRun})
     expect(report.recent.map((r) => r.id)).toEqual(expectedRecent)
     expect(report.recent[0]).toEqual({id: 'cur-39', name: 'Item 39', normalizedAt: new Date(base + 13_900).toISOString(), version: VERSION})
 
@@ -332,14 +335,66 @@ describe('wardrobe monitor with a real backfill', () => {
   }, 240_000)
 })
 
+describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, finding 5)', () => {
+  const project = uniqueProject('monitor-version')
+  const db = testDb(project)
+  const out = tmpDir()
+  const args = devArgs(project, out)
+  const shippedFile = path.join(__dirname, '..', 'taxonomy', 'default.json')
+  const v11File = path.join(out, 'taxonomy-1.1.json')
+  let runId = ''
+
+  beforeAll(async () => {
+    fs.writeFileSync(v11File, JSON.stringify({...JSON.parse(fs.readFileSync(shippedFile, 'utf8')), version: '1.1'}))
+    const batch = db.batch()
+    for (let i = 0; i < 40; i++) batch.set(db.collection(COL).doc(`item-${String(i).padStart(2, '0')}`), {name: `Item ${i}`, style: ['Casual'], occasion: 'Work', mood: [], season: ['Fall']})
+    await batch.commit()
+    const backfill = await runCli(['backfill', ...args, '--taxonomy', v11File, '--json'], {env: ENV})
+    expect(backfill.code).toBe(0)
+    runId = JSON.parse(backfill.stdout).runId
+  })
+  afterAll(() => db.terminate())
+
+  const rewrites = (recommendations: string[]) => recommendations.filter((r) => / backfill /.test(r))
+
+  it('without --taxonomy judges by the latest completed backfill: 100% and nothing to re-run', async () => {
+    const {report, code} = await monitorJson(args, ['--fail-on', 'warning'])
+    expect(code).toBe(0)
+    expect(report.version).toBe('1.1')
+    expect(report.versionBasis).toEqual({version: '1.1', source: 'ledger', runId, note: expect.stringContaining(runId)})
+    expect(report.counts).toMatchObject({total: 40, normalizedCurrent: 40, normalizedOutdated: 0, notNormalized: 0, completionPercent: 100})
+    expect(report.health.status).toBe('healthy')
+    expect(rewrites(report.health.recommendations)).toEqual([])
+    const human = await runCli(['monitor', ...args], {env: ENV})
+    expect(human.stdout).toMatch(/vocabulary 1\.1 \(latest completed backfill backfill-\S+\)/)
+  })
+
+  it('with --taxonomy at the older 1.0 it recommends nothing that rewrites the 1.1 items, and says why', async () => {
+    // Items added since the backfill: a backfill at 1.0 for them would also rewrite the 40 at 1.1.
+    await db.collection(COL).doc('new-0').set({name: 'New', style: ['Boho']})
+    await db.collection(COL).doc('new-1').set({name: 'New', style: ['Boho']})
+    const {report, code} = await monitorJson(args, ['--taxonomy', shippedFile])
+    expect(code).toBe(0)
+    expect(report.versionBasis).toEqual({version: VERSION, source: 'flag', runId, note: `from --taxonomy; the latest completed backfill (${runId}) wrote 1.1`})
+    expect(report.counts).toMatchObject({normalizedCurrent: 0, normalizedNewer: 40, normalizedOutdated: 0, notNormalized: 2})
+    expect(report.health.issues.find((i) => i.code === 'not-normalized')).toMatchObject({message: expect.stringMatching(/a backfill at 1\.0 would rewrite the items at newer versions \(1\.1: 40\), so none is recommended$/), recommendation: null})
+    expect(report.counts.versions).toEqual(expect.arrayContaining([{version: '1.1', count: 40, current: false, relation: 'newer'}]))
+    expect(rewrites(report.health.recommendations)).toEqual([])
+    const newer = report.health.issues.find((i) => i.code === 'newer-versions')
+    expect(newer?.message).toMatch(/40 items are at versions newer than 1\.0 .*1\.1: 40.*would rewrite them to the older vocabulary/)
+    expect(newer?.recommendation).toMatch(/--taxonomy <taxonomy file with version 1\.1>/)
+  })
+})
+
 describe('health rules', () => {
   const counts = (over: Partial<Counts> = {}): Counts => ({
     total: 1000,
     normalizedCurrent: 1000,
     normalizedOutdated: 0,
+    normalizedNewer: 0,
     notNormalized: 0,
     completionPercent: 100,
-    versions: [{version: '2.0', count: 1000, current: true}],
+    versions: [{version: '2.0', count: 1000, current: true, relation: 'current'}],
     outdatedUnknownVersions: 0,
     ...over,
   })
@@ -381,6 +436,7 @@ describe('health rules', () => {
     staleAfterSeconds: 60,
     ledgerCollection: LEDGER,
     version: '2.0',
+    basis: {version: '2.0', source: 'ledger', runId: 'backfill-x', note: 'the version the latest completed backfill (backfill-x) wrote'},
     commands: {backfill: 'wardrobe backfill --environment staging --project p --collection c', dryRun: 'wardrobe backfill --environment staging --project p --collection c --dry-run'},
     ...over,
   })
@@ -395,7 +451,7 @@ describe('health rules', () => {
   })
 
   it('outdated versions and items left over ask for the backfill; a live backfill silences them', () => {
-    const outdated = facts({counts: counts({normalizedCurrent: 700, normalizedOutdated: 300, versions: [{version: '2.0', count: 700, current: true}, {version: '1.0', count: 300, current: false}]})})
+    const outdated = facts({counts: counts({normalizedCurrent: 700, normalizedOutdated: 300, versions: [{version: '2.0', count: 700, current: true, relation: 'current'}, {version: '1.0', count: 300, current: false, relation: 'older'}]})})
     const h = assessHealth(outdated)
     expect(h.status).toBe('warning')
     expect(h.issues[0]).toMatchObject({code: 'outdated-versions', message: expect.stringContaining('1.0: 300'), recommendation: expect.stringContaining('wardrobe backfill --environment staging')})
@@ -427,6 +483,53 @@ describe('health rules', () => {
     expect(assessHealth(errs(0.08), {...DEFAULT_THRESHOLDS, errorRateWarning: 0.1}).status).toBe('healthy')
     const unmapped = assessHealth(facts({unmapped: {runId: 'backfill-x', distinct: 3, occurrences: 90, rate: 0.09, top: [{field: 'season', value: 'harmattan', count: 60}]}}))
     expect(unmapped.issues[0]).toMatchObject({level: 'warning', code: 'unmapped-values', message: expect.stringContaining('season:"harmattan" ×60'), recommendation: expect.stringContaining('extend the vocabulary')})
+  })
+
+  it('compares dotted versions by number; other versions only by equality', () => {
+    expect(compareVersions('1.10', '1.9')).toBe(1)
+    expect(compareVersions('1.0', '1')).toBe(0)
+    expect(compareVersions('0.9', '1.0')).toBe(-1)
+    expect(compareVersions('2024-beta', '1.0')).toBeNull()
+    expect(compareVersions('beta', 'beta')).toBe(0)
+  })
+
+  it('judges by the taxonomy given, else the latest completed backfill, else (or when newer) the shipped vocabulary', () => {
+    const rec = (runId: string, version: string, status: string, startedAt: number) =>
+      RunRecordSchema.parse({runId, kind: 'backfill', environment: 'production', projectId: 'p', collection: 'c', version, resumeKey: 'k', owner: {user: 'u', host: 'h', pid: 1}, status, counters: {}, cursor: null, startedAt: new Date(startedAt), heartbeatAt: new Date(startedAt)})
+    // Newest first, as monitor sorts them: a failed 1.2 run does not make 1.2 current.
+    const runs = [rec('r3', '1.2', 'failed', 3), rec('r2', '1.1', 'completed', 2), rec('r1', '1.0', 'completed', 1)]
+    expect(judgeVersion(undefined, runs, '1.0')).toMatchObject({version: '1.1', source: 'ledger', runId: 'r2'})
+    expect(judgeVersion(undefined, runs, '1.10')).toMatchObject({version: '1.10', source: 'shipped', runId: 'r2'})
+    expect(judgeVersion(undefined, [rec('r', 'beta', 'completed', 1)], '1.0')).toMatchObject({version: 'beta', source: 'ledger'})
+    expect(judgeVersion(undefined, [], '1.0')).toMatchObject({version: '1.0', source: 'shipped', runId: null})
+    expect(judgeVersion({version: '1.0', source: 'flag'}, runs, '1.0')).toMatchObject({version: '1.0', source: 'flag', note: expect.stringContaining('r2')})
+  })
+
+  it('never recommends a backfill, fresh or resumed, that would rewrite items at newer or incomparable versions', () => {
+    const versions: Counts['versions'] = [
+      {version: '2.0', count: 100, current: true, relation: 'current'},
+      {version: '1.0', count: 300, current: false, relation: 'older'},
+      {version: '2.1', count: 500, current: false, relation: 'newer'},
+      {version: 'exp', count: 50, current: false, relation: 'incomparable'},
+    ]
+    const mixed = facts({
+      basis: {version: '2.0', source: 'flag', runId: 'backfill-x', note: 'from --taxonomy'},
+      counts: counts({normalizedCurrent: 100, normalizedOutdated: 300, normalizedNewer: 550, notNormalized: 50, completionPercent: 10, versions}),
+      latestBackfill: run({status: 'interrupted', version: '2.0', resumeCommand: 'wardrobe backfill --taxonomy x'}),
+    })
+    const h = assessHealth(mixed)
+    expect(h.recommendations.filter((r) => / backfill /.test(r))).toEqual([])
+    expect(h.issues.find((i) => i.code === 'newer-versions')).toMatchObject({
+      level: 'warning',
+      message: expect.stringMatching(/^550 items are at versions newer than 2\.0 \(2\.1: 500, exp: 50\).*from --taxonomy.*rewrite them to the older vocabulary/),
+      recommendation: 'measure against their vocabulary: monitor with --taxonomy <taxonomy file with version 2.1>',
+    })
+    expect(h.issues.find((i) => i.code === 'run-interrupted')?.message).toMatch(/would rewrite the items at newer versions \(2\.1: 500, exp: 50\), so none is recommended$/)
+    // Resuming a run at the newest version is no downgrade: recommended, unless items carry a version not comparable with it.
+    const upgrade = {...mixed, latestBackfill: run({status: 'interrupted', version: '2.1', resumeCommand: 'wardrobe backfill --taxonomy y'})}
+    expect(assessHealth(upgrade).recommendations).not.toContain('resume it: wardrobe backfill --taxonomy y')
+    const numeric = counts({normalizedCurrent: 100, normalizedOutdated: 300, normalizedNewer: 500, completionPercent: 10, versions: versions.slice(0, 3)})
+    expect(assessHealth({...upgrade, counts: numeric}).recommendations).toContain('resume it: wardrobe backfill --taxonomy y')
   })
 
   it('resume commands: same force, rollback scope, and the taxonomy of the run version', () => {
@@ -473,7 +576,8 @@ describe('dashboard rendering', () => {
       collection: 'c',
       ledgerCollection: LEDGER,
       version: '1.0',
-      counts: {total: 10, normalizedCurrent: 5, normalizedOutdated: 0, notNormalized: 5, completionPercent: 50, versions: [{version: '1.0', count: 5, current: true}], outdatedUnknownVersions: 0},
+      versionBasis: {version: '1.0', source: 'shipped', runId: null, note: 'the vocabulary shipped with the package: no completed backfill in the ledger'},
+      counts: {total: 10, normalizedCurrent: 5, normalizedOutdated: 0, notNormalized: 5, completionPercent: 50, versions: [{version: '1.0', count: 5, current: true, relation: 'current'}], outdatedUnknownVersions: 0},
       recent: Array.from({length: 10}, (_, i) => ({id: `id${i}`, name: `A rather long item name number ${i} that goes on`, normalizedAt: '2026-01-01T00:00:00.000Z', version: '1.0'})),
       errors: {runId: null, total: 0, processed: null, rate: null, latest: []},
       unmapped: {runId: null, distinct: 0, occurrences: 0, rate: null, top: []},

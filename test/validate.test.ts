@@ -221,6 +221,95 @@ describe('wardrobe validate --sample-size (real emulator)', () => {
   })
 })
 
+describe('wardrobe validate: coverage and unverified versions (issue 12, finding 7)', () => {
+  const project = uniqueProject('validate-coverage')
+  const out = tmpDir()
+  const args = devArgs(project, out)
+  let db: Firestore
+  const good = Array.from({length: 60}, (_, i) => `item-${String(i).padStart(2, '0')}`)
+  const kept = new Set(good.slice(0, 3))
+
+  beforeAll(async () => {
+    db = testDb(project)
+    const batch = db.batch()
+    for (const id of good) batch.set(db.collection(COL).doc(id), {name: id, style: ['Casual'], occasion: 'Work', mood: [], season: ['Fall']})
+    // Malformed originals: the backfill records them as error items, which coverage leaves out.
+    for (const id of ['bad-0', 'bad-1']) batch.set(db.collection(COL).doc(id), {name: id, style: 42})
+    await batch.commit()
+    const backfill = await runCli(['backfill', ...args, '--json'])
+    expect(backfill.code).toBe(3)
+    // Everything but 3 items loses its normalized (e.g. a rollback, or items the backfill never reached).
+    const writer = db.bulkWriter({throttling: false})
+    for (const id of good) if (!kept.has(id)) void writer.update(db.collection(COL).doc(id), {normalized: FieldValue.delete()})
+    await writer.close()
+  })
+  afterAll(async () => {
+    await db.terminate()
+  })
+
+  it('--all with 3 of 60 items normalized fails on coverage (exit 4), error items excluded; JSON, file and human view say so', async () => {
+    const r = await runCli(['validate', ...args, '--all', '--max-failure-rate', '0.001', '--json', '--save-report'])
+    expect(r.code).toBe(4)
+    const report = parseReport(r.stdout)
+    expect(report.status).toBe('failed')
+    expect(report.coverage).toEqual({normalized: 3, inScope: 60, errorItems: 2, ratio: 0.05, minCoverage: 1, enforced: true})
+    expect(report.checks.notNormalized.failed).toBe(57)
+    expect(report).toMatchObject({checked: 60, failed: 57, passed: 3})
+    expect(report.failures.filter((f) => f.reasons.some((x) => x.check === 'not-normalized')).map((f) => f.id).sort()).toEqual(good.filter((id) => !kept.has(id)))
+    expect(readJson(latestFile(out, 'validation_report_'))).toEqual(JSON.parse(r.stdout))
+
+    // Failures allowed, coverage still short: exit 4, and the human view names coverage.
+    const human = await runCli(['validate', ...args, '--all', '--max-failure-rate', '1'])
+    expect(human.code).toBe(4)
+    expect(human.stdout).toMatch(/^Coverage: 3 of 60 items in scope carry normalized \(5\.00%; 2 error items excluded\); --min-coverage 100\.00%$/m)
+    expect(human.stdout).toMatch(/FAILED: coverage 5\.00% is below --min-coverage 100\.00%/)
+    const lenient = await runCli(['validate', ...args, '--all', '--max-failure-rate', '1', '--min-coverage', '0.05', '--json'])
+    expect(lenient.code).toBe(0)
+    expect(parseReport(lenient.stdout).coverage.minCoverage).toBe(0.05)
+    const bad = await runCli(['validate', ...args, '--all', '--min-coverage', '1.5'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--min-coverage "1\.5" is not a rate between 0 and 1/)
+    const sampled = await runCli(['validate', ...args, '--min-coverage', '0.5'])
+    expect(sampled.code).toBe(2)
+    expect(sampled.stderr).toMatch(/--min-coverage applies to --all only/)
+  })
+
+  it('a sampled item without normalized (not an error item) is a not-normalized failure', async () => {
+    const r = await runCli(['validate', ...args, '--sample-size', '100', '--max-failure-rate', '0.5', '--json'])
+    expect(r.code).toBe(4)
+    const report = parseReport(r.stdout)
+    expect(report).toMatchObject({checked: 60, failed: 57})
+    expect(report.coverage).toMatchObject({normalized: 3, inScope: 60, enforced: false})
+    const ids = report.failures.map((f) => f.id)
+    expect(ids).not.toContain('bad-0')
+    expect(report.failures[0].reasons).toEqual([{check: 'not-normalized', field: null, reason: expect.stringMatching(/no normalized field.*not recorded as an error item/)}])
+  })
+
+  it('items at a version with no vocabulary loaded: stale ones fail by source_hash, the others are unverified-version, not passed', async () => {
+    const collection = 'old_versions'
+    const cargs = devArgs(project, out, collection)
+    const batch = db.batch()
+    for (let i = 0; i < 5; i++) batch.set(db.collection(collection).doc(`v-${i}`), {name: `v-${i}`, style: ['Casual'], season: ['Fall']})
+    await batch.commit()
+    expect((await runCli(['backfill', ...cargs, '--json'])).code).toBe(0)
+    // Two items carry a version no loaded vocabulary knows; the app then edits one's originals.
+    for (const id of ['v-0', 'v-1']) await db.collection(collection).doc(id).update({'normalized.normalized_version': '0.7'})
+    await db.collection(collection).doc('v-1').update({style: ['Formal']})
+
+    const r = await runCli(['validate', ...cargs, '--all', '--json'])
+    expect(r.code).toBe(4)
+    const report = parseReport(r.stdout)
+    expect(report.failures.map((f) => f.id)).toEqual(['v-1'])
+    expect(report.failures[0].reasons.map((x) => x.reason)).toEqual([expect.stringMatching(/^stale: original fields changed after normalization \(source_hash differs/)])
+    expect(report.unverifiedTotal).toBe(1)
+    expect(report.unverified).toEqual([{id: 'v-0', reasons: [{check: 'unverified-version', field: null, reason: expect.stringMatching(/version 0\.7.*not loaded.*source_hash unchanged/)}]}])
+    expect(report).toMatchObject({checked: 5, failed: 1, passed: 3})
+    const human = await runCli(['validate', ...cargs, '--all', '--max-failure-rate', '0.5'])
+    expect(human.code).toBe(0)
+    expect(human.stdout).toMatch(/1 unverified \(version 0\.7: pass --taxonomy with its vocabulary\)/)
+  })
+})
+
 describe('per-item checks', () => {
   const vocabulary = loadVocabulary()
   const vocabularies = new Map<string, Vocabulary>([[vocabulary.version, vocabulary]])
@@ -247,11 +336,14 @@ describe('per-item checks', () => {
     expect(unmapped.warnings.map((w) => w.reason)).toEqual(['style "cyber grunge deluxe" is not in vocabulary 1.0 (unmapped)'])
   })
 
-  it('does not fail items of a version whose vocabulary is not loaded, but still catches stale ones by source_hash', () => {
+  it('reports items of a version whose vocabulary is not loaded as unverified (not failed, not passed), and still catches stale ones by source_hash', () => {
     const old = {...item, normalized: {...normalized, normalized_version: '0.9', style: ['made up old term']}}
     const r = checkItem('x', old, vocabularies, vocabulary)
     expect(r.failures).toEqual([])
-    expect(r.warnings.map((w) => w.reason)).toEqual(['vocabulary for version 0.9 not loaded (pass --taxonomy): canonical membership not checked'])
+    expect(r.warnings).toEqual([])
+    expect(r.unverified).toEqual({check: 'unverified-version', field: null, reason: expect.stringMatching(/^normalized_version 0\.9: its vocabulary is not loaded .*source_hash unchanged since normalization$/)})
+    expect(checkItem('x', {...old, normalized: {...old.normalized, source_hash: undefined}}, vocabularies, vocabulary).unverified?.reason).toMatch(/no source_hash, so whether the originals changed since is unknown$/)
+    expect(checkItem('x', {...old, style: ['Formal']}, vocabularies, vocabulary).unverified).toBeNull()
     expect(r.consistency.compared).toBe(false)
     expect(reasons({...old, style: ['Formal']})).toEqual([expect.stringMatching(/^consistency: stale: original fields changed after normalization \(source_hash differs; values not compared: vocabulary for version 0\.9 not loaded\)$/)])
   })
@@ -278,5 +370,6 @@ describe('per-item checks', () => {
     expect(parseRate('5%')).toBeCloseTo(0.05)
     expect(parseRate('1')).toBe(1)
     for (const bad of ['abc', '1.01', '-1', '', '120%', '0x1']) expect(() => parseRate(bad)).toThrow(UsageError)
+    expect(() => parseRate('2', '--min-coverage')).toThrow(/^--min-coverage "2" is not a rate between 0 and 1$/)
   })
 })

@@ -14,7 +14,8 @@ export default class Monitor extends WardrobeCommand<MonitorReport | undefined> 
   static summary = 'Progress and health of the backfill: item counts, runs, error items, recommendations.'
 
   static description = `Counts come from count() aggregations, read with the latest normalized items, the run records and the latest error records in one read-only snapshot: monitor reads a bounded number of documents whatever the size of the collection.
-"Normalized" means normalized.normalized_version is a non-empty string; "current" that it equals the vocabulary's version (--taxonomy); "not normalized" is everything else (no normalized field, or one without a version).
+"Normalized" means normalized.normalized_version is a non-empty string; "current" that it equals the version monitor judges by: --taxonomy's (or the config file's taxonomy), else the version of the latest completed backfill in the ledger (the shipped vocabulary's when it is newer, or when no backfill has completed); "not normalized" is everything else (no normalized field, or one without a version).
+Monitor never recommends a backfill that would rewrite items at a newer version than it writes.
 A run recorded as running whose process is gone or whose heartbeat is stale shows as stalled, with the command that resumes it.
 --watch samples every --interval seconds until Ctrl-C (exit 0): a screen redrawn in place on a terminal, one line per sample otherwise, one JSON object per line with --json.`
 
@@ -29,7 +30,7 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
     interval: Flags.integer({default: 30, min: 1, summary: 'Seconds between samples with --watch.'}),
     'save-report': Flags.boolean({default: false, summary: 'Write backfill_report_YYYYMMDD_HHMMSS.json into --output-dir (with --watch: the last sample, when watching stops).'}),
     'fail-on': Flags.option({options: FAIL_ON_LEVELS, summary: 'Exit 4 when health is at or past this level (with --watch: at the first such sample).'})(),
-    taxonomy: Flags.string({summary: 'Vocabulary whose version counts as current (default: the config file\'s taxonomy, else the shipped one).'}),
+    taxonomy: Flags.string({summary: 'Vocabulary whose version counts as current (default: the config file\'s taxonomy, else the latest completed backfill\'s version, else the shipped one).'}),
     'max-error-rate': Flags.string({default: '0.05', summary: 'Error items per processed item above which health is warning (0..1); critical above 0.25.'}),
   }
 
@@ -39,11 +40,12 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
     const maxErrorRate = Number(flags['max-error-rate'])
     if (!(maxErrorRate >= 0 && maxErrorRate <= 1)) throw new UsageError(`--max-error-rate ${flags['max-error-rate']} is not between 0 and 1`, 'e.g. --max-error-rate 0.05 for 5%')
     const taxonomyFile = flags.taxonomy ?? settings.taxonomy
-    const vocabulary = loadVocabulary(taxonomyFile)
-    const shippedVersion = taxonomyFile ? loadVocabulary().version : vocabulary.version
+    const shippedVersion = loadVocabulary().version
     const {db} = await this.open(settings, flags['log-level'])
     const options: MonitorOptions = {
-      vocabularyVersion: vocabulary.version,
+      // Without a taxonomy file, the version is judged from the ledger (collectMonitorReport).
+      vocabularyVersion: taxonomyFile ? loadVocabulary(taxonomyFile).version : undefined,
+      versionSource: flags.taxonomy ? 'flag' : 'config',
       commands: {bin: this.config.bin, targetArgs: targetArgsFor(settings), taxonomyFile: taxonomyFile ? path.resolve(taxonomyFile) : undefined, shippedVersion},
       thresholds: {errorRateWarning: maxErrorRate},
     }

@@ -10,8 +10,9 @@ import {loadVocabulary, NORMALIZED_FIELDS, Vocabulary} from '../lib/vocabulary'
 export default class Validate extends WardrobeCommand<ValidationReport> {
   static summary = 'Check the quality and correctness of normalized items: a random sample, or every item.'
 
-  static description = `Checks items that carry \`normalized\`: required fields and types, canonical values (folded, no duplicates, known to the vocabulary of the item's version; unknown values are unmapped warnings), consistency (normalizing the originals again gives the stored arrays and source_hash: catches items edited after normalization), and semantic compatibility (an array-contains query on normalized.<field>, as the app's filter runs it, finds the item). Reports data-quality metrics.
-The sample is drawn at random over the whole key space, not the first items by id. Reads only; never writes. Exits 4 when the failure rate exceeds --max-failure-rate.`
+  static description = `Checks the items in scope (all but error items a backfill recorded in the ledger): an item without \`normalized\` fails as not-normalized; one with it is checked for required fields and types, canonical values (folded, no duplicates, known to the vocabulary of the item's version; unknown values are unmapped warnings), consistency (normalizing the originals again gives the stored arrays and source_hash: catches items edited after normalization), and semantic compatibility (an array-contains query on normalized.<field>, as the app's filter runs it, finds the item). Reports data-quality metrics.
+Items at a version whose vocabulary is not loaded are checked for structure and staleness (source_hash) and reported as unverified-version: neither failed nor passed.
+The sample is drawn at random over the whole key space, not the first items by id. Reads only; never writes. Exits 4 when the failure rate exceeds --max-failure-rate, or under --all when coverage (normalized / in scope) is below --min-coverage.`
 
   static examples = [
     {description: 'Validate 100 random items', command: '<%= config.bin %> <%= command.id %>'},
@@ -24,6 +25,8 @@ The sample is drawn at random over the whole key space, not the first items by i
     all: Flags.boolean({default: false, summary: 'Check every item (streamed; semantic queries for a random 200).', exclusive: ['sample-size']}),
     'save-report': Flags.boolean({default: false, summary: 'Write validation_report_YYYYMMDD_HHMMSS.json to --output-dir.'}),
     'max-failure-rate': Flags.string({default: '0', summary: 'Exit 4 when failing/checked exceeds this (0..1, or a percentage like 0.5%).'}),
+    // No oclif default: a default would make it look given without --all.
+    'min-coverage': Flags.string({summary: 'With --all: exit 4 when normalized/in-scope items is below this (0..1, or a percentage; default 1).'}),
     taxonomy: Flags.string({
       multiple: true,
       summary: 'Vocabulary file replacing the shipped one, as for backfill; repeat it to add vocabularies of other versions items may carry.',
@@ -33,7 +36,9 @@ The sample is drawn at random over the whole key space, not the first items by i
   async run(): Promise<ValidationReport> {
     const {flags} = await this.parse(Validate)
     const settings = this.settingsFrom(flags)
-    const maxFailureRate = parseRate(flags['max-failure-rate'])
+    const maxFailureRate = parseRate(flags['max-failure-rate'], '--max-failure-rate')
+    const minCoverage = flags['min-coverage'] === undefined ? 1 : parseRate(flags['min-coverage'], '--min-coverage', '0.99 (or 99%)')
+    if (flags['min-coverage'] !== undefined && !flags.all) throw new UsageError('--min-coverage applies to --all only', 'add --all, or drop --min-coverage (a sample reports its coverage without a threshold)')
     const files = flags.taxonomy ?? (settings.taxonomy ? [settings.taxonomy] : [])
     const vocabulary = loadVocabulary(files[0])
     // The shipped vocabulary stays loaded for items it normalized, unless a file replaces its version.
@@ -52,6 +57,7 @@ The sample is drawn at random over the whole key space, not the first items by i
       all: flags.all,
       sampleSize: flags['sample-size'],
       maxFailureRate,
+      minCoverage,
       signal,
       logger: this.logger,
       onProgress: (p) => {
@@ -80,12 +86,16 @@ The sample is drawn at random over the whole key space, not the first items by i
     const scope = r.mode === 'all' ? `all items (${r.sampling.collectionTotal} read)` : `random sample of ${r.sampleSize} (${r.sampling.method}: ${r.sampling.note})`
     this.log(`Validation of ${r.collection} (${r.projectId}, ${r.environment}): ${scope}`)
     this.log(`Vocabulary ${r.currentVersion}${r.vocabularyVersions.length > 1 ? ` (also loaded: ${r.vocabularyVersions.filter((v) => v !== r.currentVersion).join(', ')})` : ''}`)
+    const k = r.coverage
+    const excluded = r.mode === 'all' ? `${k.errorItems} error items excluded` : `${k.errorItems} error items recorded, excluded`
+    this.log(`Coverage${r.mode === 'all' ? '' : ' (sample)'}: ${k.normalized} of ${k.inScope} items in scope carry normalized (${pct(k.ratio)}; ${excluded}); ${k.enforced ? `--min-coverage ${pct(k.minCoverage)}` : '--min-coverage applies with --all'}`)
     this.log('')
     const rows: [string, string, string][] = [
       ['structure', String(r.checks.structure.failed), 'four arrays of strings, normalized_at Timestamp, normalized_version string'],
       ['canonical', String(r.checks.canonical.failed), canonicalNote(r)],
       ['consistency', String(r.checks.consistency.failed), r.checks.consistency.notCompared > 0 ? `${r.checks.consistency.notCompared} items not re-normalized (vocabulary of their version not loaded)` : 'originals re-normalized and compared'],
       ['semantic', String(r.checks.semantic.failed), r.checks.semantic.note],
+      ['not-normalized', String(r.checks.notNormalized.failed), 'items in scope without normalized (error items excluded)'],
     ]
     this.log(table(['check', 'failed', 'notes'], rows, [false, true, false]))
     this.log('')
@@ -114,28 +124,36 @@ The sample is drawn at random over the whole key space, not the first items by i
       interrupted: chalk.yellow('INTERRUPTED'),
       error: chalk.red('ERROR'),
     }
+    const unloaded = unloadedVersions(r)
+    const short = k.enforced && k.ratio < k.minCoverage ? `coverage ${pct(k.ratio)} is below --min-coverage ${pct(k.minCoverage)} (${k.inScope - k.normalized} items in scope carry no normalized: run \`wardrobe backfill\`); ` : ''
+    const unverified = r.unverifiedTotal > 0 ? `, ${r.unverifiedTotal} unverified (version ${unloaded.map((v) => v.version).join(', ')}: pass --taxonomy with its vocabulary)` : ''
     const detail =
       r.status === 'no-data'
-        ? 'no item carries normalized: run `wardrobe backfill` first'
-        : `${r.failed} of ${r.checked} items fail (${pct(r.failureRate)}; max ${pct(r.maxFailureRate)}), ${r.warningsTotal} with warnings`
+        ? 'no items in scope: the collection is empty, or holds error items only'
+        : `${short}${r.failed} of ${r.checked} items fail (${pct(r.failureRate)}; max ${pct(r.maxFailureRate)}), ${r.warningsTotal} with warnings${unverified}`
     this.log(`${verdict[r.status]}: ${detail}`)
     if (file) this.log(`Report: ${file}`)
   }
 }
 
+/** Versions items carry whose vocabulary is not loaded. */
+function unloadedVersions(r: ValidationReport): ValidationReport['metrics']['versions'] {
+  return r.metrics.versions.filter((v) => !r.vocabularyVersions.includes(v.version) && !v.version.startsWith('('))
+}
+
 function canonicalNote(r: ValidationReport): string {
-  const unloaded = r.metrics.versions.filter((v) => !r.vocabularyVersions.includes(v.version) && !v.version.startsWith('('))
+  const unloaded = unloadedVersions(r)
   const parts = [`${r.metrics.unmapped.items} items with unmapped values (warning)`]
   if (unloaded.length > 0) parts.push(`${unloaded.reduce((n, v) => n + v.count, 0)} items of version ${unloaded.map((v) => v.version).join(', ')} not checked for membership: pass --taxonomy`)
   return parts.join('; ')
 }
 
-/** A failure rate in [0, 1]: `0.05` or `5%`. Anything else is a usage error. */
-export function parseRate(text: string): number {
+/** A rate in [0, 1] given to `flag`: `0.05` or `5%`. Anything else is a usage error. */
+export function parseRate(text: string, flag = '--max-failure-rate', example = '0.01 (or 1%)'): number {
   const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(%?)\s*$/.exec(text)
   const value = m ? Number(m[1]) / (m[2] ? 100 : 1) : Number.NaN
   if (!(value >= 0 && value <= 1)) {
-    throw new UsageError(`--max-failure-rate ${JSON.stringify(text)} is not a rate between 0 and 1`, 'e.g. --max-failure-rate 0.01 (or 1%)')
+    throw new UsageError(`${flag} ${JSON.stringify(text)} is not a rate between 0 and 1`, `e.g. ${flag} ${example}`)
   }
   return value
 }

@@ -1,5 +1,5 @@
 import chalk from 'chalk'
-import type {HealthStatus, MonitorReport, RunView} from './monitor'
+import type {HealthStatus, MonitorReport, RunView, VersionBasis} from './monitor'
 import {formatDuration} from './progress'
 
 /**
@@ -20,6 +20,19 @@ export function colorLevel(stream: {isTTY?: boolean} = process.stdout, env: Node
 }
 
 type Paint = chalk.Chalk
+
+function basisLabel(b: VersionBasis): string {
+  switch (b.source) {
+    case 'flag':
+      return '--taxonomy'
+    case 'config':
+      return "the config file's taxonomy"
+    case 'ledger':
+      return `latest completed backfill ${b.runId}`
+    default:
+      return b.runId ? `shipped, newer than the latest completed backfill ${b.runId}` : 'shipped'
+  }
+}
 
 const num = (n: number) => n.toLocaleString('en-US')
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length))
@@ -127,7 +140,7 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   const heading = (t: string, extra = '') => out.push('', c.bold.underline(t) + (extra ? '  ' + extra : ''))
 
   const watch = options.intervalSeconds ? c.gray(`  every ${options.intervalSeconds}s · Ctrl-C to stop`) : ''
-  out.push(`${c.bold('wardrobe monitor')}  ${report.projectId}/${report.collectionGroup ? `**/${report.collection}` : report.collection}  ${report.environment}  vocabulary ${report.version}`)
+  out.push(`${c.bold('wardrobe monitor')}  ${report.projectId}/${report.collectionGroup ? `**/${report.collection}` : report.collection}  ${report.environment}  vocabulary ${report.version} ${c.gray(`(${basisLabel(report.versionBasis)})`)}`)
   out.push(c.gray(`as of ${localTime(report.readTime)}`) + watch)
 
   heading('HEALTH', healthColor(c, health.status)(health.status.toUpperCase()))
@@ -146,9 +159,11 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   const row = (label: string, n: number, rest = '') => out.push(`  ${pad(label, 22)}${padLeft(num(n), 12)}${rest ? '  ' + rest : ''}`)
   row('total', counts.total)
   row(`normalized (${report.version})`, counts.normalizedCurrent, `${padLeft(counts.completionPercent.toFixed(1), 5)}%  ${bar(c, counts.completionPercent, 30)}`)
-  const others = counts.versions.filter((v) => !v.current).map((v) => `${v.version}: ${num(v.count)}`)
+  const listed = (vs: typeof counts.versions) => vs.map((v) => `${v.version}: ${num(v.count)}`)
+  const others = listed(counts.versions.filter((v) => v.relation === 'older'))
   if (counts.outdatedUnknownVersions > 0) others.push(`unrecorded versions: ${num(counts.outdatedUnknownVersions)}`)
   row('outdated versions', counts.normalizedOutdated, counts.normalizedOutdated > 0 ? c.yellow(others.join(', ')) : '')
+  if (counts.normalizedNewer > 0) row('newer versions', counts.normalizedNewer, c.yellow(listed(counts.versions.filter((v) => v.relation === 'newer' || v.relation === 'incomparable')).join(', ')))
   row('not normalized', counts.notNormalized, counts.notNormalized > 0 && report.errors.total > 0 ? c.gray(`incl. up to ${num(report.errors.total)} error items`) : '')
 
   heading('RUNS')
@@ -205,6 +220,7 @@ export function renderWatchLine(report: MonitorReport): string {
     health.status,
     `current ${k.normalizedCurrent}/${k.total} (${k.completionPercent.toFixed(1)}%)`,
     `outdated ${k.normalizedOutdated}`,
+    ...(k.normalizedNewer > 0 ? [`newer ${k.normalizedNewer}`] : []),
     `not normalized ${k.notNormalized}`,
     `errors ${report.errors.total}`,
   ]

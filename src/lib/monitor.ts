@@ -7,6 +7,7 @@ import {formatDuration} from './progress'
 import {UnmappedEntrySchema, unmappedEntries} from './reports'
 import {withRetry} from './scan'
 import {itemKey, itemsQuery, targetFlag, targetOf} from './target'
+import {loadVocabulary} from './vocabulary'
 
 /**
  * `wardrobe monitor`: progress and health of the backfill, from aggregation queries and
@@ -16,9 +17,14 @@ import {itemKey, itemsQuery, targetFlag, targetOf} from './target'
  *
  * Definitions (README "Monitor"):
  * - normalized (at some version): `normalized.normalized_version` is a non-empty string.
- * - current: that version equals the vocabulary's version. This does not check that the
- *   originals are unchanged since (that needs every item read: `wardrobe validate` does it).
- * - outdated: normalized at any other version.
+ * - current: that version equals the version monitor judges by (see `judgeVersion`: --taxonomy,
+ *   the config file's taxonomy, else the newer of the latest completed backfill's version and
+ *   the shipped one). This does not check that the originals are unchanged since (that needs
+ *   every item read: `wardrobe validate` does it).
+ * - newer: at a version the ledger names that is newer than (or, not numeric, not comparable
+ *   with) the judged one. A backfill at the judged version would rewrite these items to an
+ *   older vocabulary, so monitor never recommends one while they exist.
+ * - outdated: normalized at any other version (older, or one no run record names).
  * - not normalized: everything else = total − normalized. No `normalized` field, a
  *   `normalized` without a version (e.g. written by the app), or a non-string version:
  *   exactly the items a backfill would write whatever its version. Range and `!=` filters
@@ -58,6 +64,67 @@ export const DEFAULT_THRESHOLDS: HealthThresholds = {
 }
 
 const iso = z.string()
+
+/**
+ * Dotted numeric versions compared part by part ("1.10" > "1.9", "1.0" = "1"); null when
+ * either is not numeric and they differ: such versions are only ever equal or unrelated.
+ */
+export function compareVersions(a: string, b: string): -1 | 0 | 1 | null {
+  if (a === b) return 0
+  const numeric = /^\d+(\.\d+)*$/
+  if (!numeric.test(a) || !numeric.test(b)) return null
+  const x = a.split('.').map(Number)
+  const y = b.split('.').map(Number)
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0)
+    if (d !== 0) return d > 0 ? 1 : -1
+  }
+  return 0
+}
+
+export const VERSION_RELATIONS = ['current', 'older', 'newer', 'incomparable'] as const
+export type VersionRelation = (typeof VERSION_RELATIONS)[number]
+
+/** How `version` stands to the judged one. */
+export function versionRelation(version: string, judged: string): VersionRelation {
+  const c = compareVersions(version, judged)
+  return c === 0 ? 'current' : c === null ? 'incomparable' : c > 0 ? 'newer' : 'older'
+}
+
+export const VERSION_SOURCES = ['flag', 'config', 'ledger', 'shipped'] as const
+
+/** The version monitor measures items against, and where it came from. */
+export const VersionBasisSchema = z.object({
+  version: z.string(),
+  /** --taxonomy, the config file's taxonomy, the latest completed backfill (ledger), or the vocabulary shipped with the package. */
+  source: z.enum(VERSION_SOURCES),
+  /** The latest completed backfill run, when the ledger has one. */
+  runId: z.string().nullable(),
+  note: z.string(),
+})
+export type VersionBasis = z.infer<typeof VersionBasisSchema>
+
+/**
+ * Without --taxonomy (or a config taxonomy), "current" is what the ledger's latest completed
+ * backfill wrote, so a backfill at a custom 1.1 vocabulary is not measured (and re-run)
+ * against the shipped 1.0. The shipped version wins only when it is newer: a backfill
+ * without --taxonomy then moves items forward, never back.
+ */
+export function judgeVersion(explicit: {version: string; source: 'flag' | 'config'} | undefined, runs: readonly RunRecord[], shippedVersion: string): VersionBasis {
+  // Newest first: the runs as monitor sorts them.
+  const latest = runs.find((r) => r.kind === 'backfill' && r.status === 'completed' && typeof r.version === 'string' && r.version !== '') ?? null
+  const runId = latest?.runId ?? null
+  if (explicit) {
+    const from = explicit.source === 'flag' ? 'from --taxonomy' : "from the config file's taxonomy"
+    return {...explicit, runId, note: from + (latest ? `; the latest completed backfill (${latest.runId}) wrote ${latest.version}` : '')}
+  }
+  if (!latest) return {version: shippedVersion, source: 'shipped', runId, note: 'the vocabulary shipped with the package: no completed backfill in the ledger'}
+  const ledgerVersion = latest.version!
+  if (compareVersions(shippedVersion, ledgerVersion) === 1) {
+    return {version: shippedVersion, source: 'shipped', runId, note: `the vocabulary shipped with the package, newer than ${ledgerVersion} that the latest completed backfill (${latest.runId}) wrote`}
+  }
+  return {version: ledgerVersion, source: 'ledger', runId, note: `the version the latest completed backfill (${latest.runId}) wrote`}
+}
 
 export const RunViewSchema = z.object({
   runId: z.string(),
@@ -125,12 +192,15 @@ export type Health = z.infer<typeof HealthSchema>
 export const CountsSchema = z.object({
   total: z.number().int(),
   normalizedCurrent: z.number().int(),
+  /** Older versions, and versions no run record names. */
   normalizedOutdated: z.number().int(),
+  /** At versions newer than (or not comparable with) the judged one: a backfill at that version would rewrite them, so none is recommended. */
+  normalizedNewer: z.number().int().default(0),
   notNormalized: z.number().int(),
   /** normalizedCurrent / total, floored to 0.1 (100 for an empty collection). */
   completionPercent: z.number(),
   /** The current version and every version the ledger knows with items at it. */
-  versions: z.array(z.object({version: z.string(), count: z.number().int(), current: z.boolean()})),
+  versions: z.array(z.object({version: z.string(), count: z.number().int(), current: z.boolean(), relation: z.enum(VERSION_RELATIONS)})),
   /** Outdated items at versions no run record names (written by something else). */
   outdatedUnknownVersions: z.number().int(),
 })
@@ -172,8 +242,9 @@ export const MonitorReportSchema = z.object({
   /** `collection` names a collection group. */
   collectionGroup: z.boolean().default(false),
   ledgerCollection: z.string(),
-  /** The vocabulary version items are measured against. */
+  /** The vocabulary version items are measured against (versionBasis.version). */
   version: z.string(),
+  versionBasis: VersionBasisSchema,
   counts: CountsSchema,
   recent: z.array(RecentItemSchema),
   errors: ErrorSummarySchema,
@@ -204,7 +275,10 @@ export interface CommandContext {
 }
 
 export interface MonitorOptions {
-  vocabularyVersion: string
+  /** The version to measure against, when given (--taxonomy, or the config file's taxonomy); else judged from the ledger (`judgeVersion`). */
+  vocabularyVersion?: string
+  /** Where vocabularyVersion came from (default: flag). */
+  versionSource?: 'flag' | 'config'
   commands?: CommandContext
   thresholds?: Partial<HealthThresholds>
   recentLimit?: number
@@ -337,9 +411,9 @@ const asString = (v: unknown): string | null => (typeof v === 'string' ? v : nul
  */
 export async function collectMonitorReport(db: Firestore, settings: MonitorSettings, options: MonitorOptions): Promise<MonitorReport> {
   const now = options.now ?? Date.now
-  const version = options.vocabularyVersion
+  const explicit = options.vocabularyVersion === undefined ? undefined : {version: options.vocabularyVersion, source: options.versionSource ?? 'flag'}
   const thresholds = {...DEFAULT_THRESHOLDS, ...options.thresholds}
-  const ctx: CommandContext = options.commands ?? {bin: 'wardrobe', targetArgs: targetArgsFor(settings), shippedVersion: version}
+  const ctx: CommandContext = options.commands ?? {bin: 'wardrobe', targetArgs: targetArgsFor(settings), shippedVersion: options.vocabularyVersion ?? loadVocabulary().version}
   const target = targetOf(settings)
   const items = itemsQuery(db, target)
   const runsCol = db.collection(settings.ledgerCollection)
@@ -355,9 +429,8 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
         async (tx) => {
           reads.aggregations = 0
           reads.documents = 0
-          const [total, current, normalized, recent, runDocs] = await Promise.all([
+          const [total, normalized, recent, runDocs] = await Promise.all([
             count(tx, items),
-            count(tx, items.where('normalized.normalized_version', '==', version)),
             // Every non-empty string; a range filter matches strings only, never a missing field.
             count(tx, items.where('normalized.normalized_version', '>', '')),
             tx.get(
@@ -396,10 +469,13 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             if (parts) runs[i] = {...r, ...sumProgress(parts)}
           })
           runs.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
-          const otherVersions = [...new Set(runs.map((r) => r.version).filter((v): v is string => typeof v === 'string' && v !== '' && v !== version))].sort()
+          // The judged version comes from the run records, so its count follows them (same snapshot).
+          const basis = judgeVersion(explicit, runs, ctx.shippedVersion)
+          const otherVersions = [...new Set(runs.map((r) => r.version).filter((v): v is string => typeof v === 'string' && v !== '' && v !== basis.version))].sort()
           const latestBackfill = runs.find((r) => r.kind === 'backfill' && r.status !== 'superseded') ?? null
           const errorsCol = latestBackfill ? runsCol.doc(latestBackfill.runId).collection('errors') : null
-          const [versionCounts, writtenByLatest, errorTotal, errorDocs] = await Promise.all([
+          const [current, versionCounts, writtenByLatest, errorTotal, errorDocs] = await Promise.all([
+            count(tx, items.where('normalized.normalized_version', '==', basis.version)),
             Promise.all(otherVersions.map((v) => count(tx, items.where('normalized.normalized_version', '==', v)))),
             // Only while the checkpoint may lag the writes: a completed run's checkpoint (a sharded
             // run's: its partitions' sum) covers every item it settled. (On the emulator each count
@@ -409,27 +485,31 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             errorsCol ? tx.get(errorsCol.orderBy('at', 'desc').limit(options.errorLimit ?? 10)) : Promise.resolve(null),
           ])
           reads.documents += errorDocs?.size ?? 0
-          return {readTime, total, current, normalized, recent, runs, partitionsOf, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}
+          return {readTime, basis, total, current, normalized, recent, runs, partitionsOf, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}
         },
         {readOnly: true},
       ),
     {signal: options.signal},
   )
 
-  const {total, current, normalized, runs, latestBackfill} = snapshot
-  const outdated = Math.max(0, normalized - current)
-  const versions = [
-    {version, count: current, current: true},
-    ...snapshot.otherVersions.map((v, i) => ({version: v, count: snapshot.versionCounts[i], current: false})).filter((v) => v.count > 0),
+  const {basis, total, current, normalized, runs, latestBackfill} = snapshot
+  const version = basis.version
+  const versions: Counts['versions'] = [
+    {version, count: current, current: true, relation: 'current'},
+    ...snapshot.otherVersions.map((v, i) => ({version: v, count: snapshot.versionCounts[i], current: false, relation: versionRelation(v, version)})).filter((v) => v.count > 0),
   ]
+  const sum = (vs: Counts['versions']) => vs.reduce((s, v) => s + v.count, 0)
+  const newer = sum(versions.filter((v) => v.relation === 'newer' || v.relation === 'incomparable'))
+  const outdated = Math.max(0, normalized - current - newer)
   const counts: Counts = {
     total,
     normalizedCurrent: current,
     normalizedOutdated: outdated,
+    normalizedNewer: newer,
     notNormalized: Math.max(0, total - normalized),
     completionPercent: total === 0 ? 100 : floor1((100 * current) / total),
     versions,
-    outdatedUnknownVersions: Math.max(0, outdated - versions.filter((v) => !v.current).reduce((s, v) => s + v.count, 0)),
+    outdatedUnknownVersions: Math.max(0, outdated - sum(versions.filter((v) => v.relation === 'older'))),
   }
 
   const t = now()
@@ -471,6 +551,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
       staleAfterSeconds: settings.staleAfterMs / 1000,
       ledgerCollection: settings.ledgerCollection,
       version,
+      basis,
       commands: {
         backfill: commandLine(ctx, 'backfill', commandTarget, tax.args, tax.placeholder),
         dryRun: commandLine(ctx, 'backfill', commandTarget, ['--dry-run', ...tax.args], tax.placeholder),
@@ -489,6 +570,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
     collectionGroup: target.group,
     ledgerCollection: settings.ledgerCollection,
     version,
+    versionBasis: basis,
     counts,
     recent: snapshot.recent.docs.map((d) => ({
       id: itemKey(d, target),
@@ -516,6 +598,8 @@ export interface HealthFacts {
   ledgerCollection: string
   /** The vocabulary version the counts are measured against. */
   version: string
+  /** Where that version came from. */
+  basis: VersionBasis
   /** A fresh backfill (and its dry run) at that version, for the target. */
   commands: {backfill: string; dryRun: string}
 }
@@ -533,7 +617,9 @@ const of = (r: RunView) => `${r.scanned}/${r.total ?? '?'} items`
  * - items at older versions, or items left without `normalized` beyond the error items,
  *   while no backfill runs: warning (the backfill command);
  * - unmapped values over unmappedRateWarning per scanned item: warning (extend the vocabulary);
- * - a live run's heartbeat late, or a live backfill writing another version than measured: warning.
+ * - a live run's heartbeat late, or a live backfill writing another version than measured: warning;
+ * - items at versions newer than the judged one: warning, and no recommendation of any backfill
+ *   (fresh or resumed) that would rewrite them to an older vocabulary.
  */
 export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = DEFAULT_THRESHOLDS): Health {
   const {counts, active, latestBackfill, errors, unmapped, commands} = facts
@@ -543,9 +629,20 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
   const liveBackfills = live.filter((r) => r.kind === 'backfill')
   const stalledBackfill = active.some((r) => r.status === 'stalled' && r.kind === 'backfill')
 
+  // A backfill writing `version` rewrites every item at another version: never recommend one over newer items.
+  const newerThan = (version: string | null) => (version === null ? [] : counts.versions.filter((v) => v.count > 0 && (compareVersions(v.version, version) ?? 1) > 0))
+  const listed = (vs: Counts['versions']) => vs.map((v) => `${v.version}: ${v.count}`).join(', ')
+  /** The recommendation, or null with the reason appended to the message when it would downgrade items. */
+  const unlessDowngrade = (version: string | null, message: string, recommendation: string): [string, string | null] => {
+    const above = newerThan(version)
+    if (above.length === 0) return [message, recommendation]
+    return [`${message}; a backfill at ${version} would rewrite the items at newer versions (${listed(above)}), so none is recommended`, null]
+  }
+  const resume = (r: RunView, message: string, advice: string) => (r.kind === 'backfill' ? unlessDowngrade(r.version, message, advice) : ([message, advice] as [string, string]))
+
   for (const r of active) {
     if (r.status === 'stalled') {
-      add('critical', 'run-stalled', `${r.kind} run ${r.runId} stalled (${r.stalledReason}); last checkpoint at ${of(r)}; ${r.owner}`, `resume it: ${r.resumeCommand}`)
+      add('critical', 'run-stalled', ...resume(r, `${r.kind} run ${r.runId} stalled (${r.stalledReason}); last checkpoint at ${of(r)}; ${r.owner}`, `resume it: ${r.resumeCommand}`))
     } else if (r.heartbeatAgeSeconds > facts.staleAfterSeconds * thresholds.heartbeatWarningFraction) {
       add('warning', 'heartbeat-late', `${r.kind} run ${r.runId} last reported ${formatDuration(r.heartbeatAgeSeconds)} ago; it counts as stalled after ${formatDuration(facts.staleAfterSeconds)}`, `check its process (${r.owner})`)
     } else {
@@ -558,10 +655,22 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
 
   const unfinished = latestBackfill && liveBackfills.length === 0 && !stalledBackfill && (latestBackfill.status === 'failed' || latestBackfill.status === 'interrupted') ? latestBackfill : null
   if (unfinished?.status === 'failed') {
-    add('critical', 'run-failed', `backfill run ${unfinished.runId} failed at ${of(unfinished)}: ${unfinished.error ?? 'no reason recorded'}`, `fix the cause, then resume it: ${unfinished.resumeCommand}`)
+    add('critical', 'run-failed', ...resume(unfinished, `backfill run ${unfinished.runId} failed at ${of(unfinished)}: ${unfinished.error ?? 'no reason recorded'}`, `fix the cause, then resume it: ${unfinished.resumeCommand}`))
   } else if (unfinished) {
-    add('warning', 'run-interrupted', `backfill run ${unfinished.runId} was interrupted at ${of(unfinished)}`, `resume it: ${unfinished.resumeCommand}`)
+    add('warning', 'run-interrupted', ...resume(unfinished, `backfill run ${unfinished.runId} was interrupted at ${of(unfinished)}`, `resume it: ${unfinished.resumeCommand}`))
   }
+
+  const above = newerThan(facts.version)
+  if (above.length > 0) {
+    const newest = above.map((v) => v.version).sort((a, b) => compareVersions(b, a) ?? 0)[0]
+    add(
+      'warning',
+      'newer-versions',
+      `${counts.normalizedNewer} items are at versions newer than ${facts.version} (${listed(above)}), the version monitor judges by (${facts.basis.note}); a backfill at ${facts.version} would rewrite them to the older vocabulary, so monitor recommends none`,
+      `measure against their vocabulary: monitor with --taxonomy <taxonomy file with version ${newest}>`,
+    )
+  }
+  const atJudged = (message: string, recommendation: string) => unlessDowngrade(facts.version, message, recommendation)
 
   if (errors.runId && errors.total > 0) {
     // No rate before the run's first checkpoint: nothing to compare with yet.
@@ -573,22 +682,23 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
       add('info', 'error-items', message, `error items are left untouched: fix their data (reasons under ${where}), then re-run the backfill`)
     } else {
       const batch = Math.max(1, Math.floor((latestBackfill?.batchSize ?? 500) / 2))
-      add(level, 'error-rate', `${message}, over the ${pct(thresholds.errorRateWarning)} threshold`, `inspect the error items (listed by monitor; all under ${where}), fix their data, then re-run with a lower batch size: ${commands.backfill} --batch-size ${batch}`)
+      const advice = `inspect the error items (listed by monitor; all under ${where}), fix their data, then re-run with a lower batch size: ${commands.backfill} --batch-size ${batch}`
+      add(level, 'error-rate', ...atJudged(`${message}, over the ${pct(thresholds.errorRateWarning)} threshold`, advice))
     }
   }
 
   // A backfill running, or one to resume, will take care of outdated and missing items.
   const backfillPending = liveBackfills.length > 0 || stalledBackfill || unfinished !== null
   if (counts.normalizedOutdated > 0 && !backfillPending) {
-    const byVersion = counts.versions.filter((v) => !v.current).map((v) => `${v.version}: ${v.count}`)
+    const byVersion = counts.versions.filter((v) => v.relation === 'older').map((v) => `${v.version}: ${v.count}`)
     if (counts.outdatedUnknownVersions > 0) byVersion.push(`versions no run recorded: ${counts.outdatedUnknownVersions}`)
-    add('warning', 'outdated-versions', `${counts.normalizedOutdated} items are normalized at another version than ${facts.version} (${byVersion.join(', ')})`, `re-run the backfill at ${facts.version}: ${commands.backfill}`)
+    add('warning', 'outdated-versions', ...atJudged(`${counts.normalizedOutdated} items are normalized at an older version than ${facts.version} (${byVersion.join(', ')})`, `re-run the backfill at ${facts.version}: ${commands.backfill}`))
   }
 
   // Error items stay without `normalized` by design; anything beyond them is new, changed or not reached.
   const missing = Math.max(0, counts.notNormalized - errors.total)
   if (missing > 0 && !backfillPending && latestBackfill) {
-    add('warning', 'not-normalized', `${missing} items have no normalized value beyond the ${errors.total} error items (added since run ${latestBackfill.runId}, or not reached)`, `run the backfill: ${commands.backfill}`)
+    add('warning', 'not-normalized', ...atJudged(`${missing} items have no normalized value beyond the ${errors.total} error items (added since run ${latestBackfill.runId}, or not reached)`, `run the backfill: ${commands.backfill}`))
   }
 
   if (unmapped.rate !== null && unmapped.rate > thresholds.unmappedRateWarning) {
@@ -600,7 +710,7 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
   if (status === 'healthy' && live.length === 0 && (counts.total === 0 || !latestBackfill)) {
     status = 'idle'
     if (counts.total === 0) add('info', 'empty', 'the collection has no items', 'check --project and --collection')
-    else if (counts.notNormalized > 0) add('info', 'no-backfill', `no backfill has run on this collection; ${counts.notNormalized} items are not normalized`, `start with a dry run: ${commands.dryRun}, then ${commands.backfill}`)
+    else if (counts.notNormalized > 0) add('info', 'no-backfill', ...atJudged(`no backfill has run on this collection; ${counts.notNormalized} items are not normalized`, `start with a dry run: ${commands.dryRun}, then ${commands.backfill}`))
   }
   const bySeverity = [...issues].sort((a, b) => RANK[b.level] - RANK[a.level])
   const recommendations = [...new Set(bySeverity.flatMap((i) => (i.recommendation ? [i.recommendation] : [])))]

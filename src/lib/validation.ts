@@ -1,8 +1,9 @@
 import {DocumentData, DocumentSnapshot, FieldPath, Firestore, Timestamp} from 'firebase-admin/firestore'
 import type {Logger} from 'winston'
 import {z} from 'zod'
-import type {Settings} from './config'
+import {DEFAULT_LEDGER, Settings} from './config'
 import {errorMessage} from './errors'
+import {RunRecordSchema} from './ledger'
 import {describeType, normalizeItem} from './normalization'
 import {unmappedEntries, UnmappedEntrySchema} from './reports'
 import {sampleDocuments} from './sampling'
@@ -23,10 +24,11 @@ export const SEMANTIC_LIMIT_SAMPLE = 1000
 const UNMAPPED_TRACK_LIMIT = 10_000
 const VERSION_TRACK_LIMIT = 50
 
-export const CHECKS = ['structure', 'canonical', 'consistency', 'semantic'] as const
+export const CHECKS = ['structure', 'canonical', 'consistency', 'semantic', 'not-normalized'] as const
 export type CheckName = (typeof CHECKS)[number]
 
-export const FindingSchema = z.object({check: z.enum(CHECKS), field: z.string().nullable(), reason: z.string()})
+/** `unverified-version` is no failure: the item could not be verified (its vocabulary is not loaded), so it does not pass either. */
+export const FindingSchema = z.object({check: z.enum([...CHECKS, 'unverified-version']), field: z.string().nullable(), reason: z.string()})
 export type Finding = z.infer<typeof FindingSchema>
 export const ItemFindingsSchema = z.object({id: z.string(), reasons: z.array(FindingSchema)})
 export type ItemFindings = z.infer<typeof ItemFindingsSchema>
@@ -60,7 +62,7 @@ export const ValidationReportSchema = z.object({
     method: z.enum(['key-space', 'scan', 'all', 'full-scan']),
     /** Documents in the collection. */
     collectionTotal: z.number().int(),
-    /** Items with a `normalized` version (count()), when known. */
+    /** A count() estimate of the population, when the sampler was given one (null: it sampled over collectionTotal). */
     population: z.number().int().nullable(),
     queries: z.number().int(),
     note: z.string(),
@@ -68,7 +70,24 @@ export const ValidationReportSchema = z.object({
   /** Vocabulary versions loaded; canonical membership and re-normalization are checked only for these. */
   vocabularyVersions: z.array(z.string()),
   currentVersion: z.string(),
+  /**
+   * In scope: every item except recorded error items (under a backfill run's `errors` in the
+   * ledger) that carry no `normalized`. Under --all the counts are exact and the status fails
+   * below minCoverage; for a sample they are the sample's.
+   */
+  coverage: z.object({
+    normalized: z.number().int(),
+    inScope: z.number().int(),
+    errorItems: z.number().int(),
+    /** normalized / inScope (1 when nothing is in scope). */
+    ratio: z.number(),
+    minCoverage: z.number(),
+    /** Whether minCoverage decides the status (under --all). */
+    enforced: z.boolean(),
+  }),
+  /** Items in scope checked: carrying `normalized` or not (a not-normalized failure). */
   checked: z.number().int(),
+  /** checked − failed − unverified. */
   passed: z.number().int(),
   failed: z.number().int(),
   /** failed / checked (0 when nothing was checked). */
@@ -79,6 +98,7 @@ export const ValidationReportSchema = z.object({
     canonical: z.object({failed: z.number().int(), warned: z.number().int()}),
     consistency: z.object({failed: z.number().int(), notCompared: z.number().int()}),
     semantic: z.object({checked: z.number().int(), failed: z.number().int(), notApplicable: z.number().int(), limit: z.number().int(), note: z.string()}),
+    notNormalized: z.object({failed: z.number().int()}),
   }),
   metrics: z.object({
     fields: z.object({style: FieldMetricsSchema, occasion: FieldMetricsSchema, mood: FieldMetricsSchema, season: FieldMetricsSchema}),
@@ -94,6 +114,9 @@ export const ValidationReportSchema = z.object({
   failures: z.array(ItemFindingsSchema),
   warningsTotal: z.number().int(),
   warnings: z.array(ItemFindingsSchema),
+  /** Items at a version whose vocabulary is not loaded that pass the structural and source_hash checks: neither failed nor passed. */
+  unverifiedTotal: z.number().int(),
+  unverified: z.array(ItemFindingsSchema),
   error: z.string().nullable(),
 })
 export type ValidationReport = z.infer<typeof ValidationReportSchema>
@@ -156,15 +179,13 @@ export interface CanonicalResult {
 /**
  * 2. Canonical values: folded (lowercase, trimmed), no duplicates, and canonical terms of
  * the item's vocabulary version. A value the vocabulary does not know is unmapped: a
- * warning. Without that version's vocabulary, membership is not checked (a warning).
+ * warning. Without that version's vocabulary, membership is not checked (the item is
+ * unverified, see checkItem).
  */
-export function checkCanonical(arrays: Arrays, version: string | null, vocabulary: Vocabulary | undefined): CanonicalResult {
+export function checkCanonical(arrays: Arrays, vocabulary: Vocabulary | undefined): CanonicalResult {
   const failures: Finding[] = []
   const warnings: Finding[] = []
   const unmapped: CanonicalResult['unmapped'] = []
-  if (version !== null && vocabulary === undefined) {
-    warnings.push({check: 'canonical', field: null, reason: `vocabulary for version ${version} not loaded (pass --taxonomy): canonical membership not checked`})
-  }
   for (const field of NORMALIZED_FIELDS) {
     const values = arrays[field]
     if (!values) continue
@@ -234,6 +255,20 @@ export function checkConsistency(data: DocumentData, normalized: unknown, arrays
   return {failures, compared: vocabulary !== undefined}
 }
 
+/** Without the item's vocabulary only the form of its values and its source_hash (computed from the originals alone) can be checked. */
+function unverifiedFinding(version: string, normalized: unknown): Finding {
+  const hashed = isMap(normalized) && typeof normalized.source_hash === 'string'
+  const staleness = hashed ? 'source_hash unchanged since normalization' : 'no source_hash, so whether the originals changed since is unknown'
+  return {
+    check: 'unverified-version',
+    field: null,
+    reason: `normalized_version ${version}: its vocabulary is not loaded (pass --taxonomy with it), so canonical terms and values are not verified; structure checked, ${staleness}`,
+  }
+}
+
+/** What a sampled or scanned item in scope without `normalized` fails with. */
+const NOT_NORMALIZED: Finding = {check: 'not-normalized', field: null, reason: 'no normalized field, and not recorded as an error item: run wardrobe backfill'}
+
 /** One `array-contains` query the app's semantic filter would run to find this item. */
 export interface SemanticProbe {
   id: string
@@ -264,6 +299,8 @@ export interface ItemResult {
   id: string
   failures: Finding[]
   warnings: Finding[]
+  /** Passed every check it could run, but its version's vocabulary is not loaded. */
+  unverified: Finding | null
   structure: StructureResult
   canonical: CanonicalResult
   consistency: ConsistencyResult
@@ -275,12 +312,14 @@ export function checkItem(id: string, data: DocumentData, vocabularies: Readonly
   const normalized: unknown = data.normalized
   const structure = checkStructure(normalized)
   const vocabulary = structure.version === null ? undefined : vocabularies.get(structure.version)
-  const canonical = checkCanonical(structure.arrays, structure.version, vocabulary)
+  const canonical = checkCanonical(structure.arrays, vocabulary)
   const consistency: ConsistencyResult = isMap(normalized) ? checkConsistency(data, normalized, structure.arrays, vocabulary, fallback) : {failures: [], compared: false}
+  const failures = [...structure.failures, ...canonical.failures, ...consistency.failures]
   return {
     id,
-    failures: [...structure.failures, ...canonical.failures, ...consistency.failures],
+    failures,
     warnings: canonical.warnings,
+    unverified: structure.version !== null && vocabulary === undefined && failures.length === 0 ? unverifiedFinding(structure.version, normalized) : null,
     structure,
     canonical,
     consistency,
@@ -333,6 +372,8 @@ export interface ValidationOptions {
   all?: boolean
   /** Failure rate above which the status is failed (default 0). */
   maxFailureRate?: number
+  /** Under `all`: coverage below which the status is failed (default 1). */
+  minCoverage?: number
   onProgress?: (p: ValidationProgress) => void
   signal?: AbortSignal
   logger?: Logger
@@ -341,19 +382,46 @@ export interface ValidationOptions {
   chunkSize?: number
 }
 
-/** An item is validated when it carries a `normalized` field (in any shape). */
+/** An item carrying a `normalized` field (in any shape) is checked; one without is a not-normalized failure unless it is an error item. */
 const carriesNormalized = (doc: DocumentSnapshot) => doc.get('normalized') !== undefined
+
+/**
+ * Keys of the items recorded as error items under any backfill run of the target: the
+ * backfill leaves them without `normalized` by design, so they are out of coverage's scope.
+ * Reads one projected document per error record (bounded by the error items, not the collection).
+ */
+export async function errorItemKeys(db: Firestore, ledgerCollection: string, target: Target, signal?: AbortSignal): Promise<Set<string>> {
+  const runs = await withRetry(() => db.collection(ledgerCollection).where('collection', '==', target.collection).get(), {signal})
+  const backfills = runs.docs.flatMap((d) => {
+    const r = RunRecordSchema.safeParse(d.data())
+    return r.success && r.data.kind === 'backfill' && r.data.group === target.group ? [d.ref] : []
+  })
+  const keys = new Set<string>()
+  for (const ref of backfills) {
+    const errors = await withRetry(() => ref.collection('errors').select('itemId').get(), {signal})
+    for (const e of errors.docs) {
+      const id: unknown = e.get('itemId')
+      if (typeof id === 'string') keys.add(id)
+    }
+  }
+  return keys
+}
 
 /** Running totals that stay bounded however many items are checked. */
 class Tally {
+  /** Items in scope: carrying normalized, or not (failing). */
   checked = 0
+  /** Those carrying normalized: what the per-item checks and the metrics cover. */
+  normalized = 0
   failed = 0
   failuresTotal = 0
   warningsTotal = 0
+  unverifiedTotal = 0
+  readonly unverified: ItemFindings[] = []
   readonly failures: ItemFindings[] = []
   readonly failureIndex = new Map<string, ItemFindings>()
   readonly warnings: ItemFindings[] = []
-  readonly byCheck = {structure: 0, canonical: 0, canonicalWarned: 0, consistency: 0, notCompared: 0}
+  readonly byCheck = {structure: 0, canonical: 0, canonicalWarned: 0, consistency: 0, notCompared: 0, notNormalized: 0}
   readonly fields = Object.fromEntries(NORMALIZED_FIELDS.map((f) => [f, {emptyItems: 0, invalidItems: 0, values: 0, maxValues: 0, items: 0}])) as Record<NormalizedField, {emptyItems: number; invalidItems: number; values: number; maxValues: number; items: number}>
   allEmptyItems = 0
   unmappedItems = 0
@@ -364,6 +432,7 @@ class Tally {
 
   add(r: ItemResult): void {
     this.checked++
+    this.normalized++
     const failedChecks = new Set(r.failures.map((f) => f.check))
     if (failedChecks.has('structure')) this.byCheck.structure++
     if (failedChecks.has('canonical')) this.byCheck.canonical++
@@ -374,6 +443,10 @@ class Tally {
     if (r.warnings.length > 0) {
       this.warningsTotal++
       if (this.warnings.length < WARNING_LIST_CAP) this.warnings.push({id: r.id, reasons: r.warnings})
+    }
+    if (r.unverified) {
+      this.unverifiedTotal++
+      if (this.unverified.length < FAILURE_LIST_CAP) this.unverified.push({id: r.id, reasons: [r.unverified]})
     }
     let allEmpty = true
     for (const field of NORMALIZED_FIELDS) {
@@ -403,6 +476,13 @@ class Tally {
     else this.versions.set('(other)', (this.versions.get('(other)') ?? 0) + 1)
   }
 
+  /** An item in scope without `normalized`: checked, and failing. */
+  notNormalized(id: string): void {
+    this.checked++
+    this.byCheck.notNormalized++
+    this.fail(id, [NOT_NORMALIZED])
+  }
+
   private fail(id: string, reasons: Finding[]): void {
     this.failed++
     this.failuresTotal++
@@ -423,17 +503,19 @@ class Tally {
 }
 
 /**
- * `wardrobe validate`: checks a random sample (or every item) carrying `normalized` for
- * structure, canonical values, consistency with the originals and semantic queryability,
- * and gathers data-quality metrics. Reads only.
+ * `wardrobe validate`: checks a random sample (or every item) of the items in scope (all but
+ * recorded error items without `normalized`): one without `normalized` fails as not-normalized;
+ * one with it is checked for structure, canonical values, consistency with the originals and
+ * semantic queryability. Gathers coverage and data-quality metrics. Reads only.
  */
-export async function runValidation(db: Firestore, settings: Pick<Settings, 'environment' | 'projectId' | 'collection'> & Partial<Pick<Settings, 'group'>>, options: ValidationOptions): Promise<ValidationReport> {
+export async function runValidation(db: Firestore, settings: Pick<Settings, 'environment' | 'projectId' | 'collection'> & Partial<Pick<Settings, 'group' | 'ledgerCollection'>>, options: ValidationOptions): Promise<ValidationReport> {
   const startedAt = new Date()
   const target = targetOf(settings)
   const random = options.random ?? Math.random
   const all = options.all ?? false
   const sampleSize = options.sampleSize ?? DEFAULT_SAMPLE_SIZE
   const maxFailureRate = options.maxFailureRate ?? 0
+  const minCoverage = options.minCoverage ?? 1
   const current = options.vocabulary
   const vocabularies = new Map<string, Vocabulary>()
   for (const v of options.otherVocabularies ?? []) vocabularies.set(v.version, v)
@@ -448,7 +530,11 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
   const probes: {probe: SemanticProbe; alreadyFailed: boolean}[] = []
   let probeCandidates = 0
   let semanticNotApplicable = 0
+  let errorKeys = new Set<string>()
+  let errorItemsSeen = 0
+  const inScope = (doc: DocumentSnapshot) => carriesNormalized(doc) || !errorKeys.has(itemKey(doc, target))
   const check = (doc: DocumentSnapshot) => {
+    if (!carriesNormalized(doc)) return tally.notNormalized(itemKey(doc, target))
     const r = checkItem(itemKey(doc, target), doc.data() ?? {}, vocabularies, current, random)
     tally.add(r)
     if (!r.probe) {
@@ -469,26 +555,27 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
   let semanticRun = 0
   let error: string | null = null
   try {
+    errorKeys = await errorItemKeys(db, settings.ledgerCollection ?? DEFAULT_LEDGER, target, options.signal)
     if (all) {
       const total = (await withRetry(() => itemsQuery(db, target).count().get(), {signal: options.signal})).data().count
       let scanned = 0
       let lastReport = 0
       for await (const doc of scanDocuments(db, target, {select: VALIDATION_FIELDS, startAfter: null, chunkSize: options.chunkSize ?? 5000, signal: options.signal})) {
         scanned++
-        if (carriesNormalized(doc)) check(doc)
+        if (inScope(doc)) check(doc)
+        else errorItemsSeen++
         if (scanned - lastReport >= 500) {
           lastReport = scanned
           progress({phase: 'checking', done: scanned, total, failed: tally.failed})
         }
       }
       progress({phase: 'checking', done: scanned, total, failed: tally.failed})
-      sampling = {method: 'full-scan', collectionTotal: total, population: null, queries: Math.max(1, Math.ceil(scanned / (options.chunkSize ?? 5000))), note: `every item: ${scanned} documents read in id order, ${tally.checked} carry normalized`}
+      sampling = {method: 'full-scan', collectionTotal: total, population: null, queries: Math.max(1, Math.ceil(scanned / (options.chunkSize ?? 5000))), note: `every item: ${scanned} documents read in id order, ${tally.normalized} carry normalized`}
     } else {
       const sample = await sampleDocuments(db, target, {
         size: sampleSize,
         select: VALIDATION_FIELDS,
-        include: carriesNormalized,
-        populationFilter: (q) => q.where('normalized', '!=', null),
+        include: inScope,
         random,
         signal: options.signal,
         onProgress: (found) => progress({phase: 'sampling', done: found, total: sampleSize, failed: 0}),
@@ -516,20 +603,21 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
 
   const finishedAt = new Date()
   const failureRate = tally.checked > 0 ? tally.failed / tally.checked : 0
+  const coverageRatio = tally.checked > 0 ? tally.normalized / tally.checked : 1
   const status: ValidationReport['status'] = error
     ? 'error'
     : options.signal?.aborted
       ? 'interrupted'
       : tally.checked === 0
         ? 'no-data'
-        : failureRate > maxFailureRate
+        : failureRate > maxFailureRate || (all && coverageRatio < minCoverage)
           ? 'failed'
           : 'passed'
   const ratio = (n: number, d: number) => (d > 0 ? Math.round((n / d) * 10_000) / 10_000 : 0)
   const fields = Object.fromEntries(
     NORMALIZED_FIELDS.map((f) => {
       const m = tally.fields[f]
-      return [f, {emptyItems: m.emptyItems, emptyShare: ratio(m.emptyItems, tally.checked), invalidItems: m.invalidItems, values: m.values, valuesPerItem: m.items > 0 ? Math.round((m.values / m.items) * 100) / 100 : 0, maxValues: m.maxValues}]
+      return [f, {emptyItems: m.emptyItems, emptyShare: ratio(m.emptyItems, tally.normalized), invalidItems: m.invalidItems, values: m.values, valuesPerItem: m.items > 0 ? Math.round((m.values / m.items) * 100) / 100 : 0, maxValues: m.maxValues}]
     }),
   ) as ValidationReport['metrics']['fields']
   const versions = [...tally.versions.entries()].map(([version, count]) => ({version, count})).sort((a, b) => b.count - a.count)
@@ -548,8 +636,17 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
     sampling: sampling ?? {method: all ? 'full-scan' : 'key-space', collectionTotal: 0, population: null, queries: 0, note: 'not run'},
     vocabularyVersions: [...vocabularies.keys()].sort(),
     currentVersion: current.version,
+    coverage: {
+      normalized: tally.normalized,
+      inScope: tally.checked,
+      // A sample cannot see them all: the ledger's count stands in.
+      errorItems: all ? errorItemsSeen : errorKeys.size,
+      ratio: Math.round(coverageRatio * 10_000) / 10_000,
+      minCoverage,
+      enforced: all,
+    },
     checked: tally.checked,
-    passed: tally.checked - tally.failed,
+    passed: tally.checked - tally.failed - tally.unverifiedTotal,
     failed: tally.failed,
     failureRate: tally.checked > 0 ? failureRate : 0,
     maxFailureRate,
@@ -569,24 +666,27 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
               ? `array-contains queries for a random ${semanticLimit} of the ${probeCandidates} items with values (bounded${all ? ' under --all' : ''})`
               : `array-contains queries for every checked item with values (${semanticRun})`,
       },
+      notNormalized: {failed: tally.byCheck.notNormalized},
     },
     metrics: {
       fields,
       allEmptyItems: tally.allEmptyItems,
       unmapped: {
         items: tally.unmappedItems,
-        share: ratio(tally.unmappedItems, tally.checked),
+        share: ratio(tally.unmappedItems, tally.normalized),
         values: tally.unmappedValues,
         distinct: tally.unmapped.size,
         top: unmappedEntries(Object.fromEntries(tally.unmapped), 50),
       },
       versions,
-      otherVersionItems: tally.checked - (tally.versions.get(current.version) ?? 0),
+      otherVersionItems: tally.normalized - (tally.versions.get(current.version) ?? 0),
     },
     failuresTotal: tally.failuresTotal,
     failures: tally.failures,
     warningsTotal: tally.warningsTotal,
     warnings: tally.warnings,
+    unverifiedTotal: tally.unverifiedTotal,
+    unverified: tally.unverified,
     error,
   }
   logger?.info('validation finished', {status, checked: report.checked, failed: report.failed, failureRate: report.failureRate})
