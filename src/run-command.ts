@@ -76,7 +76,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     const file = writeReportFile(settings.outputDir, what.reportPrefix, what.schema, stats)
     process.exitCode = exitCodeForRun(stats)
     if (!this.jsonEnabled()) {
-      this.log(`${stats.dryRun ? 'Dry run' : `Run ${stats.runId}`} ${stats.status}: scanned ${stats.scanned}, ${stats.dryRun ? 'would update' : 'updated'} ${stats.updated}, skipped ${stats.skipped}, failed ${stats.failed}, conflicts ${stats.conflicts} (${formatDuration(stats.durationSeconds)}, ${stats.rate}/s)`)
+      this.log(`${stats.dryRun ? 'Dry run' : stats.runId ? `Run ${stats.runId}` : 'No run needed,'} ${stats.status}: scanned ${stats.scanned}, ${stats.dryRun ? 'would update' : 'updated'} ${stats.updated}, skipped ${stats.skipped}, failed ${stats.failed}, conflicts ${stats.conflicts} (${formatDuration(stats.durationSeconds)}, ${stats.rate}/s)`)
       this.renderDetails(stats)
       if (stats.errorSamples.length > 0) {
         this.log(`Error items (${stats.failed}; left untouched${stats.dryRun ? '' : `, recorded under ${settings.ledgerCollection}/${stats.runId}/errors`}):`)

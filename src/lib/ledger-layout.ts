@@ -3,13 +3,15 @@
  * these names, so the rule that keeps items out of them cannot fall behind the ledger.
  */
 
-/** The lock documents of ledger `L` live in `L_locks`, one per target collection. */
-export function lockCollectionOf(ledger: string): string {
-  return `${ledger}_locks`
-}
+/**
+ * The lock documents, one per target collection, in one place whatever the ledger
+ * collection: two ledgers must not mean two locks on one collection. A lock names the
+ * ledger its run lives in.
+ */
+export const LOCK_COLLECTION = '_backfill_locks'
 
-/** Subcollections of every run record: `L/{runId}/errors`, `L/{runId}/partitions`. */
-export const RUN_SUBCOLLECTIONS = ['errors', 'partitions'] as const
+/** Subcollections of every run record: `L/{runId}/errors`, `L/{runId}/partitions`, `L/{runId}/processes` (a sharded run's processes). */
+export const RUN_SUBCOLLECTIONS = ['errors', 'partitions', 'processes'] as const
 
 /**
  * How a target would take in the ledger's own documents (a backfill would then write items'
@@ -21,7 +23,7 @@ export const RUN_SUBCOLLECTIONS = ['errors', 'partitions'] as const
 export function ledgerOverlap(target: {collection: string; group: boolean}, ledger: string): {relation: string; ledgerNameMatters: boolean} | null {
   const {collection, group} = target
   if (collection === ledger) return {relation: 'is', ledgerNameMatters: true}
-  if (collection === lockCollectionOf(ledger)) return {relation: 'holds the run locks of', ledgerNameMatters: true}
+  if (collection === LOCK_COLLECTION) return {relation: 'holds the run locks of', ledgerNameMatters: false}
   if (group && (RUN_SUBCOLLECTIONS as readonly string[]).includes(collection)) return {relation: `takes in the ${collection} records of every run (${ledger}/{runId}/${collection}) of`, ledgerNameMatters: false}
   return null
 }

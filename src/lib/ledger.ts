@@ -3,6 +3,7 @@ import {DocumentReference, DocumentSnapshot, FieldValue, Firestore, QuerySnapsho
 import {z} from 'zod'
 import {ExitCode, GrpcCode, UsageError, WardrobeError} from './errors'
 import type {KeyRange, Progress, ProgressStore} from './job'
+import {LOCK_COLLECTION, RUN_SUBCOLLECTIONS} from './ledger-layout'
 import {currentOwner, describeOwner, Fence, holderGone, isMe, LeaseLostError, Owner, OwnerSchema, trustMs} from './lease'
 
 export {currentOwner, describeOwner, holderGone, LeaseLostError, OwnerSchema}
@@ -205,6 +206,8 @@ export class LockHeldError extends WardrobeError {
   }
 }
 
+const [ERRORS, PARTITIONS, PROCESSES] = RUN_SUBCOLLECTIONS
+
 const serverNow = (snap: {readTime: Timestamp}): number => snap.readTime.toMillis()
 
 export function summarize(partitions: PartitionRecord[], staleAfterMs: number, now: number, me = currentOwner()): PartitionSummary {
@@ -268,12 +271,6 @@ function stored<T extends {heartbeatAt: Date | null}>(record: T): Omit<T, 'heart
 }
 
 /**
- * The one lock document per collection, in one place whatever the ledger collection: two
- * ledgers must not mean two locks on one collection. It names the ledger its run lives in.
- */
-export const LOCK_COLLECTION = '_backfill_locks'
-
-/**
  * The run ledger: one record per non-dry run, error items beneath it, and one lock
  * document per collection so that two writing runs never overlap.
  *
@@ -297,11 +294,11 @@ export class Ledger {
   }
 
   errorRef(runId: string, itemKey: string): DocumentReference {
-    return this.runRef(runId).collection('errors').doc(errorDocId(itemKey))
+    return this.runRef(runId).collection(ERRORS).doc(errorDocId(itemKey))
   }
 
   partitionsOf(runId: string) {
-    return this.runRef(runId).collection('partitions')
+    return this.runRef(runId).collection(PARTITIONS)
   }
 
   partitionRef(runId: string, index: number): DocumentReference {
@@ -309,7 +306,7 @@ export class Ledger {
   }
 
   membersOf(runId: string) {
-    return this.runRef(runId).collection('processes')
+    return this.runRef(runId).collection(PROCESSES)
   }
 
   async partitions(runId: string): Promise<PartitionRecord[]> {
@@ -357,8 +354,8 @@ export class Ledger {
             tx.set(this.membersOf(holder.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
             return {run: holder, resumed: true, joined: true}
           }
-          const running = holder.partitions > 0 ? await tx.get(holderRef.collection('partitions').where('status', '==', 'running')) : null
-          const members = holder.partitions > 0 ? memberRecords(await tx.get(holderRef.collection('processes'))) : undefined
+          const running = holder.partitions > 0 ? await tx.get(holderRef.collection(PARTITIONS).where('status', '==', 'running')) : null
+          const members = holder.partitions > 0 ? memberRecords(await tx.get(holderRef.collection(PROCESSES))) : undefined
           const gone =
             running !== null
               ? shardedRunGone(holder, summarize(partitionRecords(running), req.staleAfterMs, now, me), req.staleAfterMs, now, members)
@@ -613,7 +610,7 @@ export class Ledger {
   }
 
   async errors(runId: string, limit = 100): Promise<{total: number; items: ErrorRecord[]}> {
-    const col = this.runRef(runId).collection('errors')
+    const col = this.runRef(runId).collection(ERRORS)
     const [count, snap] = await Promise.all([col.count().get(), col.orderBy('at', 'desc').limit(limit).get()])
     return {total: count.data().count, items: snap.docs.map((d) => ErrorRecordSchema.parse(d.data()))}
   }

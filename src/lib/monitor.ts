@@ -2,7 +2,8 @@ import path from 'node:path'
 import {Firestore, Query, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
 import {DEFAULT_LEDGER, Settings} from './config'
-import {describeOwner, ErrorRecordSchema, holderGone, PartitionRecord, PartitionRecordSchema, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema, shardedRunGone, summarize, sumProgress} from './ledger'
+import {RUN_SUBCOLLECTIONS} from './ledger-layout'
+import {describeOwner, ErrorRecordSchema, holderGone, Ledger, MemberRecord, MemberRecordSchema, PartitionRecord, PartitionRecordSchema, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema, shardedRunGone, summarize, sumProgress} from './ledger'
 import {formatDuration} from './progress'
 import {UnmappedEntrySchema, unmappedEntries} from './reports'
 import {withRetry} from './scan'
@@ -336,14 +337,14 @@ const round4 = (x: number) => Math.round(x * 10_000) / 10_000
 const seconds = (ms: number) => Math.max(0, ms) / 1000
 
 /** A running sharded run seen through its partitions: their newest heartbeat, and stalled only when no lease on it is live. */
-function shardedView(recorded: RunRecord, partitions: PartitionRecord[], staleAfterMs: number, now: number): {run: RunRecord; stalledReason: string | null; partitions: RunView['partitions']} {
+function shardedView(recorded: RunRecord, partitions: PartitionRecord[], members: MemberRecord[] | undefined, staleAfterMs: number, now: number): {run: RunRecord; stalledReason: string | null; partitions: RunView['partitions']} {
   const summary = summarize(partitions, staleAfterMs, now)
   const beats = partitions.flatMap((p) => (p.heartbeatAt ? [p.heartbeatAt.getTime()] : []))
   const heartbeatAt = new Date(Math.max(recorded.heartbeatAt.getTime(), ...beats))
   const {byStatus, live} = summary
   return {
     run: {...recorded, heartbeatAt},
-    stalledReason: shardedRunGone(recorded, summary, staleAfterMs, now),
+    stalledReason: shardedRunGone(recorded, summary, staleAfterMs, now, members),
     partitions: {
       total: partitions.length,
       done: byStatus.done,
@@ -357,8 +358,8 @@ function shardedView(recorded: RunRecord, partitions: PartitionRecord[], staleAf
   }
 }
 
-function runView(recorded: RunRecord, settings: MonitorSettings, ctx: CommandContext, currentVersion: string, now: number, previous?: RunView, partitions?: PartitionRecord[]): RunView {
-  const sharded = recorded.status === 'running' && recorded.partitions > 0 ? shardedView(recorded, partitions ?? [], settings.staleAfterMs, now) : null
+function runView(recorded: RunRecord, settings: MonitorSettings, ctx: CommandContext, currentVersion: string, now: number, previous?: RunView, partitions?: PartitionRecord[], members?: MemberRecord[]): RunView {
+  const sharded = recorded.status === 'running' && recorded.partitions > 0 ? shardedView(recorded, partitions ?? [], members, settings.staleAfterMs, now) : null
   const run = sharded?.run ?? recorded
   const stalledReason = sharded ? sharded.stalledReason : run.status === 'running' ? holderGone(run, settings.staleAfterMs, now) : null
   const status: RunView['status'] = stalledReason ? 'stalled' : run.status
@@ -402,6 +403,8 @@ function runView(recorded: RunRecord, settings: MonitorSettings, ctx: CommandCon
 
 const MIN_TIMESTAMP = new Timestamp(-62135596800, 0) // 0001-01-01: `>=` keeps only Timestamp values
 
+const [ERRORS] = RUN_SUBCOLLECTIONS
+
 const asIso = (v: unknown): string | null => (v instanceof Timestamp ? v.toDate().toISOString() : null)
 const asString = (v: unknown): string | null => (typeof v === 'string' ? v : null)
 
@@ -410,13 +413,14 @@ const asString = (v: unknown): string | null => (typeof v === 'string' ? v : nul
  * runs and the latest backfill run's error records, all at one snapshot; then health.
  */
 export async function collectMonitorReport(db: Firestore, settings: MonitorSettings, options: MonitorOptions): Promise<MonitorReport> {
-  const now = options.now ?? Date.now
+
   const explicit = options.vocabularyVersion === undefined ? undefined : {version: options.vocabularyVersion, source: options.versionSource ?? 'flag'}
   const thresholds = {...DEFAULT_THRESHOLDS, ...options.thresholds}
   const ctx: CommandContext = options.commands ?? {bin: 'wardrobe', targetArgs: targetArgsFor(settings), shippedVersion: options.vocabularyVersion ?? loadVocabulary().version}
   const target = targetOf(settings)
   const items = itemsQuery(db, target)
-  const runsCol = db.collection(settings.ledgerCollection)
+  const ledger = new Ledger(db, settings.ledgerCollection)
+  const runsCol = ledger.runs()
   const reads = {aggregations: 0, documents: 0}
   const count = async (tx: Transaction, q: Query): Promise<number> => {
     reads.aggregations++
@@ -454,13 +458,15 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
           }
           // Running sharded runs are measured by their partitions (at most a few hundred records each).
           const partitionsOf = new Map<string, PartitionRecord[]>()
+          const membersOf = new Map<string, MemberRecord[]>()
           await Promise.all(
             runs
               .filter((r) => r.status === 'running' && r.partitions > 0)
               .map(async (r) => {
-                const snap = await tx.get(runsCol.doc(r.runId).collection('partitions'))
-                reads.documents += snap.size
+                const [snap, members] = await Promise.all([tx.get(ledger.partitionsOf(r.runId)), tx.get(ledger.membersOf(r.runId))])
+                reads.documents += snap.size + members.size
                 partitionsOf.set(r.runId, snap.docs.map((d) => PartitionRecordSchema.parse(d.data())))
+                membersOf.set(r.runId, members.docs.map((d) => MemberRecordSchema.parse(d.data())))
               }),
           )
           // Their record's counters are written at the end only: until then, the partitions' sum.
@@ -473,7 +479,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
           const basis = judgeVersion(explicit, runs, ctx.shippedVersion)
           const otherVersions = [...new Set(runs.map((r) => r.version).filter((v): v is string => typeof v === 'string' && v !== '' && v !== basis.version))].sort()
           const latestBackfill = runs.find((r) => r.kind === 'backfill' && r.status !== 'superseded') ?? null
-          const errorsCol = latestBackfill ? runsCol.doc(latestBackfill.runId).collection('errors') : null
+          const errorsCol = latestBackfill ? ledger.runRef(latestBackfill.runId).collection(ERRORS) : null
           const [current, versionCounts, writtenByLatest, errorTotal, errorDocs] = await Promise.all([
             count(tx, items.where('normalized.normalized_version', '==', basis.version)),
             Promise.all(otherVersions.map((v) => count(tx, items.where('normalized.normalized_version', '==', v)))),
@@ -485,7 +491,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             errorsCol ? tx.get(errorsCol.orderBy('at', 'desc').limit(options.errorLimit ?? 10)) : Promise.resolve(null),
           ])
           reads.documents += errorDocs?.size ?? 0
-          return {readTime, basis, total, current, normalized, recent, runs, partitionsOf, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}
+          return {readTime, basis, total, current, normalized, recent, runs, partitionsOf, membersOf, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}
         },
         {readOnly: true},
       ),
@@ -512,9 +518,10 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
     outdatedUnknownVersions: Math.max(0, outdated - sum(versions.filter((v) => v.relation === 'older'))),
   }
 
-  const t = now()
+  // Liveness is judged on Firestore's clock (heartbeats are server timestamps), never this machine's.
+  const t = options.now?.() ?? snapshot.readTime.toMillis()
   const previousRuns = new Map([...(options.previous?.runs.active ?? []), ...(options.previous?.runs.recent ?? [])].map((r) => [r.runId, r]))
-  const views = runs.map((r) => runView(r, settings, ctx, version, t, previousRuns.get(r.runId), snapshot.partitionsOf.get(r.runId)))
+  const views = runs.map((r) => runView(r, settings, ctx, version, t, previousRuns.get(r.runId), snapshot.partitionsOf.get(r.runId), snapshot.membersOf.get(r.runId)))
   const active = views.filter((v) => v.status === 'running' || v.status === 'stalled')
   const finished = views.filter((v) => !(v.status === 'running' || v.status === 'stalled')).slice(0, options.finishedRunLimit ?? 5)
 

@@ -4,6 +4,7 @@ import {z} from 'zod'
 import {DEFAULT_LEDGER, Settings} from './config'
 import {errorMessage} from './errors'
 import {RunRecordSchema} from './ledger'
+import {RUN_SUBCOLLECTIONS} from './ledger-layout'
 import {describeType, normalizeItem} from './normalization'
 import {unmappedEntries, UnmappedEntrySchema} from './reports'
 import {sampleDocuments} from './sampling'
@@ -398,7 +399,7 @@ export async function errorItemKeys(db: Firestore, ledgerCollection: string, tar
   })
   const keys = new Set<string>()
   for (const ref of backfills) {
-    const errors = await withRetry(() => ref.collection('errors').select('itemId').get(), {signal})
+    const errors = await withRetry(() => ref.collection(RUN_SUBCOLLECTIONS[0]).select('itemId').get(), {signal})
     for (const e of errors.docs) {
       const id: unknown = e.get('itemId')
       if (typeof id === 'string') keys.add(id)
