@@ -213,3 +213,55 @@ describe('--max-rate below BulkWriter’s batch of 20', () => {
     expect(await normalizedCount(db)).toBe(100)
   })
 })
+
+describe('identity in containers: pids are compared only within one pid namespace', () => {
+  const N = 3000
+  let db: Firestore
+  let project: string
+  // A container's view of this host: same host name, its own pid namespace (the CLI is pid 1 in it).
+  const container = ['unshare', '--pid', '--fork', '--mount-proc']
+
+  beforeEach(async () => {
+    project = uniqueProject('pidns')
+    db = testDb(project)
+    await writeItems(db, COL, generateItems(N, {seed: 13, malformedRate: 0}))
+  })
+
+  test('a live holder on this host is not taken for dead by a process in another pid namespace', async () => {
+    const config = configWith({staleAfterSeconds: 10})
+    const backfill = startCli(['backfill', ...devArgs(project, tmpDir()), '--config', config, '--max-rate', '150'], {timeoutMs: 180_000})
+    await waitFor(async () => (await runningRun(db, 100)) !== undefined, 60_000, 100)
+    // Its pid does not exist in the container's namespace: that must not read as "its process is gone".
+    const rollback = await runCli(['rollback', ...devArgs(project, tmpDir()), '--config', config], {wrapper: container})
+    expect(rollback.code).toBe(2)
+    expect(rollback.stderr).toContain(`already holds ${COL}`)
+    expect((await backfill.done).code).toBe(0)
+    expect(await normalizedCount(db)).toBe(N)
+  })
+
+  test('a dead holder that was pid 1 in one container is taken over by pid 1 of another, once stale', async () => {
+    const config = configWith({staleAfterSeconds: 6})
+    const args = ['backfill', ...devArgs(project, tmpDir()), '--config', config, '--max-rate', '150']
+    const holder = startCli(args, {wrapper: container, timeoutMs: 180_000})
+    let run: Record<string, any> | undefined
+    await waitFor(async () => (run = await runningRun(db, 100)) !== undefined, 60_000, 100)
+    expect(run!.owner.pid).toBe(1)
+    // pid 1 of a namespace dies, and the namespace with it.
+    const [inner] = fs.readFileSync(`/proc/${holder.child.pid}/task/${holder.child.pid}/children`, 'utf8').trim().split(/\s+/)
+    process.kill(Number(inner), 'SIGKILL')
+    await holder.done
+    const killedAt = Date.now()
+    let result: CliResult
+    for (;;) {
+      result = await runCli(args, {wrapper: container})
+      if (result.code !== 2 || Date.now() - killedAt > 60_000) break
+      await sleep(1000)
+    }
+    // Before, the same host name and pid 1 read as "me": the dead holder was never taken over.
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain(`took over run ${run!.runId}`)
+    const record = (await db.collection(LEDGER).doc(run!.runId).get()).data()!
+    expect(record.status).toBe('completed')
+    expect(await normalizedCount(db)).toBe(N)
+  })
+})

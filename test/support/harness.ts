@@ -47,11 +47,14 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv
   input?: string
   timeoutMs?: number
+  /** A command the CLI runs under, e.g. `unshare --pid --fork` for a container-like pid namespace. */
+  wrapper?: string[]
 }
 
 /** Runs the real CLI (built dist) as a child process, the way an operator or a runbook does. */
 export function startCli(args: string[], options: CliOptions = {}): {child: ChildProcess; done: Promise<CliResult>} {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath]
+  const child = spawn(command, [...prefix, BIN, ...args], {
     cwd: options.cwd ?? tmpDir(),
     // jest sets NODE_ENV=test, which makes oclif look for TypeScript sources; an operator's shell has no such variable.
     env: {...process.env, NODE_ENV: undefined, NO_COLOR: '1', WARDROBE_PROGRESS_INTERVAL_MS: '200', ...options.env},
