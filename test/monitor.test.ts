@@ -176,7 +176,7 @@ describe('wardrobe monitor on a known state', () => {
     const resume = `wardrobe backfill --environment development --project ${project} --collection ${COL} --emulator-host ${emulatorHost()} --force`
     expect(report.runs.active).toHaveLength(1)
     expect(report.runs.active[0]).toMatchObject({runId: stalledRun, status: 'stalled', scanned: 60, total: 103, percent: 58.2, etaSeconds: null, resumeCommand: resume})
-    expect(report.runs.active[0].stalledReason).toMatch(/process \d+ is gone/)
+    expect(report.runs.active[0].stalledReason).toMatch(/process \d+ on \S+ is gone/)
     expect(report.runs.recent.map((r) => [r.runId, r.status, r.resumeCommand])).toEqual([[oldRun, 'completed', null]])
 
     expect(report.health.status).toBe('critical')

@@ -1,5 +1,4 @@
 import fs from 'node:fs'
-import {performance} from 'node:perf_hooks'
 import {App, cert, deleteApp, initializeApp} from 'firebase-admin/app'
 import {Firestore, getFirestore} from 'firebase-admin/firestore'
 import type {Settings} from './config'
@@ -32,31 +31,34 @@ const CLIENT_CONFIG = {
 }
 
 /**
- * The last line of a run's fence. The writer checks its lease before it hands writes to the
- * client, but a process frozen (SIGSTOP, a suspended laptop) between that check and the
- * socket would send them on waking. A BatchWrite that reaches gRPC after the event loop went
- * stalled for longer than this is held back unsent, failing with HELD_BACK; the writer queues
- * it again behind its lease check.
+ * The last line of a run's fence, at the gRPC call itself. The writer checks its lease
+ * before it hands writes to the client, but the client may still send them later: a
+ * process frozen (SIGSTOP, a suspended laptop) between that check and the socket sends on
+ * waking, and the client retries a failed BatchWrite on its own for up to 10 minutes. Each
+ * writer of a leased run registers a gate (its lease trusted, the writer not stopped);
+ * every BatchWrite attempt that starts while a gate is shut is held back unsent, failing
+ * with HELD_BACK, and the writer queues it again behind its own lease check.
  */
-const STALL_MS = 500
-export const HELD_BACK = 'held back unsent: the process stalled before this batch left'
-let lastTurn = performance.now()
-let ticking: NodeJS.Timeout | undefined
+export const HELD_BACK = 'held back unsent: a writer of this process is past its lease or stopped'
+const gates = new Set<() => boolean>()
 
-/** grpc-js calls this synchronously as each call starts (the option passes through the client to its channel). */
-function holdAfterStall<T extends {methodDefinition: {path: string}}>(call: T): T {
-  if (call.methodDefinition.path.endsWith('/BatchWrite') && performance.now() - lastTurn > STALL_MS) {
-    throw Object.assign(new Error(HELD_BACK), {code: GrpcCode.CANCELLED})
+/** Registers a writer's gate; returns the function that removes it. */
+export function registerSendGate(open: () => boolean): () => void {
+  gates.add(open)
+  return () => void gates.delete(open)
+}
+
+/** grpc-js calls this synchronously as each call attempt starts (the option passes through the client to its channel). */
+function holdBack<T extends {methodDefinition: {path: string}}>(call: T): T {
+  if (gates.size > 0 && call.methodDefinition.path.endsWith('/BatchWrite')) {
+    for (const open of gates) if (!open()) throw Object.assign(new Error(HELD_BACK), {code: GrpcCode.CANCELLED})
   }
   return call
 }
 
 export const isHeldBack = (err: unknown): boolean => (err as {code?: unknown})?.code === GrpcCode.CANCELLED && (err as Error)?.message?.includes(HELD_BACK) === true
 
-function clientSettings() {
-  ticking ??= setInterval(() => (lastTurn = performance.now()), 100).unref()
-  return {clientConfig: CLIENT_CONFIG, 'grpc.callInvocationTransformer': holdAfterStall}
-}
+const clientSettings = () => ({clientConfig: CLIENT_CONFIG, 'grpc.callInvocationTransformer': holdBack})
 
 const START_EMULATOR_HINT =
   'start one with `gcloud emulators firestore start --host-port=127.0.0.1:8080` and `export FIRESTORE_EMULATOR_HOST=127.0.0.1:8080` (or set environments.development.emulatorHost in wardrobe.config.json)'

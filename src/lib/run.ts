@@ -9,7 +9,7 @@ import {planPartitions} from './partitions'
 import {withDeadline, withRetry} from './scan'
 import {describeTarget, itemsQuery, targetOf} from './target'
 import {runSharded, Sharding, shardingRequested} from './workers'
-import {GuardedWriter} from './writer'
+import {GuardedWriter, Pacer} from './writer'
 
 
 /** What a writing run needs from its caller: the database, the target, and where to report. */
@@ -125,12 +125,13 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   }
   const {run} = acquired
   if (acquired.tookOverFrom) logger?.warn('took over a stale run', acquired.tookOverFrom)
-  // --max-rate caps this process: its workers share it.
+  // --max-rate caps this process: its workers share one pace (and one ramp).
   const workers = run.partitions > 0 ? (ctx.sharding?.workers ?? 1) : 1
+  const pacer = Pacer.for({emulator: ctx.emulator, maxRate: spec.maxRate})
   const writerFor = (fence: Fence) =>
     new GuardedWriter(db, {
       emulator: ctx.emulator,
-      maxRate: spec.maxRate === undefined ? undefined : spec.maxRate / workers,
+      pacer,
       maxInFlight: spec.batchSize,
       outageAfterMs: settings.outageAfterMs,
       fence,

@@ -3,7 +3,7 @@ import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, Updat
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
 import {errorMessage, GrpcCode, grpcCode, isRetryable} from './errors'
 import {Fence, LeaseLostError} from './lease'
-import {isHeldBack} from './firestore'
+import {isHeldBack, registerSendGate} from './firestore'
 import {OutageError} from './scan'
 
 /** Firestore's 500/50/5 rule: start at 500 ops/s, +50% every 5 minutes. */
@@ -24,6 +24,8 @@ export interface WriterOptions {
   onRetry?: (retry: {code: number | undefined; attempts: number; id: string}) => void
   /** The run's lease: no write leaves while it is not known to be valid. */
   fence?: Fence
+  /** Shared by every writer of a process (default: this writer's own, from `emulator` and `maxRate`). */
+  pacer?: Pacer
 }
 
 /** `rejected`: Firestore refused this write for its content (e.g. nested deeper than 20 levels): an error item, not a failed run. */
@@ -52,19 +54,26 @@ export function rateAt(elapsedMs: number, options: Pick<WriterOptions, 'emulator
 
 /** BulkWriter's batch: the pacer releases writes a batch at a time, so a slow run sends few, full BatchWrites. */
 const BATCH = 20
+/** BulkWriter's limit of pending writes. */
+const MAX_PENDING = 500
 
 /**
  * A token bucket holding a batch of writes, or a fifth of a second of them at high rates, so
  * any rate works, 1/s or 0.25/s included: BulkWriter's own limiter never releases its first
  * batch of 20 below 20/s.
  */
-class Pacer {
+export class Pacer {
   private readonly born = Date.now()
   private last = this.born
   private tokens: number
 
-  constructor(private readonly rate: (elapsedMs: number) => number) {
+  constructor(readonly rate: (elapsedMs: number) => number) {
     this.tokens = this.capacity(rate(0))
+  }
+
+  /** One pace for all the writers of a process: the ramp and the cap hold however many partitions it works on. */
+  static for(options: Pick<WriterOptions, 'emulator' | 'maxRate'>): Pacer {
+    return new Pacer((elapsed) => rateAt(elapsed, options))
   }
 
   private capacity(rate: number): number {
@@ -129,27 +138,31 @@ export class GuardedWriter {
   private lastAnswer = Date.now()
   private readFailure: unknown = null
   private readonly watch: NodeJS.Timeout
+  private closed = false
+  private readonly ungate: () => void
   private gaveUp!: () => void
   private readonly abandoned = new Promise<void>((resolve) => (this.gaveUp = resolve))
   /** Set once the run must stop writing: an outage (budget spent, retries exhausted) or a lost lease. */
   stopped: OutageError | LeaseLostError | null = null
 
   constructor(db: Firestore, options: WriterOptions) {
-    const rate = (elapsed: number) => rateAt(elapsed, options)
+    this.pacer = options.pacer ?? Pacer.for(options)
+    const rate = this.pacer.rate
     // About two seconds of writes at a finite rate: an interrupt drains them, and the checkpoint trails by little.
+    // Never more than BulkWriter keeps pending: past that it buffers writes and sends them later, unchecked.
     const paced = rate(0) === Infinity ? Infinity : Math.max(1, Math.ceil(rate(0) * 2))
-    this.maxInFlight = Math.min(options.maxInFlight ?? 500, paced)
+    this.maxInFlight = Math.min(options.maxInFlight ?? MAX_PENDING, MAX_PENDING, paced)
     this.maxAttempts = options.maxAttempts ?? 10
     this.outageAfterMs = options.outageAfterMs ?? DEFAULT_OUTAGE_AFTER_SECONDS * 1000
     this.onRetry = options.onRetry
     this.fence = options.fence
-    this.pacer = new Pacer(rate)
     this.newBulk = () => {
       const bulk = db.bulkWriter({throttling: false})
       bulk.onWriteError(() => false)
       return bulk
     }
     this.bulk = this.newBulk()
+    this.ungate = registerSendGate(() => this.stopped === null && (this.fence?.valid() ?? true))
     this.watch = setInterval(() => this.checkOutage(), Math.min(1000, this.outageAfterMs / 5))
     this.watch.unref()
   }
@@ -207,6 +220,8 @@ export class GuardedWriter {
   }
 
   async close(): Promise<void> {
+    this.closed = true
+    if (this.inFlight === 0) this.ungate()
     clearInterval(this.watch)
     if (this.pumpTimer) clearTimeout(this.pumpTimer)
     await this.unlessStopped(this.bulk.close())
@@ -278,7 +293,7 @@ export class GuardedWriter {
     sent.then(
       () => this.finish(write, true, 'written'),
       (err: unknown) => {
-        // Never sent (the process stalled on its way out): back behind the lease check, once the event loop has turned.
+        // Never sent (a gate was shut as the call started): back behind the lease check.
         if (isHeldBack(err)) return this.requeue(write, 50)
         const answer = itemAnswer(err)
         if (answer !== null) return this.finish(write, true, answer)
@@ -307,7 +322,11 @@ export class GuardedWriter {
     if (answered) this.lastAnswer = Date.now()
     this.inFlight--
     this.waiters.shift()?.()
-    if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake()
+    if (this.inFlight === 0) {
+      for (const wake of this.idle.splice(0)) wake()
+      // Abandoned writes the client still retries stay held back until the last one is done.
+      if (this.closed) this.ungate()
+    }
     if (result instanceof Error) write.fail(result)
     else write.done(result)
   }
