@@ -160,7 +160,8 @@ export class Target {
     this.ctx.log(`cli #${n} (pid ${child.pid})${machine}: ${command} ${extra.join(' ')}`)
     const done = finished.then((res) => {
       const stats = parseJson(res.stdout)
-      this.ctx.log(`cli #${n} ended: exit ${res.code ?? res.signal}${stats?.status ? `, ${stats.status}, scanned ${stats.scannedHere} here, updated ${stats.updated}, failed ${stats.failed}, conflicts ${stats.conflicts}, ${stats.rate}/s` : ''}`)
+      // A refusal's --json output is an error, not stats.
+      this.ctx.log(`cli #${n} ended: exit ${res.code ?? res.signal}${typeof stats?.status === 'string' ? `, ${stats.status}, scanned ${stats.scannedHere} here, updated ${stats.updated}, failed ${stats.failed}, conflicts ${stats.conflicts}, ${stats.rate}/s` : ''}`)
       return res
     })
     return {child, done, args}

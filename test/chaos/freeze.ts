@@ -25,7 +25,7 @@ async function freezeCase(ctx: ChaosContext, report: Report, label: string, extr
     if (!run) return void report.check(false, `${label}: the backfill is running at 30%`, ended(await holder.done))
     holder.child.kill('SIGSTOP')
     const frozenAt = Date.now()
-    ctx.log(`${label}: SIGSTOP at ${run.counters.scanned || 'partitions'} checkpointed`)
+    ctx.log(`${label}: SIGSTOP after ${run.partitions > 0 ? await t.shardedScanned(run.runId) : run.counters.scanned} items checkpointed`)
 
     const {refused, winner} = await takeOver(t, 'rollback', ['--config', config], {}, 60_000)
     report.check(refused.every((r) => refusedFor(r, run.runId)), `${label}: a rollback is refused naming the run while its lease may be live`, refused.map(ended).join('; '))

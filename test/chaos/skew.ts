@@ -22,14 +22,15 @@ export const skew: Scenario = {
       await t.seed(legacyItems(ctx.items))
       const before = await snapshotOriginals(t.db, COL)
       const total = before.size
-      // About 30 s whatever the size: long enough for several attempts spanning the stale limit.
-      const paced = ['--max-rate', String(Math.max(10, Math.round(total / 30)))]
+      // A run of about `seconds` whatever the size.
+      const paced = (seconds: number) => ['--max-rate', String(Math.max(10, Math.round(total / seconds)))]
 
       // A: a live backfill (vocabulary 0.9), and rollbacks from hosts 3 min ahead and 3 min behind.
       const live = {staleAfterSeconds: 10}
       const liveConfig = t.config('live', live)
       const v09 = taxonomyWithVersion(t.out, '0.9')
-      const flagsA = ['--config', liveConfig, '--taxonomy', v09, ...paced]
+      // About 30 s: long enough for several attempts spanning the stale limit.
+      const flagsA = ['--config', liveConfig, '--taxonomy', v09, ...paced(30)]
       const holder = t.start('backfill', flagsA)
       const run = await t.waitForCheckpoint(holder.child, Math.round(total * 0.1))
       if (!run) return void report.check(false, 'the backfill is running at 10%', ended(await holder.done))
@@ -56,7 +57,8 @@ export const skew: Scenario = {
 
       // B: a backfill (1.0) on another host, killed -9; a host 3 min behind takes it over.
       const dead = {staleAfterSeconds: 8}
-      const flagsB = ['--config', t.config('dead', dead), ...paced]
+      // Only needs to be mid-run when killed: about 15 s.
+      const flagsB = ['--config', t.config('dead', dead), ...paced(15)]
       const victim = t.start('backfill', flagsB, {env: otherMachine(0, 'dead-host')})
       const deadRun = await t.waitForCheckpoint(victim.child, Math.round(total * 0.3))
       if (!deadRun) return void report.check(false, 'the backfill on the other host is running at 30%', ended(await victim.done))
