@@ -4,8 +4,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {FieldPath, Firestore} from 'firebase-admin/firestore'
 import {DEFAULT_COLLECTION, DEFAULT_LEDGER} from '../../src/lib/config'
+import {LOCK_COLLECTION} from '../../src/lib/ledger-layout'
 import {clearEmulator} from '../../src/lib/emulator'
-import {parseRun, RunRecord} from '../../src/lib/ledger'
+import {parseRun, PartitionRecordSchema, RunRecord, sumProgress} from '../../src/lib/ledger'
 import {generateItems, mulberry32, SeedItem, writeItems} from '../../src/lib/seed-data'
 import {DEFAULT_TAXONOMY_FILE, Vocabulary} from '../../src/lib/vocabulary'
 import {CliResult, ROOT, tmpDir} from '../support/harness'
@@ -58,8 +59,13 @@ export class Report {
     // Several verdicts in one scenario add up.
     for (const [k, n] of [['items', v.items], ['normalized', v.normalized], ['errorItems', v.errorItems], ['appLast', v.appLast], ['lost', v.lost], ['stale', v.stale]] as const) {
       if (k === 'appLast' && n === 0) continue
-      this.figure(k, (typeof this.figures[k] === 'number' ? (this.figures[k] as number) : 0) + n)
+      this.add(k, n)
     }
+  }
+
+  /** Adds to a numeric figure (parts of a scenario add up). */
+  add(name: string, n: number): void {
+    this.figure(name, (typeof this.figures[name] === 'number' ? (this.figures[name] as number) : 0) + n)
   }
 
   get ok(): boolean {
@@ -83,6 +89,23 @@ export function taxonomyWithVersion(dir: string, version: string): string {
 }
 
 /** One scenario's own emulator project, output directory and CLI invocations. */
+/** How a child is started: through a proxy (`host`), or as another machine (`env`, see otherMachine). */
+export interface StartOptions {
+  host?: string
+  env?: NodeJS.ProcessEnv
+}
+
+const PRELOAD = path.join(ROOT, 'test', 'support', 'preload.js')
+
+/**
+ * A CLI child that looks like another machine: its clock `skewMs` off (negative: behind) and,
+ * with `host`, another host name and boot (its pid then says nothing about liveness here).
+ * Test-side only, by a `--require` preload: the product has no clock switch.
+ */
+export function otherMachine(skewMs: number, host?: string): NodeJS.ProcessEnv {
+  return {NODE_OPTIONS: `--require ${PRELOAD}`, WARDROBE_TEST_CLOCK_SKEW_MS: String(skewMs), ...(host ? {WARDROBE_TEST_HOST: host} : {})}
+}
+
 export class Target {
   readonly db: Firestore
   readonly out: string
@@ -119,17 +142,26 @@ export class Target {
     return this.seed(generateItems(count, {seed, malformedRate}))
   }
 
+  /** A config file in this target's output directory, for settings that have no flag (staleAfterSeconds, outageAfterSeconds). */
+  config(name: string, settings: Record<string, unknown>): string {
+    const file = path.join(this.out, `${name}.config.json`)
+    fs.writeFileSync(file, JSON.stringify(settings))
+    return file
+  }
+
   /** Starts `wardrobe <command> <common flags> <extra>` as a child process. */
-  start(command: 'backfill' | 'rollback', extra: string[] = [], host?: string): {child: ChildProcess; done: Promise<CliResult>; args: string[]} {
-    const args = [command, ...this.args(host), ...extra]
+  start(command: 'backfill' | 'rollback', extra: string[] = [], opts: StartOptions = {}): {child: ChildProcess; done: Promise<CliResult>; args: string[]} {
+    const args = [command, ...this.args(opts.host), ...extra]
     this.cliRuns++
-    const {child, done: finished} = startCli(this.ctx.bin, args, this.out)
+    const {child, done: finished} = startCli(this.ctx.bin, args, this.out, opts.env)
     this.adopt(child)
     const n = this.cliRuns
-    this.ctx.log(`cli #${n} (pid ${child.pid}): ${command} ${extra.join(' ')}`)
+    const machine = opts.env?.WARDROBE_TEST_CLOCK_SKEW_MS ? ` [clock ${Number(opts.env.WARDROBE_TEST_CLOCK_SKEW_MS) / 1000}s${opts.env.WARDROBE_TEST_HOST ? `, host ${opts.env.WARDROBE_TEST_HOST}` : ''}]` : ''
+    this.ctx.log(`cli #${n} (pid ${child.pid})${machine}: ${command} ${extra.join(' ')}`)
     const done = finished.then((res) => {
       const stats = parseJson(res.stdout)
-      this.ctx.log(`cli #${n} ended: exit ${res.code ?? res.signal}${stats?.status ? `, ${stats.status}, scanned ${stats.scannedHere} here, updated ${stats.updated}, failed ${stats.failed}, conflicts ${stats.conflicts}, ${stats.rate}/s` : ''}`)
+      // A refusal's --json output is an error, not stats.
+      this.ctx.log(`cli #${n} ended: exit ${res.code ?? res.signal}${typeof stats?.status === 'string' ? `, ${stats.status}, scanned ${stats.scannedHere} here, updated ${stats.updated}, failed ${stats.failed}, conflicts ${stats.conflicts}, ${stats.rate}/s` : ''}`)
       return res
     })
     return {child, done, args}
@@ -144,8 +176,8 @@ export class Target {
     return this.cliRuns
   }
 
-  async run(command: 'backfill' | 'rollback', extra: string[] = [], host?: string): Promise<CliResult & {stats: any}> {
-    const res = await this.start(command, extra, host).done
+  async run(command: 'backfill' | 'rollback', extra: string[] = [], opts: StartOptions = {}): Promise<CliResult & {stats: any}> {
+    const res = await this.start(command, extra, opts).done
     return {...res, stats: parseJson(res.stdout)}
   }
 
@@ -156,21 +188,35 @@ export class Target {
 
   /** The run holding the collection's lock, if any. */
   async activeRun(): Promise<RunRecord | undefined> {
-    const lock = await this.db.collection(`_backfill_locks`).doc(COL).get()
+    const lock = await this.db.collection(LOCK_COLLECTION).doc(COL).get()
     return lock.exists ? this.runRecord(lock.get('runId') as string) : undefined
   }
 
   /**
-   * Waits until the running run has checkpointed at least `scanned` items (or `child` exits).
+   * Waits until the running run has checkpointed at least `scanned` items (or `child` exits):
+   * a one-worker run of `child`, or a sharded run (its partitions' sum, whichever process).
    * Returns the run as checkpointed, or undefined when the child ended first.
    */
   async waitForCheckpoint(child: ChildProcess, scanned: number, kind: 'backfill' | 'rollback' = 'backfill'): Promise<RunRecord | undefined> {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) return undefined
       const run = await this.activeRun().catch(() => undefined)
-      if (run && run.kind === kind && run.status === 'running' && run.owner.pid === child.pid && run.cursor !== null && run.counters.scanned >= scanned) return run
+      if (run && run.kind === kind && run.status === 'running') {
+        if (run.partitions > 0 ? (await this.shardedScanned(run.runId).catch(() => 0)) >= scanned : run.owner.pid === child.pid && run.cursor !== null && run.counters.scanned >= scanned) return run
+      }
       await sleep(40)
     }
+  }
+
+  /** Items a sharded run's partitions have checkpointed. */
+  async shardedScanned(runId: string): Promise<number> {
+    const parts = await this.db.collection(DEFAULT_LEDGER).doc(runId).collection('partitions').get()
+    return sumProgress(parts.docs.map((d) => PartitionRecordSchema.parse(d.data()))).counters.scanned
+  }
+
+  /** Whether the collection's lock document exists (a finished run releases it). */
+  async locked(): Promise<boolean> {
+    return (await this.db.collection(LOCK_COLLECTION).doc(COL).get()).exists
   }
 
   /** How many items have an id after `cursor` (what a resume from it must scan). */
@@ -199,10 +245,10 @@ export function copyCli(root = ROOT): {bin: string; remove(): void} {
 }
 
 /** Runs the CLI as a child process, as an operator's shell or runbook does (no TTY, no emulator env var). */
-export function startCli(bin: string, args: string[], cwd: string, timeoutMs = 30 * 60_000): {child: ChildProcess; done: Promise<CliResult>} {
+export function startCli(bin: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 30 * 60_000): {child: ChildProcess; done: Promise<CliResult>} {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd,
-    env: {...process.env, NO_COLOR: '1', FIRESTORE_EMULATOR_HOST: ''},
+    env: {...process.env, NO_COLOR: '1', FIRESTORE_EMULATOR_HOST: '', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''
@@ -272,4 +318,43 @@ export function ended(res: CliResult): string {
   const tail = (res.stderr.trim().split('\n').pop() ?? '').slice(0, 300)
   const err = parseJson(res.stdout)?.error
   return `exit ${res.code ?? res.signal}${err ? `, error: ${typeof err === 'string' ? err : err.message}` : ''}${tail ? `, stderr: ${tail}` : ''}`
+}
+
+/** The refusal of a run because another holds the collection: exit 2 and a message naming the holder's run. */
+export function refusedFor(res: CliResult, runId: string): boolean {
+  const message = String(parseJson(res.stdout)?.error?.message ?? res.stderr)
+  return res.code === 2 && message.includes('already holds') && message.includes(runId)
+}
+
+/**
+ * Starts `command` again and again (a second apart) while it is refused with exit 2, until
+ * one holds the collection's lock (or ends otherwise) or `deadlineMs` passes: what an
+ * operator does to take over a holder that is gone. `heldAfterMs`: from the call until the
+ * lock was seen held by the winner (within a poll, about 40 ms).
+ */
+export async function takeOver(
+  t: Target,
+  command: 'backfill' | 'rollback',
+  extra: string[],
+  opts: StartOptions,
+  deadlineMs: number,
+): Promise<{refused: CliResult[]; winner?: {child: ChildProcess; done: Promise<CliResult>}; heldAfterMs: number}> {
+  const from = Date.now()
+  const refused: CliResult[] = []
+  for (;;) {
+    const attempt = t.start(command, extra, opts)
+    const holds = async (): Promise<boolean> => {
+      for (;;) {
+        if (attempt.child.exitCode !== null || attempt.child.signalCode !== null) return false
+        if ((await t.activeRun().catch(() => undefined))?.owner.pid === attempt.child.pid) return true
+        await sleep(40)
+      }
+    }
+    const held = await Promise.race([holds(), attempt.done.then(() => false)])
+    const res = held ? undefined : await attempt.done
+    if (held || res!.code !== 2) return {refused, winner: attempt, heldAfterMs: Date.now() - from}
+    refused.push(res!)
+    if (Date.now() - from > deadlineMs) return {refused, heldAfterMs: Date.now() - from}
+    await sleep(1000)
+  }
 }

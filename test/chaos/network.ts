@@ -1,5 +1,3 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import {snapshotOriginals, verifyBackfill} from './checker'
 import {between, COL, ended, parseJson, Scenario, sigkill, Target} from './context'
 import {FaultProxy, sleep} from './proxy'
@@ -10,13 +8,6 @@ function outageBudget(): number {
   const seconds = Number(process.env.CHAOS_OUTAGE_BUDGET ?? 20)
   if (!Number.isInteger(seconds) || seconds < 5) throw new Error(`CHAOS_OUTAGE_BUDGET must be an integer >= 5 (seconds), got ${process.env.CHAOS_OUTAGE_BUDGET}`)
   return seconds
-}
-
-/** A config file lowering the outage budget, so that the long outage needs no minutes. */
-function budgetConfig(t: Target, seconds: number): string {
-  const file = path.join(t.out, 'outage.config.json')
-  fs.writeFileSync(file, JSON.stringify({outageAfterSeconds: seconds}))
-  return file
 }
 
 /**
@@ -42,7 +33,7 @@ export const network: Scenario = {
         const before = await snapshotOriginals(a.db, COL)
         const latency = between(ctx.random, 20, 60)
         proxy.setLatency(latency)
-        const {child, done} = a.start('backfill', runFlags(ctx), via)
+        const {child, done} = a.start('backfill', runFlags(ctx), {host: via})
         const drops: number[] = []
         let runId: string | undefined
         for (const point of [0.15, 0.4, 0.65].map((p) => p + ctx.random() * 0.15)) {
@@ -71,7 +62,7 @@ export const network: Scenario = {
       try {
         await b.seedGenerated(ctx.items, ctx.seed + 1)
         const before = await snapshotOriginals(b.db, COL)
-        const {child, done} = b.start('backfill', ['--config', budgetConfig(b, budget), ...runFlags(ctx)], via)
+        const {child, done} = b.start('backfill', ['--config', b.config('outage', {outageAfterSeconds: budget}), ...runFlags(ctx)], {host: via})
         const at = await b.waitForCheckpoint(child, Math.round((0.2 + ctx.random() * 0.4) * before.size))
         const seconds = Math.max(3, Math.round(budget / 4))
         ctx.log(`short outage of ${seconds} s from ${at?.counters.scanned} items (budget ${budget} s)`)
@@ -94,7 +85,7 @@ export const network: Scenario = {
       try {
         await c.seedGenerated(ctx.items, ctx.seed + 2)
         const before = await snapshotOriginals(c.db, COL)
-        const {child, done} = c.start('backfill', ['--config', budgetConfig(c, budget), ...runFlags(ctx)], via)
+        const {child, done} = c.start('backfill', ['--config', c.config('outage', {outageAfterSeconds: budget}), ...runFlags(ctx)], {host: via})
         const at = await c.waitForCheckpoint(child, Math.round((0.2 + ctx.random() * 0.4) * before.size))
         report.check(at !== undefined, 'the long outage hit the running backfill')
         ctx.log(`outage from ${at?.counters.scanned} items until the run gives up (budget ${budget} s)`)

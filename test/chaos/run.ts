@@ -1,7 +1,8 @@
 /**
  * Fault and load suite: the real CLI as a child process against a real emulator, with
- * kill -9, SIGINT, a concurrent app, network faults, competing runs, bad input and an
- * interrupted rollback; after each, the whole collection is checked.
+ * kill -9, SIGINT, a concurrent app, network faults, competing runs, bad input, an
+ * interrupted rollback, other hosts' clocks minutes off, a holder frozen past its lease and
+ * Ctrl-C in one process of a sharded run; after each, the whole collection is checked.
  *
  *   npm run test:chaos -- [--items N] [--only <scenario>[,<scenario>]] [--seed S]
  *   CHAOS_ITEMS=5000 npm run test:chaos
@@ -12,13 +13,16 @@ import {loadVocabulary} from '../../src/lib/vocabulary'
 import {badInput} from './bad-input'
 import {concurrentApp} from './concurrent-app'
 import {ChaosContext, copyCli, prng, Report, Scenario} from './context'
+import {freeze} from './freeze'
 import {kill9} from './kill9'
 import {lock} from './lock'
 import {network} from './network'
 import {rollback} from './rollback'
+import {shardedInterrupt} from './sharded-interrupt'
 import {sigint} from './sigint'
+import {skew} from './skew'
 
-const SCENARIOS: Scenario[] = [kill9, sigint, concurrentApp, network, lock, badInput, rollback]
+const SCENARIOS: Scenario[] = [kill9, sigint, concurrentApp, network, lock, badInput, rollback, skew, freeze, shardedInterrupt]
 
 function parseArgs(argv: string[]): {items: number; only: string[] | null; seed: number} {
   let items = Number(process.env.CHAOS_ITEMS ?? 50_000)
