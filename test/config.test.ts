@@ -242,7 +242,7 @@ describe('a ledger that would overlap the items is refused (exit 2)', () => {
   it.each([
     ['the ledger is the collection', {collection: 'wardrobe_items', 'ledger-collection': 'wardrobe_items'}, /wardrobe_items \(--collection\) is the ledger wardrobe_items \(--ledger-collection\)/, /pass a --ledger-collection of its own/],
     ['the default ledger named as the collection', {collection: '_backfill_runs'}, /is the ledger _backfill_runs \(the default\)/, /pass --ledger-collection/],
-    ["the collection is the ledger's locks", {collection: 'runs_locks', 'ledger-collection': 'runs'}, /holds the run locks of the ledger runs/, /--ledger-collection/],
+    ['the collection is the lock collection', {collection: '_backfill_locks', 'ledger-collection': 'runs'}, /is the lock collection of every ledger, including the ledger runs/, /--collection/],
     ['a collection group named as the ledger', {'collection-group': '_backfill_runs'}, /collection group _backfill_runs .* is the ledger/, /--ledger-collection/],
     ["a collection group named as the runs' errors", {'collection-group': 'errors'}, /takes in the errors records of every run \(_backfill_runs\/\{runId\}\/errors\)/, /--collection or by a collection group of another name/],
     ["a collection group named as the runs' partitions", {'collection-group': 'partitions', 'ledger-collection': 'elsewhere'}, /partitions records of every run \(elsewhere\//, /--collection/],

@@ -77,6 +77,8 @@ export const RunRecordSchema = z.object({
   leaseId: z.string().nullable().default(null),
   /** The stale limit its holder fences itself by; a takeover waits for the longer of this and its own. */
   staleAfterMs: z.number().int().nullable().default(null),
+  /** An unfinished run a rollback started since undoes: its checkpoint no longer says what is done, so it is never resumed. */
+  undoneBy: z.string().nullable().default(null),
 })
 export type RunRecord = z.infer<typeof RunRecordSchema>
 
@@ -182,6 +184,8 @@ export interface AcquireRequest {
   join?: string
   /** This process's workers (sharded runs record it per process). */
   workers?: number
+  /** A rollback: the backfill runs it undoes (null: all of them); unfinished ones among them are marked never to resume. */
+  undoes?: {runIds: string[] | null}
 }
 
 export interface Acquired {
@@ -280,6 +284,9 @@ function stored<T extends {heartbeatAt: Date | null}>(record: T): Omit<T, 'heart
  * ends it revokes every lease on it in the same transaction.
  */
 export class Ledger {
+  /** Partition leases this process's workers are on: one it holds but no worker works is an orphan of a retried claim. */
+  private readonly working = new Set<string>()
+
   constructor(
     readonly db: Firestore,
     readonly collectionName: string,
@@ -343,38 +350,47 @@ export class Ledger {
       const lock = await tx.get(lockRef)
       const now = serverNow(lock)
       let tookOverFrom: Acquired['tookOverFrom']
-      let revoke: (() => void) | undefined
+      let revoke: ((patch: Record<string, unknown>) => void) | undefined
       if (lock.exists) {
         const {ref: holderRef, run: holder} = await this.lockHolder(tx, lock)
         if (holder && holder.status === 'running') {
+          // Our own acquisition, committed unseen and retried by the client: it is ours already.
+          if (holder.leaseId !== null && holder.leaseId === leaseId) return {run: holder, resumed: holder.resumes > 0, joined: false}
           const sameLedger = holderRef.parent.id === this.collectionName
           const sameCommand = sameLedger && holder.kind === req.kind && holder.resumeKey === req.resumeKey && (req.join === undefined || req.join === holder.runId)
-          // Workers join a sharded run; leases, not the lock, decide who works on what.
-          if (holder.partitions > 0 && sameCommand && !req.fromStart) {
-            tx.set(this.membersOf(holder.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
-            return {run: holder, resumed: true, joined: true}
-          }
           const running = holder.partitions > 0 ? await tx.get(holderRef.collection(PARTITIONS).where('status', '==', 'running')) : null
           const members = holder.partitions > 0 ? memberRecords(await tx.get(holderRef.collection(PROCESSES))) : undefined
           const gone =
             running !== null
               ? shardedRunGone(holder, summarize(partitionRecords(running), req.staleAfterMs, now, me), req.staleAfterMs, now, members)
               : holderGone(holder, req.staleAfterMs, now, me)
+          // Workers join a live sharded run; leases, not the lock, decide who works on what. A dead one is resumed below.
+          if (holder.partitions > 0 && sameCommand && !req.fromStart && !gone) {
+            tx.set(this.membersOf(holder.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
+            return {run: holder, resumed: true, joined: true}
+          }
           if (!gone) throw new LockHeldError(holder, now - holder.heartbeatAt.getTime())
           tookOverFrom = {runId: holder.runId, owner: holder.owner, reason: gone}
-          // The old holder learns it on its next write (its lease token is gone) and stops.
-          revoke = () => {
-            tx.set(holderRef, {status: 'interrupted', leaseId: null, error: `taken over by ${req.kind} (${describeOwner(me)}): ${gone}`, finishedAt: new Date()}, {merge: true})
+          // The old holder learns it on its next write (its lease token is gone) and stops. --from-start leaves it behind for good.
+          const status = req.fromStart && sameCommand ? 'superseded' : 'interrupted'
+          revoke = (patch) => {
+            tx.set(holderRef, {status, leaseId: null, error: `taken over by ${req.kind} (${describeOwner(me)}): ${gone}`, finishedAt: new Date(), ...patch}, {merge: true})
             for (const d of running?.docs ?? []) tx.update(d.ref, {status: 'interrupted', leaseId: null})
           }
         }
       }
+      // A rollback marks the unfinished backfill runs it undoes: resuming one from its checkpoint would skip the items undone before it.
+      const undone = req.undoes
+        ? (await tx.get(this.runs().where('collection', '==', req.collection).where('kind', '==', 'backfill').where('status', 'in', ['running', 'interrupted', 'failed']))).docs
+            .map((d) => parseRun(d.data()))
+            .filter((r) => req.undoes!.runIds === null || req.undoes!.runIds.includes(r.runId))
+        : []
       const unfinished = await tx.get(
         this.runs().where('collection', '==', req.collection).where('kind', '==', req.kind).where('status', 'in', ['running', 'interrupted', 'failed']),
       )
       const candidates = unfinished.docs.map((d) => parseRun(d.data())).sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
       const at = new Date()
-      const resumable = req.fromStart ? undefined : candidates.find((r) => (req.join === undefined ? r.resumeKey === req.resumeKey : r.runId === req.join))
+      const resumable = req.fromStart ? undefined : candidates.find((r) => r.undoneBy === null && (req.join === undefined ? r.resumeKey === req.resumeKey : r.runId === req.join))
       if (req.join !== undefined && !resumable) {
         throw new UsageError(`run ${req.join} is not an unfinished ${req.kind} run of ${req.collection}`, `list runs with \`wardrobe monitor\`; drop --join to start or resume the run of this command`)
       }
@@ -385,13 +401,16 @@ export class Ledger {
       if (!resumable && req.sharded && !req.partitions) return null
       // Reads first (a transaction's rule), then every write.
       const stopped = resumable && resumable.partitions > 0 ? await tx.get(this.partitionsOf(resumable.runId).where('status', 'in', ['failed', 'running'])) : null
+      const runId = resumable?.runId ?? newRunId(req.kind)
+      const undoneBy = (id: string) => (undone.some((r) => r.runId === id) ? {undoneBy: runId} : {})
       // A holder resumed by this very acquisition is rewritten below instead.
-      if (tookOverFrom?.runId !== resumable?.runId) revoke?.()
+      if (tookOverFrom && tookOverFrom.runId !== resumable?.runId) revoke?.(undoneBy(tookOverFrom.runId))
+      for (const r of undone) if (r.runId !== tookOverFrom?.runId) this.set(tx, r.runId, {undoneBy: runId})
       for (const r of candidates) {
         if (r.runId === resumable?.runId || r.runId === tookOverFrom?.runId) continue
-        // A running record here holds no lock (an older ledger's leftover): mark it so. --from-start leaves old runs behind on purpose.
+        // A running record here holds no lock (an older ledger's leftover): mark it so. --from-start, or a rollback since, leaves old runs behind for good.
         if (r.status === 'running') this.set(tx, r.runId, {status: 'interrupted', leaseId: null, error: 'taken over by a new run'})
-        else if (req.fromStart && r.resumeKey === req.resumeKey) this.set(tx, r.runId, {status: 'superseded', finishedAt: at})
+        else if ((req.fromStart || r.undoneBy !== null) && r.resumeKey === req.resumeKey) this.set(tx, r.runId, {status: 'superseded', finishedAt: at})
       }
       let run: RunRecord
       if (resumable) {
@@ -401,7 +420,7 @@ export class Ledger {
       } else {
         const ranges = req.partitions ?? []
         run = RunRecordSchema.parse({
-          runId: newRunId(req.kind),
+          runId,
           kind: req.kind,
           environment: req.environment,
           projectId: req.projectId,
@@ -467,7 +486,10 @@ export class Ledger {
       const n = partitions.length
       for (let i = 0; i < n; i++) {
         const p = partitions[(prefer + i) % n]
-        const gone = p.status === 'running' ? holderGone(p, staleAfterMs, now, me) : null
+        // This very claim, committed unseen and retried by the client.
+        if (p.status === 'running' && p.leaseId === leaseId) return {index: p.index, partitions, now}
+        const orphan = p.status === 'running' && p.owner !== null && isMe(p.owner, me) && !this.working.has(p.leaseId ?? '')
+        const gone = orphan ? 'claimed by this process but worked by none of its workers (a retried claim)' : p.status === 'running' ? holderGone(p, staleAfterMs, now, me) : null
         if (!(p.status === 'pending' || p.status === 'interrupted' || gone)) continue
         const next: PartitionRecord = {
           ...p,
@@ -492,7 +514,13 @@ export class Ledger {
     const snap = await this.partitionRef(runId, claimed.index).get()
     const partition = PartitionRecordSchema.parse(snap.data())
     if (partition.leaseId !== leaseId) return {lease: null, summary}
+    this.working.add(leaseId)
     return {lease: {...this.lease(snap, leaseId, `partition ${claimed.index} of run ${runId}`, staleAfterMs, granted), partition}, summary}
+  }
+
+  /** A worker is done with a partition (ended, or lost it). */
+  release(lease: Lease): void {
+    this.working.delete(lease.leaseId)
   }
 
   /**
@@ -508,10 +536,11 @@ export class Ledger {
       lease.updateTime = result.writeTime
       lease.fence.confirm(sentAt)
     } catch (err) {
-      if ((err as {code?: number}).code !== GrpcCode.FAILED_PRECONDITION) throw err
+      const code = (err as {code?: number}).code
+      if (code !== GrpcCode.FAILED_PRECONDITION && code !== GrpcCode.NOT_FOUND) throw err
       // Our own earlier write may have landed unseen (a retried RPC): the lease is then still ours.
       const snap = await lease.ref.get()
-      if (snap.get('leaseId') !== lease.leaseId) {
+      if (!snap.exists || snap.get('leaseId') !== lease.leaseId) {
         const why = snap.get('error') as string | null | undefined
         const lost = new LeaseLostError(lease.what, why ?? 'taken over by another process')
         lease.fence.revoke(lost)

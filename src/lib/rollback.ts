@@ -92,6 +92,8 @@ export async function runRollback(ctx: RunContext, options: RollbackOptions): Pr
     fromStart: options.fromStart,
     batchSize: options.batchSize,
     maxRate: options.maxRate,
+    // Unscoped (or scoped without a readable ledger): every backfill run.
+    undoes: {runIds: targets},
   }
   // Every run in scope already undone: nothing to read, nothing to record.
   const outcome = targets?.length === 0 ? nothingToDo() : await executeRun(ctx, spec)

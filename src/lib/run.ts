@@ -59,6 +59,8 @@ export interface RunSpec {
   fromStart: boolean
   batchSize: number
   maxRate?: number
+  /** A rollback: the backfill runs it undoes (null: all); unfinished ones are then never resumed from their checkpoints. */
+  undoes?: {runIds: string[] | null}
 }
 
 export interface RunOutcome {
@@ -115,6 +117,7 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     staleAfterMs: settings.staleAfterMs,
     total,
     join: ctx.sharding?.join,
+    undoes: spec.undoes,
   }
   let acquired = await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers})
   if (!acquired) {

@@ -117,7 +117,10 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     scannedHere += result.counters.scanned - p.counters.scanned
     errorSamples.push(...result.errorSamples.slice(0, Math.max(0, 100 - errorSamples.length)))
     // Its new owner goes on from our last checkpoint; whether the run itself is still ours, the next claim tells.
-    if (result.leaseLost) return void ctx.logger?.warn('partition taken over by another worker', {runId: run.runId, partition: p.index, error: result.error})
+    if (result.leaseLost) {
+      ledger.release(lease)
+      return void ctx.logger?.warn('partition taken over by another worker', {runId: run.runId, partition: p.index, error: result.error})
+    }
     const status: PartitionStatus = result.status === 'completed' ? 'done' : result.status
     const end = {status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, leaseId: null, error: result.error ?? null, finishedAt: status === 'done' ? new Date() : null}
     await withDeadline(ledger.updateLeased(lease, end), FINISH_DEADLINE_MS, `recording the end of partition ${p.index}`).catch((err) => {
@@ -125,6 +128,7 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
       // record keeps its last checkpoint and its lease goes stale: the next worker takes it over.
       if (!(err instanceof LeaseLostError) && result.status !== 'failed') throw err
     })
+    ledger.release(lease)
     ctx.logger?.info('partition left', {runId: run.runId, partition: p.index, status, counters: result.counters})
     if (result.status === 'failed') failure ??= result.error ?? 'failed'
   }
