@@ -361,7 +361,7 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
     const {report, code} = await monitorJson(args, ['--fail-on', 'warning'])
     expect(code).toBe(0)
     expect(report.version).toBe('1.1')
-    expect(report.versionBasis).toEqual({version: '1.1', source: 'ledger', runId, note: expect.stringContaining(runId)})
+    expect(report.versionBasis).toEqual({version: '1.1', source: 'ledger', runId, hash: expect.stringMatching(/^[0-9a-f]{16}$/), note: expect.stringContaining(runId)})
     expect(report.counts).toMatchObject({total: 40, normalizedCurrent: 40, normalizedOutdated: 0, notNormalized: 0, completionPercent: 100})
     expect(report.health.status).toBe('healthy')
     expect(rewrites(report.health.recommendations)).toEqual([])
@@ -375,7 +375,7 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
     await db.collection(COL).doc('new-1').set({name: 'New', style: ['Boho']})
     const {report, code} = await monitorJson(args, ['--taxonomy', shippedFile])
     expect(code).toBe(0)
-    expect(report.versionBasis).toEqual({version: VERSION, source: 'flag', runId, note: `from --taxonomy; the latest completed backfill (${runId}) wrote 1.1`})
+    expect(report.versionBasis).toEqual({version: VERSION, source: 'flag', runId, hash: expect.stringMatching(/^[0-9a-f]{16}$/), note: `from --taxonomy; the latest completed backfill (${runId}) wrote 1.1`})
     expect(report.counts).toMatchObject({normalizedCurrent: 0, normalizedNewer: 40, normalizedOutdated: 0, notNormalized: 2})
     expect(report.health.issues.find((i) => i.code === 'not-normalized')).toMatchObject({message: expect.stringMatching(/a backfill at 1\.0 would rewrite the items at newer versions \(1\.1: 40\), so none is recommended$/), recommendation: null})
     expect(report.counts.versions).toEqual(expect.arrayContaining([{version: '1.1', count: 40, current: false, relation: 'newer'}]))
@@ -383,6 +383,18 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
     const newer = report.health.issues.find((i) => i.code === 'newer-versions')
     expect(newer?.message).toMatch(/40 items are at versions newer than 1\.0 .*1\.1: 40.*would rewrite them to the older vocabulary/)
     expect(newer?.recommendation).toMatch(/--taxonomy <taxonomy file with version 1\.1>/)
+  })
+
+  it('an edited 1.1 file (same version, other content) does not count the items as current', async () => {
+    const edited = JSON.parse(fs.readFileSync(v11File, 'utf8'))
+    edited.fields.style = {...edited.fields.style, cottagecore: ['cottage core', 'prairie']}
+    const editedFile = path.join(out, 'taxonomy-1.1-edited.json')
+    fs.writeFileSync(editedFile, JSON.stringify(edited))
+    const {report} = await monitorJson(args, ['--taxonomy', editedFile])
+    expect(report.versionBasis).toMatchObject({version: '1.1', source: 'flag'})
+    // Before, version equality alone made all 40 current under a vocabulary that never wrote them.
+    expect(report.counts).toMatchObject({normalizedCurrent: 0, normalizedOutdated: 40})
+    expect(report.health.recommendations.join('\n')).toMatch(/backfill .*--taxonomy .*taxonomy-1\.1-edited\.json/)
   })
 })
 
@@ -436,7 +448,7 @@ describe('health rules', () => {
     staleAfterSeconds: 60,
     ledgerCollection: LEDGER,
     version: '2.0',
-    basis: {version: '2.0', source: 'ledger', runId: 'backfill-x', note: 'the version the latest completed backfill (backfill-x) wrote'},
+    basis: {version: '2.0', source: 'ledger', runId: 'backfill-x', hash: null, note: 'the version the latest completed backfill (backfill-x) wrote'},
     commands: {backfill: 'wardrobe backfill --environment staging --project p --collection c', dryRun: 'wardrobe backfill --environment staging --project p --collection c --dry-run'},
     ...over,
   })
@@ -513,7 +525,7 @@ describe('health rules', () => {
       {version: 'exp', count: 50, current: false, relation: 'incomparable'},
     ]
     const mixed = facts({
-      basis: {version: '2.0', source: 'flag', runId: 'backfill-x', note: 'from --taxonomy'},
+      basis: {version: '2.0', source: 'flag', runId: 'backfill-x', hash: null, note: 'from --taxonomy'},
       counts: counts({normalizedCurrent: 100, normalizedOutdated: 300, normalizedNewer: 550, notNormalized: 50, completionPercent: 10, versions}),
       latestBackfill: run({status: 'interrupted', version: '2.0', resumeCommand: 'wardrobe backfill --taxonomy x'}),
     })

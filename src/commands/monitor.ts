@@ -40,13 +40,15 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
     const maxErrorRate = Number(flags['max-error-rate'])
     if (!(maxErrorRate >= 0 && maxErrorRate <= 1)) throw new UsageError(`--max-error-rate ${flags['max-error-rate']} is not between 0 and 1`, 'e.g. --max-error-rate 0.05 for 5%')
     const taxonomyFile = flags.taxonomy ?? settings.taxonomy
-    const shippedVersion = loadVocabulary().version
+    const shipped = loadVocabulary()
+    const measured = taxonomyFile ? loadVocabulary(taxonomyFile) : undefined
     const {db} = await this.open(settings, flags['log-level'])
     const options: MonitorOptions = {
       // Without a taxonomy file, the version is judged from the ledger (collectMonitorReport).
-      vocabularyVersion: taxonomyFile ? loadVocabulary(taxonomyFile).version : undefined,
+      vocabularyVersion: measured?.version,
+      vocabularyHash: measured?.hash,
       versionSource: flags.taxonomy ? 'flag' : 'config',
-      commands: {bin: this.config.bin, targetArgs: targetArgsFor(settings), taxonomyFile: taxonomyFile ? path.resolve(taxonomyFile) : undefined, shippedVersion},
+      commands: {bin: this.config.bin, targetArgs: targetArgsFor(settings), taxonomyFile: taxonomyFile ? path.resolve(taxonomyFile) : undefined, shippedVersion: shipped.version, shippedHash: shipped.hash},
       thresholds: {errorRateWarning: maxErrorRate},
     }
     const signal = this.interruptSignal(() => {})

@@ -101,6 +101,8 @@ export const VersionBasisSchema = z.object({
   source: z.enum(VERSION_SOURCES),
   /** The latest completed backfill run, when the ledger has one. */
   runId: z.string().nullable(),
+  /** The content hash of that vocabulary (`normalized.taxonomy_hash`), when known: an edited file of the same version is another vocabulary. */
+  hash: z.string().nullable().default(null),
   note: z.string(),
 })
 export type VersionBasis = z.infer<typeof VersionBasisSchema>
@@ -111,20 +113,28 @@ export type VersionBasis = z.infer<typeof VersionBasisSchema>
  * against the shipped 1.0. The shipped version wins only when it is newer: a backfill
  * without --taxonomy then moves items forward, never back.
  */
-export function judgeVersion(explicit: {version: string; source: 'flag' | 'config'} | undefined, runs: readonly RunRecord[], shippedVersion: string): VersionBasis {
+export function judgeVersion(
+  explicit: {version: string; source: 'flag' | 'config'; hash?: string} | undefined,
+  runs: readonly RunRecord[],
+  shippedVersion: string,
+  shippedHash: string | null = null,
+): VersionBasis {
   // Newest first: the runs as monitor sorts them.
   const latest = runs.find((r) => r.kind === 'backfill' && r.status === 'completed' && typeof r.version === 'string' && r.version !== '') ?? null
   const runId = latest?.runId ?? null
   if (explicit) {
     const from = explicit.source === 'flag' ? 'from --taxonomy' : "from the config file's taxonomy"
-    return {...explicit, runId, note: from + (latest ? `; the latest completed backfill (${latest.runId}) wrote ${latest.version}` : '')}
+    return {version: explicit.version, source: explicit.source, hash: explicit.hash ?? null, runId, note: from + (latest ? `; the latest completed backfill (${latest.runId}) wrote ${latest.version}` : '')}
   }
-  if (!latest) return {version: shippedVersion, source: 'shipped', runId, note: 'the vocabulary shipped with the package: no completed backfill in the ledger'}
+  const shipped = {version: shippedVersion, source: 'shipped' as const, hash: shippedHash, runId}
+  if (!latest) return {...shipped, note: 'the vocabulary shipped with the package: no completed backfill in the ledger'}
   const ledgerVersion = latest.version!
   if (compareVersions(shippedVersion, ledgerVersion) === 1) {
-    return {version: shippedVersion, source: 'shipped', runId, note: `the vocabulary shipped with the package, newer than ${ledgerVersion} that the latest completed backfill (${latest.runId}) wrote`}
+    return {...shipped, note: `the vocabulary shipped with the package, newer than ${ledgerVersion} that the latest completed backfill (${latest.runId}) wrote`}
   }
-  return {version: ledgerVersion, source: 'ledger', runId, note: `the version the latest completed backfill (${latest.runId}) wrote`}
+  // A run from before content hashes were recorded: its version alone.
+  const hash = typeof latest.options.taxonomyHash === 'string' ? latest.options.taxonomyHash : null
+  return {version: ledgerVersion, source: 'ledger', hash, runId, note: `the version the latest completed backfill (${latest.runId}) wrote`}
 }
 
 export const RunViewSchema = z.object({
@@ -273,11 +283,15 @@ export interface CommandContext {
   taxonomyFile?: string
   /** Version of the taxonomy shipped with the package (a backfill without --taxonomy uses it). */
   shippedVersion: string
+  /** Its content hash. */
+  shippedHash?: string
 }
 
 export interface MonitorOptions {
   /** The version to measure against, when given (--taxonomy, or the config file's taxonomy); else judged from the ledger (`judgeVersion`). */
   vocabularyVersion?: string
+  /** That vocabulary's content hash. */
+  vocabularyHash?: string
   /** Where vocabularyVersion came from (default: flag). */
   versionSource?: 'flag' | 'config'
   commands?: CommandContext
@@ -414,7 +428,7 @@ const asString = (v: unknown): string | null => (typeof v === 'string' ? v : nul
  */
 export async function collectMonitorReport(db: Firestore, settings: MonitorSettings, options: MonitorOptions): Promise<MonitorReport> {
 
-  const explicit = options.vocabularyVersion === undefined ? undefined : {version: options.vocabularyVersion, source: options.versionSource ?? 'flag'}
+  const explicit = options.vocabularyVersion === undefined ? undefined : {version: options.vocabularyVersion, hash: options.vocabularyHash, source: options.versionSource ?? 'flag'}
   const thresholds = {...DEFAULT_THRESHOLDS, ...options.thresholds}
   const ctx: CommandContext = options.commands ?? {bin: 'wardrobe', targetArgs: targetArgsFor(settings), shippedVersion: options.vocabularyVersion ?? loadVocabulary().version}
   const target = targetOf(settings)
@@ -476,12 +490,13 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
           })
           runs.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
           // The judged version comes from the run records, so its count follows them (same snapshot).
-          const basis = judgeVersion(explicit, runs, ctx.shippedVersion)
+          const basis = judgeVersion(explicit, runs, ctx.shippedVersion, ctx.shippedHash ?? null)
           const otherVersions = [...new Set(runs.map((r) => r.version).filter((v): v is string => typeof v === 'string' && v !== '' && v !== basis.version))].sort()
           const latestBackfill = runs.find((r) => r.kind === 'backfill' && r.status !== 'superseded') ?? null
           const errorsCol = latestBackfill ? ledger.runRef(latestBackfill.runId).collection(ERRORS) : null
           const [current, versionCounts, writtenByLatest, errorTotal, errorDocs] = await Promise.all([
-            count(tx, items.where('normalized.normalized_version', '==', basis.version)),
+            // Current: the judged version, and its very content when known (an edited file that kept its version is not current).
+            count(tx, basis.hash === null ? items.where('normalized.normalized_version', '==', basis.version) : items.where('normalized.normalized_version', '==', basis.version).where('normalized.taxonomy_hash', '==', basis.hash)),
             Promise.all(otherVersions.map((v) => count(tx, items.where('normalized.normalized_version', '==', v)))),
             // Only while the checkpoint may lag the writes: a completed run's checkpoint (a sharded
             // run's: its partitions' sum) covers every item it settled. (On the emulator each count
