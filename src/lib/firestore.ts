@@ -1,4 +1,5 @@
 import fs from 'node:fs'
+import {CallProperties, InterceptingCall, Interceptor, Metadata, status} from '@grpc/grpc-js'
 import {App, cert, deleteApp, initializeApp} from 'firebase-admin/app'
 import {Firestore, getFirestore} from 'firebase-admin/firestore'
 import type {Settings} from './config'
@@ -48,15 +49,26 @@ export function registerSendGate(open: () => boolean): () => void {
   return () => void gates.delete(open)
 }
 
-/** grpc-js calls this synchronously as each call attempt starts (the option passes through the client to its channel). */
-function holdBack<T extends {methodDefinition: {path: string}}>(call: T): T {
-  if (gates.size > 0 && call.methodDefinition.path.endsWith('/BatchWrite')) {
-    for (const open of gates) if (!open()) throw Object.assign(new Error(HELD_BACK), {code: GrpcCode.CANCELLED})
-  }
+/** A call that never starts: it ends at once, CANCELLED with HELD_BACK, and nothing is sent. */
+const heldBack: Interceptor = (options, nextCall) =>
+  new InterceptingCall(nextCall(options), {
+    start: (_metadata, listener) => process.nextTick(() => listener.onReceiveStatus({code: status.CANCELLED, details: HELD_BACK, metadata: new Metadata()})),
+    sendMessage: () => {},
+    halfClose: () => {},
+  })
+
+/**
+ * grpc-js calls this synchronously as each call attempt starts (the option passes through
+ * the client to its channel). A shut gate adds the interceptor that ends the call unsent:
+ * throwing here would escape from the client's retry timer and crash the process.
+ */
+function holdBack(call: CallProperties<unknown, unknown>): CallProperties<unknown, unknown> {
+  if (gates.size === 0 || !call.methodDefinition.path.endsWith('/BatchWrite')) return call
+  for (const open of gates) if (!open()) return {...call, callOptions: {...call.callOptions, interceptors: [...(call.callOptions.interceptors ?? []), heldBack]}}
   return call
 }
 
-export const isHeldBack = (err: unknown): boolean => (err as {code?: unknown})?.code === GrpcCode.CANCELLED && (err as Error)?.message?.includes(HELD_BACK) === true
+export const isHeldBack = (err: unknown): boolean => (err as {code?: unknown})?.code === GrpcCode.CANCELLED && String((err as Error)?.message).includes(HELD_BACK)
 
 const clientSettings = () => ({clientConfig: CLIENT_CONFIG, 'grpc.callInvocationTransformer': holdBack})
 
