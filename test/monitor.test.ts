@@ -18,6 +18,7 @@ import {devArgs, emulatorHost, runCli, startCli, testDb, tmpDir, uniqueProject, 
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
 const VERSION = loadVocabulary().version
+const SHIPPED_HASH = loadVocabulary().hash
 // jest's NODE_ENV=test makes oclif print a ts-source warning on stderr; a user's shell has no such variable.
 const ENV = {NODE_ENV: undefined}
 
@@ -111,7 +112,7 @@ describe('wardrobe monitor on a known state', () => {
     for (let i = 0; i < 30; i++) batch.set(col.doc(`plain-${i}`), item(i))
     // 40 at the current version, written by the stalled run; the newest 10 are the recent ones
     for (let i = 0; i < 40; i++) {
-      batch.set(col.doc(`cur-${String(i).padStart(2, '0')}`), {...item(i), normalized: {style: ['casual'], occasion: ['work'], mood: [], season: ['autumn'], normalized_at: at(10_000 + i * 100), normalized_version: VERSION, source_hash: 'x', run_id: stalledRun}})
+      batch.set(col.doc(`cur-${String(i).padStart(2, '0')}`), {...item(i), normalized: {style: ['casual'], occasion: ['work'], mood: [], season: ['autumn'], normalized_at: at(10_000 + i * 100), normalized_version: VERSION, taxonomy_hash: SHIPPED_HASH, source_hash: 'x', run_id: stalledRun}})
     }
     for (let i = 39; i >= 30; i--) expectedRecent.push(`cur-${String(i).padStart(2, '0')}`)
     // 15 at 0.9 (a version the ledger knows), 5 at 0.5 (one it does not)
@@ -387,7 +388,7 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
 
   it('an edited 1.1 file (same version, other content) does not count the items as current', async () => {
     const edited = JSON.parse(fs.readFileSync(v11File, 'utf8'))
-    edited.fields.style = {...edited.fields.style, cottagecore: ['cottage core', 'prairie']}
+    edited.fields.style = {...edited.fields.style, 'gorpcore test term': ['gorpcore test alias']}
     const editedFile = path.join(out, 'taxonomy-1.1-edited.json')
     fs.writeFileSync(editedFile, JSON.stringify(edited))
     const {report} = await monitorJson(args, ['--taxonomy', editedFile])
