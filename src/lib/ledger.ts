@@ -570,11 +570,6 @@ export class Ledger {
     tx.set(this.runRef(runId), patch, {merge: true})
   }
 
-  /** Saves progress; the caller guarantees every item up to `cursor` is acknowledged. */
-  async checkpoint(lease: Lease, patch: Pick<RunRecord, 'cursor' | 'counters' | 'unmapped' | 'tags'>): Promise<void> {
-    await this.updateLeased(lease, patch)
-  }
-
   /**
    * Ends a one-worker run and releases the collection's lock, only while the lease is ours
    * (a successor may have resumed this very run): LeaseLostError otherwise, and nothing written.
