@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
 import {BATCH_SIZE, DEFAULT_OUTAGE_AFTER_SECONDS, MIN_WAIT_SECONDS, Settings} from './lib/config'
+import {describeLimit} from './lib/control'
 import {exitCodeForRun} from './lib/errors'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
@@ -26,7 +27,10 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     'dry-run': Flags.boolean({default: false, summary: 'Write nothing anywhere; report what would change.'}),
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
-    'max-rate': Flags.integer({summary: 'Cap writes per second (or maxRate in the config file).', min: 1}),
+    'max-rate': Flags.integer({summary: 'Cap writes per second for the whole run, shared by its processes by their workers (or maxRate in the config file); `wardrobe runs throttle` changes it live.', min: 1}),
+    'target-latency-ms': Flags.integer({summary: 'Keep the p95 write latency under this: above it each process cuts its rate, below it raises it again (or targetLatencyMs).', min: 1}),
+    window: Flags.string({summary: 'Maintenance window HH:MM-HH:MM (repeatable; 22:00-06:00 spans midnight): outside every window the run pauses itself (or windows).', multiple: true}),
+    timezone: Flags.string({summary: 'IANA time zone of --window (default: this machine\'s zone, or timezone in the config file).'}),
     'outage-after': Flags.integer({
       summary: `Seconds with writes waiting and nothing answered by Firestore before the run ends as failed with its checkpoint (default ${DEFAULT_OUTAGE_AFTER_SECONDS}, or outageAfterSeconds).`,
       min: MIN_WAIT_SECONDS,
@@ -52,6 +56,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     if (!flags['dry-run']) await this.confirm(settings, what.action, flags.yes)
     const {db, emulator} = await this.open(settings, flags['log-level'])
     const progress = createProgress(flags['dry-run'] ? `${what.label} (dry run)` : what.label)
+    let held = false
     const signal = this.interruptSignal(() => process.stderr.write('\nInterrupt: stopping reads, draining in-flight writes, then checkpointing (Ctrl-C again to exit now)\n'))
     const stats = await service({
       db,
@@ -60,16 +65,24 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
       sharding,
       logger: this.logger,
       signal,
+      command: this.resumeCommand(),
+      // Also under --json: whoever watches the process sees who paused or stopped it.
+      onControl: (limit, text) => {
+        const holding = limit.reason === 'paused' || limit.reason === 'window' || limit.reason === 'stopping'
+        if (holding || held) process.stderr.write(`${what.label}: ${holding ? text : `writing again (${text})`}\n`)
+        held = holding
+      },
       onStart: (info) => {
         if (info.tookOverFrom) this.warning(`took over run ${info.tookOverFrom.runId} of ${info.tookOverFrom.owner.host} pid ${info.tookOverFrom.owner.pid}: ${info.tookOverFrom.reason}`)
         if (info.shardingNote) this.warning(info.shardingNote)
+        if (info.controlNote) this.warning(info.controlNote)
         const shards = info.partitions ? ` (${info.partitions} partitions; ${info.workers} worker${info.workers === 1 ? '' : 's'} here)` : ''
         if (info.joined) this.note(`Joining run ${info.runId}${shards}`)
         else if (info.resumed) this.note(`Resuming run ${info.runId}${info.partitions ? shards : ` after ${info.cursor ?? 'the start'}`}`)
         else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${describeTarget(settings)}${shards}`)
       },
       onProgress: (p) =>
-        progress.update({done: p.counters.updated + p.counters.skipped + p.counters.failed, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}}),
+        progress.update({done: p.counters.updated + p.counters.skipped + p.counters.failed, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}, note: p.limit && describeLimit(p.limit)}),
     })
     progress.stop()
     if (stats.status !== 'completed') stats.resumeCommand = this.resumeCommand()

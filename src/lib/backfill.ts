@@ -71,7 +71,6 @@ export async function runBackfill(ctx: RunContext, options: BackfillOptions): Pr
     dryRun: options.dryRun,
     fromStart: options.fromStart,
     batchSize: options.batchSize,
-    maxRate: options.maxRate,
   }
   const outcome = await executeRun(ctx, spec)
   const stats = BackfillStatsSchema.parse({

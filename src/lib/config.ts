@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import {z} from 'zod'
+import {parseWindow, resolveTimezone, Window} from './control'
 import {UsageError} from './errors'
 import {ledgerOverlap} from './ledger-layout'
 
@@ -29,7 +30,10 @@ const SettableSchema = z.object({
   collection: collectionName.optional().describe('a top-level collection name'),
   ledgerCollection: collectionName.optional().describe('a top-level collection name of its own'),
   batchSize: z.number().int().min(BATCH_SIZE.min).max(BATCH_SIZE.max).optional().describe(`an integer from ${BATCH_SIZE.min} to ${BATCH_SIZE.max}`),
-  maxRate: z.number().int().min(1).optional().describe('writes per second, an integer of at least 1'),
+  maxRate: z.number().int().min(1).optional().describe('writes per second for the whole run (all its processes), an integer of at least 1'),
+  targetLatencyMs: z.number().int().min(1).optional().describe('milliseconds, an integer of at least 1: the p95 write latency each process keeps its rate under'),
+  windows: z.array(z.string()).optional().describe('a list of "HH:MM-HH:MM" maintenance windows, e.g. ["22:00-06:00"]'),
+  timezone: z.string().optional().describe('an IANA time zone for the windows, e.g. "Europe/Paris"'),
   /** A run whose heartbeat is older than this is taken over. Config only: see the README on why there is no flag. */
   staleAfterSeconds: z.number().int().min(MIN_WAIT_SECONDS).optional().describe(`seconds, an integer of at least ${MIN_WAIT_SECONDS}`),
   /** A writing run with nothing answered by Firestore for this long (while writes wait) ends as failed with its checkpoint. */
@@ -75,7 +79,12 @@ export interface Settings {
   staleAfterMs: number
   outageAfterMs: number
   batchSize: number
+  /** Run-wide writes per second. */
   maxRate?: number
+  targetLatencyMs?: number
+  /** Maintenance windows (outside them the run pauses itself) and their time zone (IANA; the local one by default). */
+  windows?: Window[]
+  timezone?: string
   /** The config file's vocabulary (absolute); a command's --taxonomy replaces it (validate's takes several files). */
   taxonomy?: string
   configFile?: string
@@ -93,6 +102,9 @@ export interface SettingsFlags {
   'ledger-collection'?: string
   'batch-size'?: number
   'max-rate'?: number
+  'target-latency-ms'?: number
+  window?: string[]
+  timezone?: string
   'outage-after'?: number
 }
 
@@ -102,6 +114,9 @@ const FLAG_OF = {
   ledgerCollection: 'ledger-collection',
   batchSize: 'batch-size',
   maxRate: 'max-rate',
+  targetLatencyMs: 'target-latency-ms',
+  windows: 'window',
+  timezone: 'timezone',
   outageAfterSeconds: 'outage-after',
   outputDir: 'output-dir',
 } as const satisfies Partial<Record<keyof Settable, keyof SettingsFlags>>
@@ -214,9 +229,17 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     outageAfterMs: (setting('outageAfterSeconds').value ?? DEFAULT_OUTAGE_AFTER_SECONDS) * 1000,
     batchSize: setting('batchSize').value ?? BATCH_SIZE.default,
     maxRate: setting('maxRate').value,
+    targetLatencyMs: setting('targetLatencyMs').value,
+    ...windowSettings(setting('windows').value, setting('timezone').value),
     taxonomy: resolvePath(fromConfig('taxonomy')),
     configFile: file,
   }
+}
+
+/** Windows as the run stores them, in a named zone (the local one unless given): every process of a run, wherever it runs, reads them alike. */
+function windowSettings(windows: string[] | undefined, timezone: string | undefined): Pick<Settings, 'windows' | 'timezone'> {
+  if (!windows?.length) return timezone === undefined ? {} : {timezone: resolveTimezone(timezone)}
+  return {windows: windows.map(parseWindow), timezone: resolveTimezone(timezone)}
 }
 
 /** A ledger sharing a collection with the items would read and write its own records as items: refused before anything is written. */

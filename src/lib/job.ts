@@ -55,6 +55,11 @@ export interface ProgressStore {
   errorRef(key: string): DocumentReference
 }
 
+export interface Hold {
+  readonly holding: boolean
+  whenWriting(signal?: AbortSignal): Promise<void>
+}
+
 /** Keys (ids, or paths in a group) from `startAfter` (exclusive) to `endAt` (inclusive); null = open. */
 export interface KeyRange {
   startAfter: string | null
@@ -77,6 +82,8 @@ export interface JobSpec {
   checkpointIntervalMs?: number
   maxConflictRetries?: number
   signal?: AbortSignal
+  /** The run's live control: while it holds (paused, outside its windows), no new item starts; writes in flight drain. */
+  control?: Hold
   onProgress?: (p: JobProgress) => void
   onEvent?: (event: string, detail: Record<string, unknown>) => void
   errorSampleSize?: number
@@ -253,6 +260,8 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     })) {
       writer?.answered()
       for (const doc of docs) {
+        // Held, the checkpoint timer goes on: it saves what drains, then heartbeats keep the lease.
+        if (spec.control?.holding) await spec.control.whenWriting(signal)
         if (fatal || signal?.aborted) break scan
         live.scanned++
         active++

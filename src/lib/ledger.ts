@@ -1,6 +1,7 @@
 import crypto from 'node:crypto'
 import {DocumentReference, DocumentSnapshot, FieldValue, Firestore, QuerySnapshot, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
+import {Control, ControlAction, ControlChange, ControlSchema, MAX_CHANGES, Window} from './control'
 import {ExitCode, GrpcCode, UsageError, WardrobeError} from './errors'
 import type {KeyRange, Progress, ProgressStore} from './job'
 import {LOCK_COLLECTION, RUN_SUBCOLLECTIONS} from './ledger-layout'
@@ -79,6 +80,10 @@ export const RunRecordSchema = z.object({
   staleAfterMs: z.number().int().nullable().default(null),
   /** An unfinished run a rollback started since undoes: its checkpoint no longer says what is done, so it is never resumed. */
   undoneBy: z.string().nullable().default(null),
+  /** Live control: pause, stop, the run-wide rate limit, windows (control.ts). */
+  control: ControlSchema.default({}),
+  /** The command line that resumes the run (as its starter ran it, minus --from-start). */
+  command: z.string().nullable().default(null),
 })
 export type RunRecord = z.infer<typeof RunRecordSchema>
 
@@ -136,6 +141,13 @@ export const MemberRecordSchema = z.object({
   heartbeatAt: date.nullable().default(null),
   staleAfterMs: z.number().int().nullable().default(null),
   leftAt: date.nullable().default(null),
+  /** The last control change this process has applied. */
+  seenSeq: z.number().int().default(0),
+  /** What it does now, its limit (writes/s; null: none) and why, and its acknowledged writes per second lately. */
+  state: z.enum(['writing', 'paused', 'stopping']).nullable().default(null),
+  limit: z.number().nullable().default(null),
+  reason: z.string().nullable().default(null),
+  rate: z.number().nullable().default(null),
 })
 export type MemberRecord = z.infer<typeof MemberRecordSchema>
 
@@ -186,6 +198,18 @@ export interface AcquireRequest {
   workers?: number
   /** A rollback: the backfill runs it undoes (null: all of them); unfinished ones among them are marked never to resume. */
   undoes?: {runIds: string[] | null}
+  /** Live control a new run starts with; on resuming a run no process holds, what is given replaces the run's. */
+  control?: ControlRequest
+  /** The command line that resumes the run. */
+  command?: string
+}
+
+/** Control settings a command gives (undefined: not given). */
+export interface ControlRequest {
+  maxRate?: number
+  targetLatencyMs?: number
+  windows?: Window[]
+  timezone?: string
 }
 
 export interface Acquired {
@@ -366,7 +390,8 @@ export class Ledger {
               : holderGone(holder, req.staleAfterMs, now, me)
           // Workers join a live sharded run; leases, not the lock, decide who works on what. A dead one is resumed below.
           if (holder.partitions > 0 && sameCommand && !req.fromStart && !gone) {
-            tx.set(this.membersOf(holder.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
+            if (holder.control.state === 'stopping') throw new UsageError(`run ${holder.runId} is being stopped (${lastChange(holder.control)})`, 're-run the command once its processes have exited: it then resumes the run')
+            tx.set(this.membersOf(holder.runId).doc(me.processId), newMember(me, req))
             return {run: holder, resumed: true, joined: true}
           }
           if (!gone) throw new LockHeldError(holder, now - holder.heartbeatAt.getTime())
@@ -414,7 +439,7 @@ export class Ledger {
       }
       let run: RunRecord
       if (resumable) {
-        run = {...resumable, owner: me, status: 'running', heartbeatAt: at, finishedAt: null, error: null, resumes: resumable.resumes + 1, total: req.total ?? resumable.total, staleAfterMs: req.staleAfterMs}
+        run = {...resumable, owner: me, status: 'running', heartbeatAt: at, finishedAt: null, error: null, resumes: resumable.resumes + 1, total: req.total ?? resumable.total, staleAfterMs: req.staleAfterMs, control: resumedControl(resumable.control, req.control, me, new Date(now)), command: resumable.command ?? req.command ?? null}
         // A failed partition is worked again by the resumed run; a stale lease on one is revoked.
         for (const d of stopped?.docs ?? []) tx.update(d.ref, {status: d.get('status') === 'failed' ? 'pending' : 'interrupted', error: null, leaseId: null})
       } else {
@@ -438,6 +463,8 @@ export class Ledger {
           heartbeatAt: at,
           partitions: ranges.length,
           staleAfterMs: req.staleAfterMs,
+          control: newControl(req.control, me, new Date(now)),
+          command: req.command ?? null,
         })
         ranges.forEach((range, index) =>
           tx.set(this.partitionRef(run.runId, index), PartitionRecordSchema.parse({index, ...range, status: 'pending', counters: zeroCounters()})),
@@ -445,7 +472,8 @@ export class Ledger {
       }
       run.leaseId = run.partitions > 0 ? null : leaseId
       tx.set(this.runRef(run.runId), stored(run))
-      if (run.partitions > 0) tx.set(this.membersOf(run.runId).doc(me.processId), stored({owner: me, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
+      // Every process of a run has a process record: its liveness (sharded runs end by it) and the control it has applied.
+      tx.set(this.membersOf(run.runId).doc(me.processId), newMember(me, req))
       tx.set(lockRef, {runId: run.runId, ledger: this.collectionName, kind: run.kind, leaseId: run.leaseId, owner: me, acquiredAt: at})
       return {run, resumed: Boolean(resumable), joined: false, tookOverFrom}
     })
@@ -561,9 +589,48 @@ export class Ledger {
     }
   }
 
-  /** A sharded run's process says it is alive (its workers may all be waiting). */
-  async memberHeartbeat(runId: string): Promise<void> {
-    await this.membersOf(runId).doc(currentOwner().processId).set({heartbeatAt: FieldValue.serverTimestamp()}, {merge: true})
+  /** A process of a run says it is alive (a sharded run's workers may all be waiting), and what control it applies. */
+  async memberHeartbeat(runId: string, report: Partial<Pick<MemberRecord, 'seenSeq' | 'state' | 'limit' | 'reason' | 'rate' | 'leftAt'>> = {}): Promise<void> {
+    await this.membersOf(runId).doc(currentOwner().processId).set({...report, heartbeatAt: FieldValue.serverTimestamp()}, {merge: true})
+  }
+
+  /** The run holding the target's lock, if it is recorded in this ledger. */
+  async activeRunId(collection: string): Promise<string | null> {
+    const lock = await this.lockRef(collection).get()
+    return lock.exists && (lock.get('ledger') ?? this.collectionName) === this.collectionName ? (lock.get('runId') as string) : null
+  }
+
+  /**
+   * An operator's change to a run's control (`wardrobe runs pause|resume|stop|throttle`), in
+   * a transaction on the run record: recorded with who, when and why, numbered so that each
+   * process says which change it has applied. Refused (UsageError) where it means nothing:
+   * stopping or changing an ended run, resuming one that is not paused.
+   */
+  async changeControl(runId: string, action: Exclude<ControlAction, 'start'>, change: {by: string; reason?: string | null; maxRate?: number | null}): Promise<{run: RunRecord; changed: boolean; members: MemberRecord[]; now: number}> {
+    return this.db.runTransaction(async (tx) => {
+      const [snap, memberSnap] = await Promise.all([tx.get(this.runRef(runId)), tx.get(this.membersOf(runId))])
+      if (!snap.exists) throw new UsageError(`no run ${runId} in ${this.collectionName}`, 'list runs with `wardrobe runs list`')
+      const run = parseRun(snap.data())
+      const members = memberRecords(memberSnap)
+      const now = serverNow(snap)
+      const unfinished = run.status === 'running' || run.status === 'interrupted' || run.status === 'failed'
+      if (!unfinished || run.undoneBy !== null) throw new UsageError(`run ${runId} is ${run.undoneBy ? `undone by ${run.undoneBy}` : run.status}: there is nothing to ${action}`, 'list runs with `wardrobe runs list`')
+      const c = run.control
+      if (action === 'stop' && run.status !== 'running') throw new UsageError(`run ${runId} is ${run.status}: no process of it is running`, 'it stays as it is until the command that started it is run again')
+      const next: Control = {...c}
+      if (action === 'pause') next.state = c.state === 'stopping' ? 'stopping' : 'paused'
+      if (action === 'resume') next.state = c.state === 'stopping' ? 'stopping' : 'running'
+      if (action === 'stop') next.state = 'stopping'
+      if (action === 'throttle') next.maxRate = change.maxRate ?? null
+      const changed = next.state !== c.state || next.maxRate !== c.maxRate
+      if (!changed) return {run, changed, members, now}
+      const entry: ControlChange = {seq: c.seq + 1, action, by: change.by, at: new Date(now), reason: change.reason ?? null, ...(action === 'throttle' ? {maxRate: next.maxRate} : {})}
+      next.seq = entry.seq
+      next.changes = [...c.changes, entry].slice(-MAX_CHANGES)
+      // The record's update time changes: each holder's next conditional write re-reads it and finds its lease intact.
+      tx.update(snap.ref, {control: next})
+      return {run: {...run, control: next}, changed, members, now}
+    })
   }
 
   private set(tx: Transaction, runId: string, patch: Partial<RunRecord>): void {
@@ -638,6 +705,55 @@ export class Ledger {
     const [count, snap] = await Promise.all([col.count().get(), col.orderBy('at', 'desc').limit(limit).get()])
     return {total: count.data().count, items: snap.docs.map((d) => ErrorRecordSchema.parse(d.data()))}
   }
+}
+
+const newMember = (owner: Owner, req: Pick<AcquireRequest, 'workers' | 'staleAfterMs'>) =>
+  stored(MemberRecordSchema.parse({owner, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
+
+const byWhom = (owner: Owner) => `${owner.user}@${owner.host}`
+
+export const lastChange = (c: Control): string => {
+  const last = c.changes[c.changes.length - 1]
+  return last ? `${last.action} by ${last.by}${last.reason ? `: ${last.reason}` : ''}` : c.state
+}
+
+/** A new run's control: what the command gives, the ramp counting from now (Firestore's time). */
+function newControl(req: ControlRequest | undefined, owner: Owner, now: Date): Control {
+  const maxRate = req?.maxRate ?? null
+  return ControlSchema.parse({
+    maxRate,
+    targetLatencyMs: req?.targetLatencyMs ?? null,
+    windows: req?.windows ?? [],
+    timezone: req?.timezone ?? null,
+    rampStartedAt: now,
+    seq: 0,
+    changes: [{seq: 0, action: 'start', by: byWhom(owner), at: now, reason: null, maxRate}],
+  })
+}
+
+/**
+ * A run resumed with no process of it alive: a stop is done with (the run ended
+ * interrupted), a pause holds (an operator paused it on purpose), what the command gives
+ * explicitly replaces the run's, and the ramp starts again.
+ */
+function resumedControl(c: Control, req: ControlRequest | undefined, owner: Owner, now: Date): Control {
+  const next: Control = {
+    ...c,
+    state: c.state === 'stopping' ? 'running' : c.state,
+    targetLatencyMs: req?.targetLatencyMs ?? c.targetLatencyMs,
+    windows: req?.windows?.length ? req.windows : c.windows,
+    timezone: req?.windows?.length ? (req.timezone ?? c.timezone) : c.timezone,
+    rampStartedAt: now,
+  }
+  const changes: ControlChange[] = []
+  if (c.state === 'stopping') changes.push({seq: c.seq + 1, action: 'resume', by: byWhom(owner), at: now, reason: 're-run of the command after a stop'})
+  if (req?.maxRate !== undefined && req.maxRate !== c.maxRate) {
+    next.maxRate = req.maxRate
+    changes.push({seq: c.seq + changes.length + 1, action: 'throttle', by: byWhom(owner), at: now, reason: 'max rate of the re-run command', maxRate: req.maxRate})
+  }
+  next.seq = c.seq + changes.length
+  next.changes = [...c.changes, ...changes].slice(-MAX_CHANGES)
+  return next
 }
 
 export function parseRun(data: unknown): RunRecord {

@@ -7,6 +7,8 @@ export interface ProgressSnapshot {
   etaSeconds: number | null
   /** Extra counts shown after the bar, e.g. {updated, skipped, failed}. */
   counts: Record<string, number>
+  /** What limits the run now (e.g. `limit 200/s (cap)`, `paused by ops@laptop: incident`). */
+  note?: string
 }
 
 export interface ProgressRenderer {
@@ -38,7 +40,7 @@ export function createProgress(label: string, options: {stream?: NodeJS.WriteStr
     const bar = new cliProgress.SingleBar(
       {
         stream,
-        format: `${label} {bar} {percentage}% | {value}/{total} | {rate}/s | ETA {etaText} | {countsText}`,
+        format: `${label} {bar} {percentage}% | {value}/{total} | {rate}/s | ETA {etaText} | {countsText}{noteText}`,
         hideCursor: true,
         clearOnComplete: false,
         etaBuffer: 50,
@@ -48,7 +50,7 @@ export function createProgress(label: string, options: {stream?: NodeJS.WriteStr
     let started = false
     return {
       update(p) {
-        const payload = {rate: Math.round(p.rate), etaText: formatDuration(p.etaSeconds), countsText: countsText(p.counts)}
+        const payload = {rate: Math.round(p.rate), etaText: formatDuration(p.etaSeconds), countsText: countsText(p.counts), noteText: p.note ? ` | ${p.note}` : ''}
         if (!started) {
           bar.start(p.total ?? p.done, p.done, payload)
           started = true
@@ -67,13 +69,14 @@ export function createProgress(label: string, options: {stream?: NodeJS.WriteStr
   let printed: ProgressSnapshot | undefined
   const line = (p: ProgressSnapshot) => {
     const pct = p.total ? ` (${Math.floor((100 * p.done) / Math.max(p.total, 1))}%)` : ''
-    stream.write(`${label}: ${p.done}/${p.total ?? '?'}${pct}, ${Math.round(p.rate)}/s, ETA ${formatDuration(p.etaSeconds)}, ${countsText(p.counts)}\n`)
+    stream.write(`${label}: ${p.done}/${p.total ?? '?'}${pct}, ${Math.round(p.rate)}/s, ETA ${formatDuration(p.etaSeconds)}, ${countsText(p.counts)}${p.note ? `; ${p.note}` : ''}\n`)
   }
   return {
     update(p) {
       latest = p
       const now = Date.now()
-      if (now - last >= intervalMs) {
+      // A new state (paused, resumed, another limit) is shown at once, not at the next interval.
+      if (now - last >= intervalMs || p.note !== printed?.note) {
         last = now
         printed = p
         line(p)

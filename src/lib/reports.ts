@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import {z} from 'zod'
+import {LIMIT_REASONS} from './control'
 
 /** `YYYYMMDD_HHMMSS` in local time, as the seed's file names use. */
 export function fileStamp(d = new Date()): string {
@@ -66,6 +67,8 @@ export const RunStatsBaseSchema = z.object({
   error: z.string().nullable(),
   /** The command that resumes an interrupted or failed run. */
   resumeCommand: z.string().nullable(),
+  /** What limited this process's writes as it ended (null: a dry run): writes/s (null: no limit), why, and as shown. */
+  rateLimit: z.object({perSecond: z.number().nullable(), reason: z.enum(LIMIT_REASONS), text: z.string()}).nullable(),
 })
 
 export const EstimateSchema = z.object({

@@ -91,7 +91,6 @@ export async function runRollback(ctx: RunContext, options: RollbackOptions): Pr
     dryRun: options.dryRun,
     fromStart: options.fromStart,
     batchSize: options.batchSize,
-    maxRate: options.maxRate,
     // Unscoped (or scoped without a readable ledger): every backfill run.
     undoes: {runIds: targets},
   }

@@ -1,7 +1,9 @@
 import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
 import type {Logger} from 'winston'
 import type {Settings} from './config'
+import {describeLimit, Limit} from './control'
 import {errorMessage} from './errors'
+import {RunGovernor} from './governor'
 import {JobProgress, JobResult, Plan, runJob} from './job'
 import {Fence, LeaseLostError} from './lease'
 import {Acquired, FINISH_DEADLINE_MS, Ledger, RunKind} from './ledger'
@@ -17,17 +19,29 @@ export interface RunContext {
   db: Firestore
   /** The target is an emulator: unthrottled writes. */
   emulator: boolean
-  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'group' | 'outageAfterMs'>>
+  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> &
+    Partial<Pick<Settings, 'group' | 'outageAfterMs' | 'maxRate' | 'targetLatencyMs' | 'windows' | 'timezone'>>
   /** Workers, partitions, shard index/count, a run to join; absent = one worker. */
   sharding?: Sharding
   logger?: Logger
   signal?: AbortSignal
-  onProgress?: (p: JobProgress) => void
+  onProgress?: (p: RunProgress) => void
   /** Called once the run is known: new, resumed, or taken over from a dead holder. */
   onStart?: (info: StartInfo) => void
+  /** What limits this process changed: paused (by whom), resumed, stopping, a new limit and its reason. */
+  onControl?: (limit: Limit, text: string) => void
+  /** The command line that resumes the run, recorded on a new run (`wardrobe runs resume` prints it). */
+  command?: string
   /** Tuning for tests and benchmarks; defaults suit production. */
   chunkSize?: number
   checkpointIntervalMs?: number
+  /** How often the run's control is read (default 1 s); 0: never (the bench's cost-of-control baseline). */
+  controlPollMs?: number
+}
+
+/** Progress, with what limits the process (a tracked run only). */
+export interface RunProgress extends JobProgress {
+  limit?: Limit
 }
 
 export interface StartInfo {
@@ -43,6 +57,8 @@ export interface StartInfo {
   tookOverFrom?: Acquired['tookOverFrom']
   /** Why the requested sharding was not applied (e.g. resuming a one-worker run). */
   shardingNote?: string
+  /** Why the command's own control settings are not applied (joining a live run keeps the run's). */
+  controlNote?: string
 }
 
 export interface RunSpec {
@@ -58,7 +74,6 @@ export interface RunSpec {
   dryRun: boolean
   fromStart: boolean
   batchSize: number
-  maxRate?: number
   /** A rollback: the backfill runs it undoes (null: all); unfinished ones are then never resumed from their checkpoints. */
   undoes?: {runIds: string[] | null}
 }
@@ -74,6 +89,8 @@ export interface RunOutcome {
   partitions: number
   startedAt: Date
   finishedAt: Date
+  /** What limited this process's writes as it ended (a tracked run). */
+  limit?: Limit
 }
 
 /**
@@ -118,6 +135,8 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     total,
     join: ctx.sharding?.join,
     undoes: spec.undoes,
+    control: {maxRate: settings.maxRate, targetLatencyMs: settings.targetLatencyMs, windows: settings.windows, timezone: settings.timezone},
+    command: ctx.command,
   }
   let acquired = await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers})
   if (!acquired) {
@@ -128,9 +147,15 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   }
   const {run} = acquired
   if (acquired.tookOverFrom) logger?.warn('took over a stale run', acquired.tookOverFrom)
-  // --max-rate caps this process: its workers share one pace (and one ramp).
   const workers = run.partitions > 0 ? (ctx.sharding?.workers ?? 1) : 1
-  const pacer = Pacer.for({emulator: ctx.emulator, maxRate: spec.maxRate})
+  // The run's live control and pace: this process's share of the run-wide limit, one pace for all its workers.
+  const governor = new RunGovernor({ledger, run, emulator: ctx.emulator, workers, staleAfterMs: settings.staleAfterMs, pollMs: ctx.controlPollMs, logger, onChange: ctx.onControl})
+  governor.start()
+  // `wardrobe runs stop` does what Ctrl-C does.
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, governor.stopSignal]) : governor.stopSignal
+  const onProgress = ctx.onProgress && ((p: JobProgress) => ctx.onProgress!({...p, limit: governor.limit()}))
+  const governedJob = {...job, signal, control: governor}
+  const pacer = new Pacer(() => governor.paceRate())
   const writerFor = (fence: Fence) =>
     new GuardedWriter(db, {
       emulator: ctx.emulator,
@@ -139,43 +164,51 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
       outageAfterMs: settings.outageAfterMs,
       fence,
       onRetry: (retry) => logger?.warn('write retry', retry),
+      onAnswer: (accepted, ms) => governor.answered(accepted, ms),
     })
-
-  if (run.partitions > 0) {
-    ctx.onStart?.({runId: run.runId, resumed: acquired.resumed, joined: acquired.joined, cursor: null, total: run.total ?? total, partitions: run.partitions, workers, tookOverFrom: acquired.tookOverFrom})
-    const outcome = await runSharded({ctx, ledger, run, job: {...job, total: run.total ?? total, plan: plan(run.runId)}, writerFor, sharding: ctx.sharding})
-    return {...finished(outcome.result, run.runId, acquired.resumed, 0), scannedHere: outcome.scannedHere, total: run.total ?? total, partitions: run.partitions}
-  }
-
-  ctx.onStart?.({
-    runId: run.runId,
-    resumed: acquired.resumed,
-    cursor: run.cursor,
-    total,
-    tookOverFrom: acquired.tookOverFrom,
-    shardingNote: sharded ? `run ${run.runId} was started with one worker; it resumes with one (--from-start starts a sharded run over)` : undefined,
-  })
-  const lease = acquired.lease!
-  const writer = writerFor(lease.fence)
-  let result: JobResult
+  const controlNote =
+    acquired.joined && settings.maxRate !== undefined && settings.maxRate !== run.control.maxRate
+      ? `run ${run.runId} keeps its run-wide limit (${run.control.maxRate === null ? 'none' : `${run.control.maxRate}/s`}); --max-rate ${settings.maxRate} is not applied (change it with \`wardrobe runs throttle\`)`
+      : undefined
+  const governed = (outcome: RunOutcome): RunOutcome => ({...outcome, limit: governor.limit()})
   try {
-    result = await runJob({...job, plan: plan(run.runId), store: ledger.progressStore(run.runId, lease, run), writer, onProgress: ctx.onProgress})
+    if (run.partitions > 0) {
+      ctx.onStart?.({runId: run.runId, resumed: acquired.resumed, joined: acquired.joined, cursor: null, total: run.total ?? total, partitions: run.partitions, workers, tookOverFrom: acquired.tookOverFrom, controlNote})
+      const outcome = await runSharded({ctx: {...ctx, signal, onProgress}, ledger, run, job: {...governedJob, total: run.total ?? total, plan: plan(run.runId)}, writerFor, sharding: ctx.sharding, control: governor})
+      return governed({...finished(outcome.result, run.runId, acquired.resumed, 0), scannedHere: outcome.scannedHere, total: run.total ?? total, partitions: run.partitions})
+    }
+    ctx.onStart?.({
+      runId: run.runId,
+      resumed: acquired.resumed,
+      cursor: run.cursor,
+      total,
+      tookOverFrom: acquired.tookOverFrom,
+      shardingNote: sharded ? `run ${run.runId} was started with one worker; it resumes with one (--from-start starts a sharded run over)` : undefined,
+    })
+    const lease = acquired.lease!
+    const writer = writerFor(lease.fence)
+    let result: JobResult
+    try {
+      result = await runJob({...governedJob, plan: plan(run.runId), store: ledger.progressStore(run.runId, lease, run), writer, onProgress})
+    } finally {
+      await writer.close().catch(() => {})
+    }
+    const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
+    // Replaced: the record and the lock belong to the successor; this process writes nothing more.
+    if (result.leaseLost) return governed(finished(result, run.runId, acquired.resumed, run.counters.scanned))
+    try {
+      // Bounded: in an outage this write may hang or fail too. The record then keeps its last
+      // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.
+      await withDeadline(ledger.finish(lease, run.runId, settings.collection, end), FINISH_DEADLINE_MS, 'recording the end of the run')
+    } catch (err) {
+      if (err instanceof LeaseLostError) return governed(finished({...result, status: 'failed', error: err.message, leaseLost: true}, run.runId, acquired.resumed, run.counters.scanned))
+      if (result.status !== 'failed') throw err
+      result.error = `${result.error}; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its process is gone or its heartbeat is stale, and resumes from its last checkpoint`
+    }
+    return governed(finished(result, run.runId, acquired.resumed, run.counters.scanned))
   } finally {
-    await writer.close().catch(() => {})
+    await governor.close()
   }
-  const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
-  // Replaced: the record and the lock belong to the successor; this process writes nothing more.
-  if (result.leaseLost) return finished(result, run.runId, acquired.resumed, run.counters.scanned)
-  try {
-    // Bounded: in an outage this write may hang or fail too. The record then keeps its last
-    // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.
-    await withDeadline(ledger.finish(lease, run.runId, settings.collection, end), FINISH_DEADLINE_MS, 'recording the end of the run')
-  } catch (err) {
-    if (err instanceof LeaseLostError) return finished({...result, status: 'failed', error: err.message, leaseLost: true}, run.runId, acquired.resumed, run.counters.scanned)
-    if (result.status !== 'failed') throw err
-    result.error = `${result.error}; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its process is gone or its heartbeat is stale, and resumes from its last checkpoint`
-  }
-  return finished(result, run.runId, acquired.resumed, run.counters.scanned)
 }
 
 /** The fields every run's stats share (reports.RunStatsBaseSchema). */
@@ -203,5 +236,6 @@ export function baseStats(ctx: RunContext, spec: Pick<RunSpec, 'dryRun' | 'versi
     errorSamples: result.errorSamples,
     error: result.error ?? null,
     resumeCommand: null,
+    rateLimit: outcome.limit ? {perSecond: outcome.limit.perSecond, reason: outcome.limit.reason, text: describeLimit(outcome.limit)} : null,
   }
 }

@@ -1,6 +1,7 @@
 import {errorMessage, UsageError} from './errors'
 import {JobProgress, JobResult, JobSpec, measureProgress, runJob} from './job'
 import {Fence, LeaseLostError} from './lease'
+import type {Hold} from './job'
 import {addCounters, Counters, FINISH_DEADLINE_MS, Ledger, PartitionLease, PartitionStatus, RunEndedError, RunRecord, sumProgress, zeroCounters} from './ledger'
 import type {RunContext} from './run'
 import {withDeadline, withRetry} from './scan'
@@ -54,6 +55,8 @@ export interface ShardedRun {
   job: Omit<JobSpec, 'range' | 'store' | 'writer' | 'onProgress'>
   writerFor: (fence: Fence) => GuardedWriter
   sharding?: Sharding
+  /** The run's live control: a held process claims nothing new. */
+  control?: Hold
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -72,11 +75,11 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * one, or one whose lease went stale), running the engine over its key range with the
  * partition as checkpoint, and claiming the next, until no partition is left open. Idle
  * workers wait while others hold partitions, to take over any whose owner dies; the
- * process says it is alive meanwhile, so the run does not end under it. The last process
+ * process says it is alive meanwhile (its governor's heartbeat), so the run does not end under it. The last process
  * out ends the run. Ctrl-C stops this process only: its partitions are released for the
  * others.
  */
-export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: ShardedRun): Promise<{result: JobResult; scannedHere: number}> {
+export async function runSharded({ctx, ledger, run, job, writerFor, sharding, control}: ShardedRun): Promise<{result: JobResult; scannedHere: number}> {
   const workers = Math.max(1, sharding?.workers ?? 1)
   const slots = workers * (sharding?.shardCount ?? 1)
   const staleAfterMs = ctx.settings.staleAfterMs
@@ -100,7 +103,6 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     return measureProgress(counters, job.total, startedAt, startScanned, live.size)
   }
   const progressTimer = ctx.onProgress ? setInterval(() => ctx.onProgress?.(progress()), 250) : undefined
-  const memberTimer = setInterval(() => ledger.memberHeartbeat(run.runId).catch((err) => ctx.logger?.debug('process heartbeat failed', {error: errorMessage(err)})), pollMs)
 
   const work = async (lease: PartitionLease): Promise<void> => {
     const p = lease.partition
@@ -108,7 +110,7 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     const writer = writerFor(lease.fence)
     let result: JobResult
     try {
-      result = await runJob({...job, range: p, store: ledger.progressStore(run.runId, lease, p), writer, onProgress: (jp) => live.set(p.index, jp.counters)})
+      result = await runJob({...job, range: p, store: ledger.progressStore(run.runId, lease, p), writer, control, onProgress: (jp) => live.set(p.index, jp.counters)})
     } finally {
       await writer.close().catch(() => {})
     }
@@ -137,6 +139,10 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
     // Workers of all processes start spread over the partitions, so their claims rarely collide.
     const prefer = Math.floor(((((sharding?.shardIndex ?? 0) * workers + w) % slots) * run.partitions) / slots)
     while (!failure && !lost && !signal?.aborted) {
+      if (control?.holding) {
+        await control.whenWriting(signal)
+        continue
+      }
       let claimed: Awaited<ReturnType<Ledger['claim']>>
       try {
         claimed = await withRetry(() => ledger.claim(run, prefer, staleAfterMs), {signal})
@@ -161,7 +167,6 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding}: S
   // Each loop ends on its own (a failure stops the others' claims, not their current partition).
   await Promise.all(Array.from({length: workers}, (_, w) => loop(w).catch((err) => void (failure ??= errorMessage(err)))))
   clearInterval(progressTimer)
-  clearInterval(memberTimer)
   let ended: Awaited<ReturnType<Ledger['finishSharded']>> | null = null
   try {
     ended = await withDeadline(withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs)), FINISH_DEADLINE_MS, 'recording the end of the run')

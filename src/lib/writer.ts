@@ -1,13 +1,11 @@
 import type {BulkWriterError} from '@google-cloud/firestore'
 import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, UpdateData} from 'firebase-admin/firestore'
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
+import {PUSHBACK_CODES, RAMP, rampAt} from './control'
 import {errorMessage, GrpcCode, grpcCode, isRetryable} from './errors'
 import {Fence, LeaseLostError} from './lease'
 import {isHeldBack, registerSendGate} from './firestore'
 import {OutageError} from './scan'
-
-/** Firestore's 500/50/5 rule: start at 500 ops/s, +50% every 5 minutes. */
-export const RAMP = {initialOpsPerSecond: 500, growth: 1.5, stepMinutes: 5, maxOpsPerSecond: 10_000} as const
 
 export interface WriterOptions {
   /** Against an emulator writes go unthrottled (unless --max-rate). */
@@ -26,6 +24,8 @@ export interface WriterOptions {
   fence?: Fence
   /** Shared by every writer of a process (default: this writer's own, from `emulator` and `maxRate`). */
   pacer?: Pacer
+  /** Each write Firestore answered: `accepted` unless it pushed back (the closed loop), and its acknowledgement latency. */
+  onAnswer?: (accepted: boolean, latencyMs: number) => void
 }
 
 /** `rejected`: Firestore refused this write for its content (e.g. nested deeper than 20 levels): an error item, not a failed run. */
@@ -45,13 +45,6 @@ function itemAnswer(err: unknown): Exclude<GuardedResult, 'written'> | null {
 /** Retries of a write that failed retryably, as BulkWriter spaces them (its own retries are off: every attempt passes the fence). */
 const RETRY = {initialMs: 1000, factor: 1.5, maxMs: 60_000, jitter: 0.3} as const
 
-/** Writes per second at `elapsedMs` into a writer's life: the 500/50/5 ramp under the cap, or the cap alone on an emulator. */
-export function rateAt(elapsedMs: number, options: Pick<WriterOptions, 'emulator' | 'maxRate'>): number {
-  if (options.emulator) return options.maxRate ?? Infinity
-  const ramp = RAMP.initialOpsPerSecond * RAMP.growth ** Math.floor(elapsedMs / (RAMP.stepMinutes * 60_000))
-  return Math.min(ramp, options.maxRate ?? RAMP.maxOpsPerSecond, RAMP.maxOpsPerSecond)
-}
-
 /** BulkWriter's batch: the pacer releases writes a batch at a time, so a slow run sends few, full BatchWrites. */
 const BATCH = 20
 /** BulkWriter's limit of pending writes. */
@@ -63,17 +56,18 @@ const MAX_PENDING = 500
  * batch of 20 below 20/s.
  */
 export class Pacer {
-  private readonly born = Date.now()
-  private last = this.born
+  private last = Date.now()
   private tokens: number
 
-  constructor(readonly rate: (elapsedMs: number) => number) {
-    this.tokens = this.capacity(rate(0))
+  /** `rate`: writes per second now (a run's governor decides it; Infinity: unpaced). */
+  constructor(readonly rate: () => number) {
+    this.tokens = this.capacity(rate())
   }
 
-  /** One pace for all the writers of a process: the ramp and the cap hold however many partitions it works on. */
+  /** A fixed pace outside a run (its governor paces a run's writers): the cap, under the ramp from now off an emulator. */
   static for(options: Pick<WriterOptions, 'emulator' | 'maxRate'>): Pacer {
-    return new Pacer((elapsed) => rateAt(elapsed, options))
+    const born = Date.now()
+    return new Pacer(() => Math.min(options.maxRate ?? Infinity, options.emulator ? Infinity : rampAt(Date.now() - born)))
   }
 
   private capacity(rate: number): number {
@@ -82,8 +76,10 @@ export class Pacer {
 
   /** Takes `n` writes' tokens (n ≤ a batch), or returns how many ms until they are there. */
   take(n: number, now = Date.now()): number {
-    const rate = this.rate(now - this.born)
+    const rate = this.rate()
     if (rate === Infinity) return 0
+    // No pace at all (never set by a governor, which keeps the last pace to drain a pause): look again shortly.
+    if (!(rate > 0)) return 250
     this.tokens = Math.min(this.capacity(rate), this.tokens + ((now - this.last) / 1000) * rate)
     this.last = now
     if (this.tokens < n) return Math.ceil(((n - this.tokens) / rate) * 1000)
@@ -98,6 +94,8 @@ interface QueuedWrite {
   /** Set for a guarded update; absent for a plain set (an error record). */
   lastUpdateTime?: Timestamp
   attempts: number
+  /** When it was handed to BulkWriter (its acknowledgement latency). */
+  sentAt?: number
   done: (result: GuardedResult) => void
   fail: (err: Error) => void
 }
@@ -130,10 +128,11 @@ export class GuardedWriter {
   private inFlight = 0
   private waiters: (() => void)[] = []
   private idle: (() => void)[] = []
-  private readonly maxInFlight: number
+  private readonly maxWindow: number
   private readonly maxAttempts: number
   private readonly outageAfterMs: number
   private readonly onRetry?: WriterOptions['onRetry']
+  private readonly onAnswer?: WriterOptions['onAnswer']
   /** Last time Firestore answered (a write acknowledged, or refused for a precondition or its content; a document read), or writes started waiting. */
   private lastAnswer = Date.now()
   private readFailure: unknown = null
@@ -147,11 +146,9 @@ export class GuardedWriter {
 
   constructor(db: Firestore, options: WriterOptions) {
     this.pacer = options.pacer ?? Pacer.for(options)
-    const rate = this.pacer.rate
-    // About two seconds of writes at a finite rate: an interrupt drains them, and the checkpoint trails by little.
     // Never more than BulkWriter keeps pending: past that it buffers writes and sends them later, unchecked.
-    const paced = rate(0) === Infinity ? Infinity : Math.max(1, Math.ceil(rate(0) * 2))
-    this.maxInFlight = Math.min(options.maxInFlight ?? MAX_PENDING, MAX_PENDING, paced)
+    this.maxWindow = Math.min(options.maxInFlight ?? MAX_PENDING, MAX_PENDING)
+    this.onAnswer = options.onAnswer
     this.maxAttempts = options.maxAttempts ?? 10
     this.outageAfterMs = options.outageAfterMs ?? DEFAULT_OUTAGE_AFTER_SECONDS * 1000
     this.onRetry = options.onRetry
@@ -191,6 +188,15 @@ export class GuardedWriter {
   /** `p`, or undefined as soon as the writer stops: nothing waits on a dead connection past the budget. */
   unlessStopped<T>(p: Promise<T>): Promise<T | undefined> {
     return Promise.race([p, this.abandoned.then(() => undefined)])
+  }
+
+  /**
+   * Writes accepted at once: about two seconds of them at the current pace (an interrupt or a
+   * pause drains them, and the checkpoint trails by little), up to the configured window.
+   */
+  private get maxInFlight(): number {
+    const rate = this.pacer.rate()
+    return rate === Infinity ? this.maxWindow : Math.min(this.maxWindow, Math.max(1, Math.ceil(rate * 2)))
   }
 
   /** True while the window has no room: callers then await ready() (no promise per write otherwise). */
@@ -284,6 +290,7 @@ export class GuardedWriter {
 
   private send(write: QueuedWrite): void {
     let sent: Promise<unknown>
+    write.sentAt = Date.now()
     try {
       sent = write.lastUpdateTime ? this.bulk.update(write.ref, write.data, {lastUpdateTime: write.lastUpdateTime}) : this.bulk.set(write.ref, write.data)
     } catch (err) {
@@ -291,10 +298,15 @@ export class GuardedWriter {
     }
     // One callback per write does the bookkeeping and maps the result: no promise chain per write.
     sent.then(
-      () => this.finish(write, true, 'written'),
+      () => {
+        this.onAnswer?.(true, Date.now() - write.sentAt!)
+        this.finish(write, true, 'written')
+      },
       (err: unknown) => {
         // Never sent (a gate was shut as the call started): back behind the lease check.
         if (isHeldBack(err)) return this.requeue(write, 50)
+        const code = grpcCode(err)
+        if (code !== undefined) this.onAnswer?.(!PUSHBACK_CODES.has(code), Date.now() - write.sentAt!)
         const answer = itemAnswer(err)
         if (answer !== null) return this.finish(write, true, answer)
         if (isRetryable(err) && ++write.attempts < this.maxAttempts && !this.stopped) return this.retry(write, err)
