@@ -1,6 +1,7 @@
 import chalk from 'chalk'
 import type {HealthStatus, MonitorReport, RunView, VersionBasis} from './monitor'
 import {formatDuration} from './progress'
+import {controlLines} from './runs-text'
 
 /**
  * Terminal rendering of a monitor report: the full dashboard (one-shot output, and the
@@ -172,6 +173,7 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   for (const r of runs) {
     out.push('  ' + runLine(c, r, now))
     if (r.error) out.push(`    ${c.red(r.error)}`)
+    for (const l of r.control ? controlLines(r.control) : []) out.push(`    ${l.alert ? c.yellow.bold(l.text) : c.gray(l.text)}`)
   }
   if (report.runs.unreadable > 0) out.push(c.yellow(`  ${report.runs.unreadable} run records could not be read`))
 
@@ -225,7 +227,9 @@ export function renderWatchLine(report: MonitorReport): string {
     `errors ${report.errors.total}`,
   ]
   for (const r of report.runs.active) {
-    parts.push(`${r.kind} ${r.runId} ${r.status} ${r.scanned}/${r.total ?? '?'} ${r.rate}/s ETA ${formatDuration(r.etaSeconds)}`)
+    const control = r.control && r.control.state !== 'running' ? ` ${r.control.state}` : ''
+    const ack = r.control?.ack?.status === 'not acknowledged' ? ` change #${r.control.ack.seq} not acknowledged by ${r.control.ack.waitingOn.join(', ')}` : ''
+    parts.push(`${r.kind} ${r.runId} ${r.status}${control} ${r.scanned}/${r.total ?? '?'} ${r.rate}/s ETA ${formatDuration(r.etaSeconds)}${ack}`)
   }
   return parts.join(' | ')
 }

@@ -710,7 +710,8 @@ export class Ledger {
 const newMember = (owner: Owner, req: Pick<AcquireRequest, 'workers' | 'staleAfterMs'>) =>
   stored(MemberRecordSchema.parse({owner, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
 
-const byWhom = (owner: Owner) => `${owner.user}@${owner.host}`
+/** Who made a control change: user@host. */
+export const byWhom = (owner: Owner) => `${owner.user}@${owner.host}`
 
 export const lastChange = (c: Control): string => {
   const last = c.changes[c.changes.length - 1]

@@ -6,6 +6,7 @@ import {RUN_SUBCOLLECTIONS} from './ledger-layout'
 import {describeOwner, ErrorRecordSchema, holderGone, Ledger, MemberRecord, MemberRecordSchema, PartitionRecord, PartitionRecordSchema, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema, shardedRunGone, summarize, sumProgress} from './ledger'
 import {formatDuration} from './progress'
 import {UnmappedEntrySchema, unmappedEntries} from './reports'
+import {controlView, ControlViewSchema} from './runs'
 import {withRetry} from './scan'
 import {itemKey, itemsQuery, targetFlag, targetOf} from './target'
 import {loadVocabulary} from './vocabulary'
@@ -182,6 +183,8 @@ export const RunViewSchema = z.object({
     })
     .nullable()
     .default(null),
+  /** A running run's live control (`wardrobe runs`): state, limits, windows, each live process's limit and why, the last change's acknowledgement. */
+  control: ControlViewSchema.nullable().default(null),
 })
 export type RunView = z.infer<typeof RunViewSchema>
 
@@ -412,6 +415,7 @@ function runView(recorded: RunRecord, settings: MonitorSettings, ctx: CommandCon
     error: run.error,
     partitions: sharded?.partitions ?? (run.partitions > 0 ? {total: run.partitions, done: 0, running: 0, stalled: 0, pending: 0, interrupted: 0, failed: 0, workers: 0} : null),
     resumeCommand: resumable ? resumeCommandFor(run, ctx, currentVersion) : null,
+    control: recorded.status === 'running' ? controlView(recorded, members ?? [], settings.staleAfterMs, now) : null,
   }
 }
 
@@ -470,16 +474,16 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             // The collection and the collection group of one name are different scopes.
             else if (parsed.data.group === target.group) runs.push(parsed.data)
           }
-          // Running sharded runs are measured by their partitions (at most a few hundred records each).
+          // Running sharded runs are measured by their partitions (at most a few hundred records each); every running run's processes say what control they apply.
           const partitionsOf = new Map<string, PartitionRecord[]>()
           const membersOf = new Map<string, MemberRecord[]>()
           await Promise.all(
             runs
-              .filter((r) => r.status === 'running' && r.partitions > 0)
+              .filter((r) => r.status === 'running')
               .map(async (r) => {
-                const [snap, members] = await Promise.all([tx.get(ledger.partitionsOf(r.runId)), tx.get(ledger.membersOf(r.runId))])
-                reads.documents += snap.size + members.size
-                partitionsOf.set(r.runId, snap.docs.map((d) => PartitionRecordSchema.parse(d.data())))
+                const [snap, members] = await Promise.all([r.partitions > 0 ? tx.get(ledger.partitionsOf(r.runId)) : null, tx.get(ledger.membersOf(r.runId))])
+                reads.documents += (snap?.size ?? 0) + members.size
+                if (snap) partitionsOf.set(r.runId, snap.docs.map((d) => PartitionRecordSchema.parse(d.data())))
                 membersOf.set(r.runId, members.docs.map((d) => MemberRecordSchema.parse(d.data())))
               }),
           )
@@ -640,6 +644,7 @@ const of = (r: RunView) => `${r.scanned}/${r.total ?? '?'} items`
  *   while no backfill runs: warning (the backfill command);
  * - unmapped values over unmappedRateWarning per scanned item: warning (extend the vocabulary);
  * - a live run's heartbeat late, or a live backfill writing another version than measured: warning;
+ * - a control change (pause, stop, throttle) some live process has not applied within 30 s: warning;
  * - items at versions newer than the judged one: warning, and no recommendation of any backfill
  *   (fresh or resumed) that would rewrite them to an older vocabulary.
  */
@@ -669,6 +674,10 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
       add('warning', 'heartbeat-late', `${r.kind} run ${r.runId} last reported ${formatDuration(r.heartbeatAgeSeconds)} ago; it counts as stalled after ${formatDuration(facts.staleAfterSeconds)}`, `check its process (${r.owner})`)
     } else {
       add('info', 'run-active', `${r.kind} run ${r.runId} running: ${r.percent ?? '?'}% (${of(r)}), ${r.rate}/s, ETA ${formatDuration(r.etaSeconds)}`)
+    }
+    const ack = r.control?.ack
+    if (ack?.status === 'not acknowledged') {
+      add('warning', 'control-not-acknowledged', `${r.kind} run ${r.runId}: change #${ack.seq} (${ack.change}) not applied after 30 s by ${ack.waitingOn.join(', ')}`, `check those processes (frozen, or cut off from Firestore?); \`wardrobe runs show ${r.runId}\` lists what each has applied`)
     }
     if (r.status === 'running' && r.kind === 'backfill' && r.version !== facts.version) {
       add('warning', 'version-mismatch', `backfill run ${r.runId} writes version ${r.version} but monitor measures against ${facts.version}`, `monitor with --taxonomy <taxonomy file with version ${r.version}>`)
