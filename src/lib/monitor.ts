@@ -673,7 +673,8 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
     } else if (r.heartbeatAgeSeconds > facts.staleAfterSeconds * thresholds.heartbeatWarningFraction) {
       add('warning', 'heartbeat-late', `${r.kind} run ${r.runId} last reported ${formatDuration(r.heartbeatAgeSeconds)} ago; it counts as stalled after ${formatDuration(facts.staleAfterSeconds)}`, `check its process (${r.owner})`)
     } else {
-      add('info', 'run-active', `${r.kind} run ${r.runId} running: ${r.percent ?? '?'}% (${of(r)}), ${r.rate}/s, ETA ${formatDuration(r.etaSeconds)}`)
+      const held = r.control && r.control.state !== 'running' ? ` (${r.control.state}: ${r.control.lastChange})` : ''
+      add('info', 'run-active', `${r.kind} run ${r.runId} running${held}: ${r.percent ?? '?'}% (${of(r)}), ${r.rate}/s, ETA ${formatDuration(r.etaSeconds)}`)
     }
     const ack = r.control?.ack
     if (ack?.status === 'not acknowledged') {

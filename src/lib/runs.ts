@@ -154,7 +154,7 @@ export const RunChangeReportSchema = z.object({
   reason: z.string().nullable(),
   /** Live processes: each applies the change within seconds. */
   live: z.array(z.string()),
-  /** No live process: the command that resumes the run (null if the run did not record it). */
+  /** The command line that resumes the run once no process of it runs (null if the run did not record it). */
   command: z.string().nullable(),
 })
 export type RunChangeReport = z.infer<typeof RunChangeReportSchema>
@@ -353,6 +353,6 @@ export async function changeRun(db: Firestore, settings: RunsSettings, req: Chan
     change: result.changed && last ? describeChange(last) : null,
     reason: req.reason ?? null,
     live,
-    command: live.length === 0 ? run.command : null,
+    command: run.command,
   })
 }
