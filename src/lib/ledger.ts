@@ -228,7 +228,7 @@ export class LockHeldError extends WardrobeError {
     super(
       `${holder.kind} run ${holder.runId} already holds ${holder.collection}: ${describeOwner(holder.owner)}, heartbeat ${Math.round(ageMs / 1000)}s ago`,
       ExitCode.USAGE,
-      'wait for it to finish, stop it (Ctrl-C in its terminal), or, if its process is gone, retry once its heartbeat is stale',
+      'wait for it to finish, stop it (`wardrobe runs stop`, or Ctrl-C in its terminal), or, if its process is gone, retry once its heartbeat is stale',
     )
     this.name = 'LockHeldError'
   }

@@ -474,24 +474,24 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             // The collection and the collection group of one name are different scopes.
             else if (parsed.data.group === target.group) runs.push(parsed.data)
           }
-          // Running sharded runs are measured by their partitions (at most a few hundred records each); every running run's processes say what control they apply.
+          // Running sharded runs are measured by their partitions (at most a few hundred records each); every running run's processes say what control they apply. Read beside the counts below.
           const partitionsOf = new Map<string, PartitionRecord[]>()
           const membersOf = new Map<string, MemberRecord[]>()
-          await Promise.all(
+          const details = Promise.all(
             runs
               .filter((r) => r.status === 'running')
               .map(async (r) => {
                 const [snap, members] = await Promise.all([r.partitions > 0 ? tx.get(ledger.partitionsOf(r.runId)) : null, tx.get(ledger.membersOf(r.runId))])
                 reads.documents += (snap?.size ?? 0) + members.size
-                if (snap) partitionsOf.set(r.runId, snap.docs.map((d) => PartitionRecordSchema.parse(d.data())))
+                if (snap) {
+                  const parts = snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
+                  partitionsOf.set(r.runId, parts)
+                  // Their record's counters are written at the end only: until then, the partitions' sum (in place: latestBackfill may be this very record).
+                  Object.assign(r, sumProgress(parts))
+                }
                 membersOf.set(r.runId, members.docs.map((d) => MemberRecordSchema.parse(d.data())))
               }),
           )
-          // Their record's counters are written at the end only: until then, the partitions' sum.
-          runs.forEach((r, i) => {
-            const parts = partitionsOf.get(r.runId)
-            if (parts) runs[i] = {...r, ...sumProgress(parts)}
-          })
           runs.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
           // The judged version comes from the run records, so its count follows them (same snapshot).
           const basis = judgeVersion(explicit, runs, ctx.shippedVersion, ctx.shippedHash ?? null)
@@ -508,6 +508,7 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             latestBackfill && latestBackfill.status !== 'completed' ? count(tx, items.where('normalized.run_id', '==', latestBackfill.runId)) : Promise.resolve(0),
             errorsCol ? count(tx, errorsCol) : Promise.resolve(0),
             errorsCol ? tx.get(errorsCol.orderBy('at', 'desc').limit(options.errorLimit ?? 10)) : Promise.resolve(null),
+            details,
           ])
           reads.documents += errorDocs?.size ?? 0
           return {readTime, basis, total, current, normalized, recent, runs, partitionsOf, membersOf, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}

@@ -1,10 +1,11 @@
 import {Firestore, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
 import type {Settings} from './config'
-import {ackStatus, CONTROL_ACTIONS, CONTROL_STATES, ControlAction, describeChange, describeWindows} from './control'
+import {AckStatus, ackStatus, CONTROL_ACTIONS, CONTROL_STATES, ControlAction, describeChange, describeWindows} from './control'
 import {UsageError} from './errors'
 import {
   byWhom,
+  CountersSchema,
   currentOwner,
   describeOwner,
   Ledger,
@@ -57,6 +58,8 @@ export const ProcessViewSchema = z.object({
 })
 export type ProcessView = z.infer<typeof ProcessViewSchema>
 
+const ACK_STATUSES = ['applied', 'pending', 'not acknowledged', 'no live process'] as const satisfies readonly AckStatus['status'][]
+
 /** A run's live control: its state, limits, windows, and whether the live processes have applied the last change. */
 export const ControlViewSchema = z.object({
   state: z.enum(CONTROL_STATES),
@@ -72,7 +75,7 @@ export const ControlViewSchema = z.object({
     .object({
       seq: z.number().int(),
       change: z.string(),
-      status: z.enum(['applied', 'pending', 'not acknowledged', 'no live process']),
+      status: z.enum(ACK_STATUSES),
       /** Live processes that have not applied it. */
       waitingOn: z.array(z.string()),
     })
@@ -91,11 +94,7 @@ export const RunSummarySchema = z.object({
   startedAt: iso,
   finishedAt: iso.nullable(),
   total: z.number().int().nullable(),
-  scanned: z.number().int(),
-  updated: z.number().int(),
-  skipped: z.number().int(),
-  failed: z.number().int(),
-  conflicts: z.number().int(),
+  ...CountersSchema.shape,
   /** 0: one worker. */
   partitions: z.number().int(),
   /** The live processes (user@host pid N); none for an ended run, or one whose processes are gone. */
