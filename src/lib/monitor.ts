@@ -2,6 +2,7 @@ import path from 'node:path'
 import {Firestore, Query, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
 import {DEFAULT_LEDGER, Settings} from './config'
+import {ACK_TIMEOUT_MS} from './control'
 import {RUN_SUBCOLLECTIONS} from './ledger-layout'
 import {describeOwner, ErrorRecordSchema, holderGone, Ledger, MemberRecord, MemberRecordSchema, PartitionRecord, PartitionRecordSchema, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema, shardedRunGone, summarize, sumProgress} from './ledger'
 import {formatDuration} from './progress'
@@ -679,7 +680,7 @@ export function assessHealth(facts: HealthFacts, thresholds: HealthThresholds = 
     }
     const ack = r.control?.ack
     if (ack?.status === 'not acknowledged') {
-      add('warning', 'control-not-acknowledged', `${r.kind} run ${r.runId}: change #${ack.seq} (${ack.change}) not applied after 30 s by ${ack.waitingOn.join(', ')}`, `check those processes (frozen, or cut off from Firestore?); \`wardrobe runs show ${r.runId}\` lists what each has applied`)
+      add('warning', 'control-not-acknowledged', `${r.kind} run ${r.runId}: change #${ack.seq} (${ack.change}) not applied after ${ACK_TIMEOUT_MS / 1000} s by ${ack.waitingOn.join(', ')}`, `check those processes (frozen, or cut off from Firestore?); \`wardrobe runs show ${r.runId}\` lists what each has applied`)
     }
     if (r.status === 'running' && r.kind === 'backfill' && r.version !== facts.version) {
       add('warning', 'version-mismatch', `backfill run ${r.runId} writes version ${r.version} but monitor measures against ${facts.version}`, `monitor with --taxonomy <taxonomy file with version ${r.version}>`)
