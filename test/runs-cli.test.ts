@@ -190,6 +190,30 @@ describe('wardrobe runs', () => {
     }
   })
 
+  test('a sharded run of two processes: list names both owners and counts its partitions\' progress; show has its partitions and each process\'s share of the cap; one stop ends both', async () => {
+    await writeItems(db, COL, generateItems(900, {seed: 44, malformedRate: 0}))
+    const first = startWatched(['backfill', ...args, '--workers', '2', '--partitions', '4', '--max-rate', '30'], {timeoutMs: 120_000})
+    const runId = await liveRun(db)
+    const second = startWatched(['backfill', ...args, '--max-rate', '30'], {timeoutMs: 120_000})
+    // Shares follow the workers: 2 of 3 and 1 of 3 of the run-wide 30/s, once both have heartbeated.
+    await waitFor(async () => (await show(runId)).processes.map((p) => p.reason).sort().join() === 'limit 10/s (cap),limit 20/s (cap)', 20_000, 500)
+    const shown = await show(runId)
+    expect(shown.processes).toEqual(expect.arrayContaining([expect.objectContaining({live: true, workers: 2, limit: 20}), expect.objectContaining({live: true, workers: 1, limit: 10})]))
+    expect(shown.partitions && Object.values(shown.partitions).reduce((a, b) => a + b, 0)).toBe(4)
+    expect(shown.partitions?.running).toBeGreaterThan(0)
+    const list = RunListReportSchema.parse(JSON.parse((await runs('list', ['--json'])).stdout))
+    expect(list.runs[0].owners).toHaveLength(2)
+    // The run record's counters are written at its end: until then, the partitions' sum.
+    expect((await db.collection(LEDGER).doc(runId).get()).get('counters.scanned')).toBe(0)
+    expect(list.runs[0]).toMatchObject({runId, partitions: 4, scanned: expect.any(Number)})
+    expect(list.runs[0].scanned).toBeGreaterThan(0)
+
+    const stopped = await runs('stop', ['--reason', 'both'])
+    expect(stopped.stdout).toContain(`Stopping run ${runId} (2 live processes;`)
+    expect([(await first.done).code, (await second.done).code]).toEqual([130, 130])
+    expect((await db.collection(LEDGER).doc(runId).get()).get('status')).toBe('interrupted')
+  })
+
   test('one-line errors with the fix, exit 2: no active run, no such run, a rate that is not one', async () => {
     const none = await runs('pause')
     expect(none.code).toBe(2)
