@@ -27,7 +27,7 @@ function processLine(p: ProcessView): string {
 
 /** The control of a run: state, limits, windows, the acknowledgement of the last change, and each live process's limit and why. */
 export function controlLines(c: ControlView, options: {processes?: boolean} = {}): ControlLine[] {
-  const settings = [c.state, `max rate ${rate(c.maxRate)} run-wide`]
+  const settings = [c.state, c.maxRate === null ? 'no run-wide max rate' : `max rate ${rate(c.maxRate)} run-wide`]
   if (c.targetLatencyMs !== null) settings.push(`target p95 latency ${c.targetLatencyMs} ms`)
   settings.push(c.windows ? `windows ${c.windows}` : 'no windows')
   const out: ControlLine[] = [{text: `control: ${settings.join(', ')}${c.lastChange ? `; last change #${c.seq}: ${c.lastChange}` : ''}`, alert: false}]
