@@ -97,6 +97,10 @@ describe('texts of a change', () => {
     expect(renderChange(report({action: 'resume', status: 'interrupted', changed: false, state: 'running', live: []}))).toEqual([
       'No process of run r1 is running (interrupted); resume it with: wardrobe backfill --environment production --project p --yes',
     ])
+    expect(renderChange(report({action: 'stop', state: 'stopping', live: [], command: null}))).toEqual([
+      'No process of run r1 is running (running, its processes are gone); resume it by running the command that started it again',
+      'Run r1 marked stopping: no process applies it, and a re-run of its command resumes the run',
+    ])
     expect(renderChange(report({action: 'resume', status: 'running', state: 'running', live: [], command: null}))[0]).toBe('No process of run r1 is running (running, its processes are gone); resume it by running the command that started it again')
   })
 })

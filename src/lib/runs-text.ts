@@ -96,7 +96,7 @@ export function renderChange(r: RunChangeReport): string[] {
   const each = r.live.length === 0 ? 'it applies once resumed' : ''
   if (r.action === 'pause') out.push(`Paused run ${r.runId} (${r.live.length ? `${live}; each stops writing within ${WITHIN}, drains, checkpoints and waits holding its leases` : `${each}: it stays paused until \`wardrobe runs resume\``})${why}`)
   if (r.action === 'resume') out.push(`Resumed run ${r.runId} (${r.live.length ? `${live}; each writes again within ${WITHIN}` : 'its pause is lifted'})${why}`)
-  if (r.action === 'stop') out.push(`Stopping run ${r.runId} (${live}; each drains, checkpoints and exits 130 within ${WITHIN}; the run ends interrupted)${why}`)
+  if (r.action === 'stop') out.push(r.live.length ? `Stopping run ${r.runId} (${live}; each drains, checkpoints and exits 130 within ${WITHIN}; the run ends interrupted)${why}` : `Run ${r.runId} marked stopping: no process applies it, and a re-run of its command resumes the run${why}`)
   if (r.action === 'throttle') out.push(`Run ${r.runId}: max rate ${rate(r.maxRate)} run-wide (was ${rate(r.before.maxRate)}; ${r.live.length ? `${live}, each takes its share within ${WITHIN}` : each})${why}`)
   if (r.live.length > 0) out.push(r.action === 'stop' && r.command ? `Re-running its command resumes it: ${r.command}` : `Check it took: wardrobe runs show ${r.runId}`)
   return out
