@@ -19,6 +19,7 @@ import {
   RUN_KINDS,
   RUN_STATUSES,
   RunRecord,
+  RunRecordSchema,
   summarize,
   sumProgress,
 } from './ledger'
@@ -247,9 +248,12 @@ export async function listRuns(db: Firestore, settings: RunsSettings, options: {
   const group = settings.group ?? false
   const {reads, activeRunId, now} = await snapshot(db, async (tx) => {
     const [snap, active] = await Promise.all([tx.get(ledger.runs().where('collection', '==', settings.collection)), ledger.activeRunId(settings.collection)])
+    // A record that is not a run's (another tool's, an older layout) is left out, as monitor does.
     const runs = snap.docs
-      .map((d) => parseRun(d.data()))
-      .filter((r) => r.group === group)
+      .flatMap((d) => {
+        const parsed = RunRecordSchema.safeParse(d.data())
+        return parsed.success && parsed.data.group === group ? [parsed.data] : []
+      })
       .sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
       .slice(0, options.limit ?? 20)
     return {reads: await Promise.all(runs.map((r) => readDetails(tx, ledger, r, false))), activeRunId: active, now: snap.readTime.toMillis()}
