@@ -144,7 +144,8 @@ export class RunGovernor {
       const snap = await this.o.ledger.runRef(this.runId).get()
       this.measureOffset(sentAt, snap.readTime.toMillis())
       const run = parseRun(snap.data())
-      if (run.control.seq !== this.control.seq || run.control.state !== this.control.state) this.apply(run.control)
+      // Any field: a change (numbered) or what the run took on when it was resumed (its ramp's start, say).
+      if (JSON.stringify(run.control) !== JSON.stringify(this.control)) this.apply(run.control)
       else this.refresh()
     } catch (err) {
       this.o.logger?.debug('control read failed', {error: errorMessage(err)})
@@ -155,9 +156,10 @@ export class RunGovernor {
     const before = this.control
     this.control = control
     if (control.targetLatencyMs !== before.targetLatencyMs) this.latency = control.targetLatencyMs ? new LatencyLimit(control.targetLatencyMs) : null
-    this.o.logger?.info('control change applied', {runId: this.runId, seq: control.seq, state: control.state, maxRate: control.maxRate, change: lastChange(control)})
     if (control.state === 'stopping') this.stopper.abort()
     this.refresh()
+    if (control.seq === before.seq) return
+    this.o.logger?.info('control change applied', {runId: this.runId, seq: control.seq, state: control.state, maxRate: control.maxRate, change: lastChange(control)})
     // Acknowledged at once, not with the next heartbeat: `runs show` tells the operator it took.
     void this.beat()
   }
