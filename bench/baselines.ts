@@ -164,7 +164,7 @@ export async function backfillService(
   projectId: string,
   vocabulary: Vocabulary,
   engine: Engine,
-  options: {meter?: CpuMeter; batchSize?: number; dryRun?: boolean; sharding?: Sharding} = {},
+  options: {meter?: CpuMeter; batchSize?: number; dryRun?: boolean; sharding?: Sharding; controlPollMs?: number} = {},
 ): Promise<ServiceRun> {
   const t0 = Date.now()
   let started: number | null = null
@@ -174,6 +174,7 @@ export async function backfillService(
     emulator: true,
     settings: {environment: 'development', projectId, collection: COLLECTION, ledgerCollection: LEDGER, staleAfterMs: 60_000},
     sharding: options.sharding,
+    controlPollMs: options.controlPollMs,
     onStart: () => (started = (Date.now() - t0) / 1000),
     onProgress: (p) => {
       if (firstSettled === null && p.counters.updated + p.counters.skipped + p.counters.failed > 0) firstSettled = (Date.now() - t0) / 1000

@@ -69,7 +69,8 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
       // Also under --json: whoever watches the process sees who paused or stopped it.
       onControl: (limit, text) => {
         const holding = limit.reason === 'paused' || limit.reason === 'window' || limit.reason === 'stopping'
-        if (holding || held) process.stderr.write(`${what.label}: ${holding ? text : `writing again (${text})`}\n`)
+        const hint = limit.reason === 'paused' ? ` (\`${this.config.bin} runs resume\` goes on)` : ''
+        if (holding || held) process.stderr.write(`${what.label}: ${holding ? text + hint : `writing again (${text})`}\n`)
         held = holding
       },
       onStart: (info) => {

@@ -7,53 +7,15 @@ import fs from 'node:fs'
 import path from 'node:path'
 import {DocumentSnapshot, FieldPath, Firestore, Timestamp} from 'firebase-admin/firestore'
 import {UsageError} from '../src/lib/errors'
-import {normalizeItem} from '../src/lib/normalization'
 import {evenAutoIdSplits, planPartitions} from '../src/lib/partitions'
 import {generateItems, writeItems} from '../src/lib/seed-data'
 import {itemsQuery, Target} from '../src/lib/target'
-import {loadVocabulary} from '../src/lib/vocabulary'
 import {shardFromEnvironment} from '../src/lib/workers'
-import {canonical, CliResult, devArgs, emulatorHost, readJson, latestFile, ROOT, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
+import {expectNormalizedBy, originals, wellFormed} from './support/collection'
+import {CliResult, devArgs, emulatorHost, readJson, latestFile, ROOT, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
 
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
-const vocab = loadVocabulary()
-
-const wellFormed = (doc: DocumentSnapshot) => {
-  const data = {...doc.data()}
-  delete data.normalized
-  return normalizeItem(data, vocab).ok
-}
-
-/** key → canonical JSON of the original fields (everything but `normalized`). */
-function originals(docs: DocumentSnapshot[], key: (d: DocumentSnapshot) => string): Map<string, string> {
-  return new Map(
-    docs.map((d) => {
-      const data = {...d.data()}
-      delete data.normalized
-      return [key(d), JSON.stringify(canonical(data))]
-    }),
-  )
-}
-
-/** Every well-formed item holds `normalized` computed from its current originals by `runId`; malformed ones none. */
-function expectNormalizedBy(docs: DocumentSnapshot[], runId: string, key: (d: DocumentSnapshot) => string): void {
-  const wrong: string[] = []
-  for (const d of docs) {
-    const data = {...d.data()}
-    const normalized = data.normalized
-    delete data.normalized
-    const outcome = normalizeItem(data, vocab)
-    if (!outcome.ok) {
-      if (normalized !== undefined) wrong.push(`${key(d)}: malformed but written`)
-      continue
-    }
-    if (normalized?.run_id !== runId || normalized.source_hash !== outcome.sourceHash) wrong.push(`${key(d)}: not normalized by ${runId}`)
-    else if (JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => normalized[f])) !== JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => (outcome.values as any)[f])))
-      wrong.push(`${key(d)}: values differ`)
-  }
-  expect(wrong.slice(0, 10)).toEqual([])
-}
 
 /**
  * The container arguments of a docs/sharding manifest, pointed at a development project on the

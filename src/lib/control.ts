@@ -190,16 +190,19 @@ export class AdaptiveThrottle {
 
 /**
  * AIMD on the p95 acknowledgement latency of recent writes (`--target-latency-ms`): above
- * the target the limit is cut by a third of the rate actually achieved; below it, it rises
- * by a fixed step a second (a tenth of the rate at the last cut), and lifts once it no
- * longer binds.
+ * the target the limit is cut to 70% of the rate achieved over the last seconds (at most
+ * once a second, each cut from the last); at or below it, it rises by a fixed step a
+ * second, a twentieth of the rate achieved before the first cut, so it is back there about
+ * 20 s after the latency went away, and it lifts once it no longer binds.
  */
 export class LatencyLimit {
   static readonly SAMPLE_MS = 5000
+  static readonly MIN_SAMPLES = 10
   static readonly CUT = 0.7
+  static readonly STEPS_TO_RECOVER = 20
   private samples: {at: number; ms: number}[] = []
   private current = Infinity
-  private step = 0
+  private step = 1
   private lastAdjust = 0
 
   constructor(readonly targetMs: number) {}
@@ -208,27 +211,30 @@ export class LatencyLimit {
     this.samples.push({at: now, ms: latencyMs})
   }
 
-  p95(now: number): number | null {
-    this.samples = this.samples.filter((s) => now - s.at <= LatencyLimit.SAMPLE_MS)
-    if (this.samples.length < 10) return null
+  /** The p95 latency and the acknowledged writes per second over the sample window, or null with too few samples to judge. */
+  recent(now: number): {p95: number; achieved: number} | null {
+    let drop = 0
+    while (drop < this.samples.length && now - this.samples[drop].at > LatencyLimit.SAMPLE_MS) drop++
+    if (drop > 0) this.samples = this.samples.slice(drop)
+    if (this.samples.length < LatencyLimit.MIN_SAMPLES) return null
     const sorted = this.samples.map((s) => s.ms).sort((a, b) => a - b)
-    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))]
+    const span = Math.max(1000, now - this.samples[0].at)
+    return {p95: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))], achieved: (this.samples.length * 1000) / span}
   }
 
-  /** Adjusts at most once a second; `achieved`: writes per second acknowledged lately. */
-  limit(now: number, achieved: number): number {
+  /** The limit now; adjusts at most once a second. */
+  limit(now: number): number {
     if (now - this.lastAdjust < 1000) return this.current
     this.lastAdjust = now
-    const p95 = this.p95(now)
-    if (p95 === null) return this.current
-    if (p95 > this.targetMs) {
-      const base = Math.min(this.current, Math.max(achieved, 1))
-      this.current = Math.max(1, base * LatencyLimit.CUT)
-      this.step = Math.max(1, this.current / 10)
+    const recent = this.recent(now)
+    if (recent !== null && recent.p95 > this.targetMs) {
+      if (this.current === Infinity) this.step = Math.max(1, recent.achieved / LatencyLimit.STEPS_TO_RECOVER)
+      this.current = Math.max(1, Math.min(this.current, recent.achieved) * LatencyLimit.CUT)
     } else if (this.current !== Infinity) {
+      // Under the target, or too few writes lately to judge (a deep cut writes little): probe upwards.
       this.current += this.step
-      // No longer the bound: the achieved rate stays well below it.
-      if (this.current > 2 * Math.max(achieved, 1)) this.current = Infinity
+      // No longer the bound: the process achieves well below it.
+      if (recent !== null && this.current > 2 * recent.achieved + this.step * LatencyLimit.STEPS_TO_RECOVER) this.current = Infinity
     }
     return this.current
   }

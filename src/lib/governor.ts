@@ -44,8 +44,6 @@ export class RunGovernor {
   private shown: string | null = null
   private waiting: (() => void)[] = []
   private acked = 0
-  private achieved = 0
-  private lastPoll = {at: Date.now(), acked: 0}
   private lastBeat = {at: Date.now(), acked: 0}
   private timers: NodeJS.Timeout[] = []
   private closed = false
@@ -97,7 +95,7 @@ export class RunGovernor {
       cap: c.maxRate,
       ramp: this.o.emulator || !c.rampStartedAt ? null : rampAt(now - c.rampStartedAt.getTime()),
       errors: this.throttle.limit(local).limit,
-      latency: this.latency?.limit(local, this.achieved) ?? Infinity,
+      latency: this.latency?.limit(local) ?? Infinity,
     })
     if (limit.reason === 'paused') limit = {...limit, detail: lastChange(c).replace(/^pause by /, '')}
     if (limit.reason === 'window' && win.changesAt !== null) limit = {...limit, detail: `goes on at ${clockIn(win.changesAt, c.timezone ?? 'UTC')} (in ${Math.ceil((win.changesAt - now) / 60_000)} min)`}
@@ -146,10 +144,8 @@ export class RunGovernor {
       const snap = await this.o.ledger.runRef(this.runId).get()
       this.measureOffset(sentAt, snap.readTime.toMillis())
       const run = parseRun(snap.data())
-      const local = Date.now()
-      this.achieved = ((this.acked - this.lastPoll.acked) * 1000) / Math.max(1, local - this.lastPoll.at)
-      this.lastPoll = {at: local, acked: this.acked}
-      if (run.control.seq !== this.control.seq || run.control.state !== this.control.state) this.apply(run.control)
+      // Any field: a change (numbered) or what the run took on when it was resumed (its ramp's start, say).
+      if (JSON.stringify(run.control) !== JSON.stringify(this.control)) this.apply(run.control)
       else this.refresh()
     } catch (err) {
       this.o.logger?.debug('control read failed', {error: errorMessage(err)})
@@ -160,9 +156,10 @@ export class RunGovernor {
     const before = this.control
     this.control = control
     if (control.targetLatencyMs !== before.targetLatencyMs) this.latency = control.targetLatencyMs ? new LatencyLimit(control.targetLatencyMs) : null
-    this.o.logger?.info('control change applied', {runId: this.runId, seq: control.seq, state: control.state, maxRate: control.maxRate, change: lastChange(control)})
     if (control.state === 'stopping') this.stopper.abort()
     this.refresh()
+    if (control.seq === before.seq) return
+    this.o.logger?.info('control change applied', {runId: this.runId, seq: control.seq, state: control.state, maxRate: control.maxRate, change: lastChange(control)})
     // Acknowledged at once, not with the next heartbeat: `runs show` tells the operator it took.
     void this.beat()
   }
