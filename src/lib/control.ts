@@ -308,6 +308,7 @@ export function ackStatus(control: Control, live: {seenSeq: number; name: string
 }
 
 export function describeChange(c: ControlChange): string {
-  const what = c.action === 'throttle' || c.action === 'start' ? `${c.action} ${c.maxRate == null ? 'off' : `${c.maxRate}/s`}` : c.action
+  const rate = c.maxRate == null ? (c.action === 'start' ? ' (no max rate)' : ' off') : ` ${c.maxRate}/s`
+  const what = c.action === 'throttle' || c.action === 'start' ? `${c.action}${rate}` : c.action
   return `${what} by ${c.by} at ${c.at.toISOString()}${c.reason ? `: ${c.reason}` : ''}`
 }

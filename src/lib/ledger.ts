@@ -735,7 +735,8 @@ function newControl(req: ControlRequest | undefined, owner: Owner, now: Date): C
 /**
  * A run resumed with no process of it alive: a stop is done with (the run ended
  * interrupted), a pause holds (an operator paused it on purpose), what the command gives
- * explicitly replaces the run's, and the ramp starts again.
+ * explicitly replaces the run's (a --max-rate only when it is not the one the run started
+ * with: a throttle since stands), and the ramp starts again.
  */
 function resumedControl(c: Control, req: ControlRequest | undefined, owner: Owner, now: Date): Control {
   const next: Control = {
@@ -748,7 +749,9 @@ function resumedControl(c: Control, req: ControlRequest | undefined, owner: Owne
   }
   const changes: ControlChange[] = []
   if (c.state === 'stopping') changes.push({seq: c.seq + 1, action: 'resume', by: byWhom(owner), at: now, reason: 're-run of the command after a stop'})
-  if (req?.maxRate !== undefined && req.maxRate !== c.maxRate) {
+  // The printed resume command repeats the starter's --max-rate: that must not undo an operator's throttle. Another value was typed on purpose.
+  const startedWith = c.changes.find((ch) => ch.action === 'start')?.maxRate
+  if (req?.maxRate !== undefined && req.maxRate !== c.maxRate && req.maxRate !== startedWith) {
     next.maxRate = req.maxRate
     changes.push({seq: c.seq + changes.length + 1, action: 'throttle', by: byWhom(owner), at: now, reason: 'max rate of the re-run command', maxRate: req.maxRate})
   }
