@@ -5,15 +5,20 @@
  */
 import {FieldValue, Firestore, Timestamp} from 'firebase-admin/firestore'
 import {RunGovernor} from '../src/lib/governor'
-import {Ledger, RunRecord} from '../src/lib/ledger'
+import {AcquireRequest, Lease, Ledger, RunRecord} from '../src/lib/ledger'
 import {currentOwner} from '../src/lib/lease'
 import {testDb, uniqueProject, waitFor} from './support/harness'
 
 const LEDGER = '_backfill_runs'
 
-async function newRun(db: Firestore, maxRate: number): Promise<{ledger: Ledger; run: RunRecord}> {
+async function newRun(db: Firestore, maxRate: number): Promise<{ledger: Ledger; run: RunRecord; lease: Lease}> {
   const ledger = new Ledger(db, LEDGER)
-  const acquired = await ledger.acquire({
+  const acquired = await ledger.acquire(request(maxRate))
+  return {ledger, run: acquired!.run, lease: acquired!.lease!}
+}
+
+function request(maxRate: number | undefined): AcquireRequest {
+  return {
     kind: 'backfill',
     environment: 'production',
     projectId: 'p',
@@ -25,8 +30,7 @@ async function newRun(db: Firestore, maxRate: number): Promise<{ledger: Ledger; 
     staleAfterMs: 60_000,
     total: 0,
     control: {maxRate},
-  })
-  return {ledger, run: acquired!.run}
+  }
 }
 
 /** Another process of the run, as its own governor records it: alive, with `workers`. */
@@ -65,5 +69,26 @@ describe('a process’s share of the run-wide limit', () => {
     } finally {
       await governor.close()
     }
+  })
+})
+
+describe('the control a resumed run takes on', () => {
+  test('a stop is done with; the resume command’s own --max-rate does not undo a throttle; another rate, typed on purpose, applies', async () => {
+    const db = testDb(uniqueProject('resume-control'))
+    const {ledger, run, lease} = await newRun(db, 60)
+    await ledger.changeControl(run.runId, 'throttle', {by: 'ops@laptop', maxRate: 30})
+    await ledger.changeControl(run.runId, 'stop', {by: 'ops@laptop', reason: 'drill'})
+    const interrupt = async (l: Lease) => ledger.finish(l, run.runId, 'wardrobe_items', {status: 'interrupted', cursor: null, counters: {scanned: 0, updated: 0, skipped: 0, failed: 0, conflicts: 0}, unmapped: {}, tags: {}})
+    await interrupt(lease)
+
+    const again = (await ledger.acquire(request(60)))!
+    expect(again.run.runId).toBe(run.runId)
+    expect(again.run.control).toMatchObject({state: 'running', maxRate: 30})
+    expect(again.run.control.changes.map((c) => c.action)).toEqual(['start', 'throttle', 'stop', 'resume'])
+    await interrupt(again.lease!)
+
+    const faster = (await ledger.acquire(request(90)))!
+    expect(faster.run.control.maxRate).toBe(90)
+    expect(faster.run.control.changes.at(-1)).toMatchObject({action: 'throttle', maxRate: 90})
   })
 })
