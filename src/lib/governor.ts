@@ -2,6 +2,7 @@ import type {Logger} from 'winston'
 import {AdaptiveThrottle, chooseLimit, CONTROL_POLL_MS, Control, describeLimit, LatencyLimit, Limit, rampAt, shareOf, windowState} from './control'
 import {errorMessage} from './errors'
 import {describeOwner, lastChange, Ledger, liveMembers, MemberRecordSchema, parseRun, RunRecord} from './ledger'
+import {withDeadline} from './scan'
 
 export interface GovernorOptions {
   ledger: Ledger
@@ -17,6 +18,9 @@ export interface GovernorOptions {
   /** The process's state or the reason for its limit changed (paused, resumed, stopping, a new limit). */
   onChange?: (limit: Limit, text: string) => void
 }
+
+/** How long leaving the run (its process record) may take at the end. */
+const LEAVE_DEADLINE_MS = 2000
 
 /** How long a cached limit stands: the pacer asks for it per batch, the engine per item. */
 const LIMIT_CACHE_MS = 200
@@ -47,6 +51,8 @@ export class RunGovernor {
   private lastBeat = {at: Date.now(), acked: 0}
   private timers: NodeJS.Timeout[] = []
   private closed = false
+  private polling = false
+  private beating = false
   /** The pace writes in flight drain at while the process holds. */
   private drainRate = Infinity
 
@@ -135,10 +141,14 @@ export class RunGovernor {
     this.closed = true
     for (const t of this.timers) clearInterval(t)
     for (const wake of this.waiting.splice(0)) wake()
-    await this.o.ledger.memberHeartbeat(this.runId, {leftAt: new Date(), state: null}).catch(() => {})
+    // Bounded: in an outage the write would wait on the client's own retries for minutes.
+    await withDeadline(this.o.ledger.memberHeartbeat(this.runId, {leftAt: new Date(), state: null}), LEAVE_DEADLINE_MS, 'leaving the run').catch(() => {})
   }
 
   private async poll(): Promise<void> {
+    // One read at a time: in an outage reads hang, and a new one each second would pile up.
+    if (this.polling) return
+    this.polling = true
     try {
       const sentAt = Date.now()
       const snap = await this.o.ledger.runRef(this.runId).get()
@@ -149,6 +159,8 @@ export class RunGovernor {
       else this.refresh()
     } catch (err) {
       this.o.logger?.debug('control read failed', {error: errorMessage(err)})
+    } finally {
+      this.polling = false
     }
   }
 
@@ -179,7 +191,8 @@ export class RunGovernor {
   }
 
   private async beat(): Promise<void> {
-    if (this.closed) return
+    if (this.closed || this.beating) return
+    this.beating = true
     const local = Date.now()
     const rate = ((this.acked - this.lastBeat.acked) * 1000) / Math.max(1, local - this.lastBeat.at)
     this.lastBeat = {at: local, acked: this.acked}
@@ -199,6 +212,8 @@ export class RunGovernor {
       }
     } catch (err) {
       this.o.logger?.debug('process heartbeat failed', {error: errorMessage(err)})
+    } finally {
+      this.beating = false
     }
   }
 
