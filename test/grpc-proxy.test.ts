@@ -152,6 +152,10 @@ test('cuts a RunQuery stream with UNAVAILABLE after N documents, as many times a
   const whole = await rawRunQuery()
   expect(whole).toEqual({names: ids, code: grpc.status.OK})
   expect(proxy.stats.RunQuery.cuts).toBe(1)
+  proxy.set('RunQuery', {cutAfter: [3, 0], cutCode: [grpc.status.UNKNOWN, grpc.status.UNAVAILABLE]})
+  expect(await rawRunQuery()).toEqual({names: ids.slice(0, 3), code: grpc.status.UNKNOWN})
+  expect(await rawRunQuery()).toEqual({names: [], code: grpc.status.UNAVAILABLE})
+  expect(await rawRunQuery()).toEqual({names: ids, code: grpc.status.OK})
 })
 
 test('scoped to a collection, a rule leaves other collections\' queries alone', async () => {

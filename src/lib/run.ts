@@ -121,7 +121,7 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   }
   let acquired = await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers})
   if (!acquired) {
-    const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, emulator: ctx.emulator, signal: ctx.signal})
+    const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, signal: ctx.signal})
     logger?.info('partitions planned', {count: split.ranges.length, method: split.method})
     // Another worker may have created the run meanwhile: then this one joins it.
     acquired = (await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers, partitions: split.ranges}))!

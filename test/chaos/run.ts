@@ -18,11 +18,12 @@ import {kill9} from './kill9'
 import {lock} from './lock'
 import {network} from './network'
 import {rollback} from './rollback'
+import {SERVICE_SCENARIOS} from './service'
 import {shardedInterrupt} from './sharded-interrupt'
 import {sigint} from './sigint'
 import {skew} from './skew'
 
-const SCENARIOS: Scenario[] = [kill9, sigint, concurrentApp, network, lock, badInput, rollback, skew, freeze, shardedInterrupt]
+const SCENARIOS: Scenario[] = [kill9, sigint, concurrentApp, network, lock, badInput, rollback, skew, freeze, shardedInterrupt, ...SERVICE_SCENARIOS]
 
 function parseArgs(argv: string[]): {items: number; only: string[] | null; seed: number} {
   let items = Number(process.env.CHAOS_ITEMS ?? 50_000)

@@ -54,8 +54,10 @@ export interface Rule {
   failWrites?: {code: grpc.status; share: number}
   /** Added before each call goes on. */
   latencyMs?: number
-  /** RunQuery: end the stream with UNAVAILABLE after this many documents. */
-  cutAfter?: number
+  /** RunQuery: end the stream with `cutCode` after this many documents; a list: the n-th call after the n-th count, later calls uncut. */
+  cutAfter?: number | number[]
+  /** The status a cut ends with (default UNAVAILABLE); a list: per cut, as cutAfter's. */
+  cutCode?: grpc.status | grpc.status[]
   /** RunQuery: after `after` documents, add a document past the requested range, or the last one again. */
   bad?: {kind: 'out-of-range' | 'duplicate'; after: number}
   /** Calls a cut or a bad answer applies to (default: every one). */
@@ -137,7 +139,10 @@ export class GrpcFaultProxy {
 
   /** Scripts `methods` (replacing their rules); `forMs`: for that long from now. */
   set(methods: Method | Method[], rule: Rule, forMs?: number): void {
-    for (const m of Array.isArray(methods) ? methods : [methods]) this.rules.set(m, {...rule, ...(forMs === undefined ? {} : {until: Date.now() + forMs})})
+    for (const m of Array.isArray(methods) ? methods : [methods]) {
+      const lists = {...(Array.isArray(rule.cutAfter) ? {cutAfter: [...rule.cutAfter]} : {}), ...(Array.isArray(rule.cutCode) ? {cutCode: [...rule.cutCode]} : {})}
+      this.rules.set(m, {...rule, ...lists, ...(forMs === undefined ? {} : {until: Date.now() + forMs})})
+    }
   }
 
   clear(methods: Method | Method[] = ALL_METHODS): void {
@@ -275,7 +280,8 @@ export class GrpcFaultProxy {
         if (rule?.latencyMs) await sleep(rule.latencyMs)
         const failure = this.failing(method, rule)
         if (failure && !rule!.fail!.applied) return call.emit('error', failure)
-        const cutAfter = rule?.cutAfter !== undefined && method === 'RunQuery' && this.use(rule) ? rule.cutAfter : undefined
+        const cutAfter = method === 'RunQuery' && rule?.cutAfter !== undefined ? (Array.isArray(rule.cutAfter) ? rule.cutAfter.shift() : this.use(rule) ? rule.cutAfter : undefined) : undefined
+        const cutCode = (Array.isArray(rule?.cutCode) ? rule.cutCode.shift() : rule?.cutCode) ?? grpc.status.UNAVAILABLE
         const bad = rule?.bad && method === 'RunQuery' && this.use(rule) ? rule.bad : undefined
         const upstream = this.client.makeServerStreamRequest(`/${SERVICE}/${method}`, identity, identity, call.request, this.forwarded(call.metadata), this.callOptions(call))
         let ended = false
@@ -304,9 +310,9 @@ export class GrpcFaultProxy {
           }
           if (cutAfter !== undefined && docs >= cutAfter) {
             this.stats.RunQuery.cuts++
-            this.firstFault ??= {at: Date.now(), method, code: grpc.status.UNAVAILABLE}
+            this.firstFault ??= {at: Date.now(), method, code: cutCode}
             upstream.cancel()
-            end({code: grpc.status.UNAVAILABLE, details: `stream cut by the fault proxy after ${docs} documents`})
+            end({code: cutCode, details: `stream cut by the fault proxy after ${docs} documents`})
           }
         })
         upstream.on('error', (err: grpc.ServiceError) => end(err.code === grpc.status.CANCELLED ? undefined : err))
