@@ -104,7 +104,15 @@ export function accessError(err: unknown, operation: AccessOperation, collection
     return new WardrobeError(`Firestore denied ${operation} ${collection}: the account lacks ${permission} (PERMISSION_DENIED); grant it (e.g. roles/datastore.user), then run the same command again to resume`)
   }
   if (code === GrpcCode.UNAUTHENTICATED) {
-    return new WardrobeError(`Firestore rejected the credentials ${operation} ${collection}: they are expired, revoked or invalid (UNAUTHENTICATED); renew them (gcloud auth application-default login, or a new service-account key), then run the same command again to resume`)
+    return new CredentialsError(`Firestore rejected the credentials ${operation} ${collection}: they are expired, revoked or invalid (UNAUTHENTICATED); renew them (gcloud auth application-default login, or a new service-account key), then run the same command again to resume`)
   }
   return null
+}
+
+/** Credentials Firestore rejects: every call fails alike, the run's own record included. */
+export class CredentialsError extends WardrobeError {
+  constructor(message: string) {
+    super(message)
+    this.name = 'CredentialsError'
+  }
 }

@@ -166,6 +166,8 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
   // Replaced: the record and the lock belong to the successor; this process writes nothing more.
   if (result.leaseLost) return finished(result, run.runId, acquired.resumed, run.counters.scanned)
+  // The client retries a transaction on UNAUTHENTICATED for its whole deadline: the record keeps its last checkpoint instead.
+  if (result.credentialsRejected) return finished({...result, error: `${result.error}; the run record still says "running" at its last checkpoint`}, run.runId, acquired.resumed, run.counters.scanned)
   try {
     // Bounded: in an outage this write may hang or fail too. The record then keeps its last
     // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.

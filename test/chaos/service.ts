@@ -89,7 +89,8 @@ export const contention: Scenario = {
       const [ra, rb] = await Promise.all([a.done, b.done])
       const [won, lost] = ra.code === 2 ? [rb, ra] : [ra, rb]
       const runId = parseJson(won.stdout)?.runId as string | undefined
-      report.figure('faults', `${proxy.stats.Commit.failed} Commit and ${proxy.stats.BeginTransaction.failed} BeginTransaction calls answered ABORTED`)
+      const {Commit: c, BeginTransaction: b2} = proxy.stats
+      report.figure('faults', `ABORTED: Commit ${c.failed}/${c.calls}, BeginTransaction ${b2.failed}/${b2.calls} calls`)
       report.check(proxy.stats.Commit.failed > 0, 'transactions were aborted')
       report.check(runId !== undefined && refusedFor(lost, runId), 'of the two, exactly one is refused (exit 2) naming the other\'s run', `${ended(lost)}; the other: ${ended(won)}`)
       await completed(report, t, before, {...won, stats: parseJson(won.stdout)}, 'after the contention')
