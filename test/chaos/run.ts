@@ -1,8 +1,9 @@
 /**
  * Fault and load suite: the real CLI as a child process against a real emulator, with
  * kill -9, SIGINT, a concurrent app, network faults, competing runs, bad input, an
- * interrupted rollback, other hosts' clocks minutes off, a holder frozen past its lease and
- * Ctrl-C in one process of a sharded run; after each, the whole collection is checked.
+ * interrupted rollback, other hosts' clocks minutes off, a holder frozen past its lease,
+ * Ctrl-C in one process of a sharded run, and the real service's answers through a gRPC
+ * proxy (service.ts); after each, the whole collection is checked.
  *
  *   npm run test:chaos -- [--items N] [--only <scenario>[,<scenario>]] [--seed S]
  *   CHAOS_ITEMS=5000 npm run test:chaos

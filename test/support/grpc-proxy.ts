@@ -300,6 +300,13 @@ export class GrpcFaultProxy {
         upstream.on('data', (message: Buffer) => {
           if (ended) return
           const counted = method === 'RunQuery' && (RunQueryResponse.decode(message) as unknown as {document?: unknown}).document != null
+          // Cut where the next document would have gone: after exactly `cutAfter` of them.
+          if (counted && cutAfter !== undefined && docs >= cutAfter) {
+            this.stats.RunQuery.cuts++
+            this.firstFault ??= {at: Date.now(), method, code: cutCode}
+            upstream.cancel()
+            return end({code: cutCode, details: `stream cut by the fault proxy after ${docs} documents`})
+          }
           send(message)
           if (!counted) return
           docs++
@@ -307,12 +314,6 @@ export class GrpcFaultProxy {
           if (bad && docs === bad.after) {
             this.stats.RunQuery.badAnswers++
             send(bad.kind === 'duplicate' ? message : pastTheRange(message))
-          }
-          if (cutAfter !== undefined && docs >= cutAfter) {
-            this.stats.RunQuery.cuts++
-            this.firstFault ??= {at: Date.now(), method, code: cutCode}
-            upstream.cancel()
-            end({code: cutCode, details: `stream cut by the fault proxy after ${docs} documents`})
           }
         })
         upstream.on('error', (err: grpc.ServiceError) => end(err.code === grpc.status.CANCELLED ? undefined : err))
