@@ -39,12 +39,14 @@ export const GrpcCode = {
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
   ABORTED: 10,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const
 
 const RETRYABLE = new Set<number>([
@@ -79,4 +81,38 @@ export function exitCodeForRun(s: {status: string; failed: number}): ExitCode {
   if (s.status === 'interrupted') return ExitCode.INTERRUPTED
   if (s.status === 'failed') return ExitCode.FAILURE
   return s.failed > 0 ? ExitCode.ITEMS_FAILED : ExitCode.OK
+}
+
+/** The IAM permission each operation of a run needs. */
+const PERMISSIONS = {
+  reading: 'datastore.entities.list',
+  updating: 'datastore.entities.update',
+  writing: 'datastore.entities.create',
+} as const
+export type AccessOperation = keyof typeof PERMISSIONS
+
+/**
+ * Firestore refusing the caller itself (IAM revoked, credentials expired or revoked) as one
+ * line naming the operation, the collection and the fix (a run's error is a single line);
+ * null for any other error. Never retried: no retry changes the answer, so the run stops
+ * at once and keeps its checkpoint.
+ */
+export function accessError(err: unknown, operation: AccessOperation, collection: string): WardrobeError | null {
+  const code = grpcCode(err)
+  if (code === GrpcCode.PERMISSION_DENIED) {
+    const permission = PERMISSIONS[operation]
+    return new WardrobeError(`Firestore denied ${operation} ${collection}: the account lacks ${permission} (PERMISSION_DENIED); grant it (e.g. roles/datastore.user), then run the same command again to resume`)
+  }
+  if (code === GrpcCode.UNAUTHENTICATED) {
+    return new CredentialsError(`Firestore rejected the credentials ${operation} ${collection}: they are expired, revoked or invalid (UNAUTHENTICATED); renew them (gcloud auth application-default login, or a new service-account key), then run the same command again to resume`)
+  }
+  return null
+}
+
+/** Credentials Firestore rejects: every call fails alike, the run's own record included. */
+export class CredentialsError extends WardrobeError {
+  constructor(message: string) {
+    super(message)
+    this.name = 'CredentialsError'
+  }
 }

@@ -1,6 +1,6 @@
 import {DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Query, UpdateData} from 'firebase-admin/firestore'
 import {Watermark} from './checkpoint'
-import {errorMessage} from './errors'
+import {CredentialsError, errorMessage} from './errors'
 import {LeaseLostError} from './lease'
 import {Counters, Tags, Unmapped, zeroCounters} from './ledger'
 import {scanBatches, withRetry} from './scan'
@@ -100,6 +100,8 @@ export interface JobResult {
   error?: string
   /** Another worker took this job's partition over (its lease went stale): not a failure of the run. */
   leaseLost?: boolean
+  /** Firestore rejected the credentials: recording the end would be rejected too. */
+  credentialsRejected?: boolean
 }
 
 /**
@@ -297,6 +299,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     cursor: watermark.cursor,
     error: fatal ? errorMessage(fatal) : undefined,
     leaseLost: fatal instanceof LeaseLostError,
+    credentialsRejected: fatal instanceof CredentialsError,
   }
 }
 

@@ -20,8 +20,6 @@ export interface PlanOptions {
   /** Items in scope (from count()): the stride of a sampled split. */
   total: number
   filter?: (q: Query) => Query
-  /** The emulator has no PartitionQuery (UNIMPLEMENTED): skip the attempt. */
-  emulator: boolean
   signal?: AbortSignal
 }
 
@@ -35,10 +33,10 @@ export interface PlanOptions {
 export async function planPartitions(db: Firestore, target: Target, options: PlanOptions): Promise<PartitionPlan> {
   const count = Math.min(MAX_PARTITIONS, Math.max(1, Math.floor(options.count)))
   if (count === 1 || options.total < 2) return {ranges: [{startAfter: null, endAt: null}], method: 'single'}
-  if (!options.emulator) {
-    const points = await partitionQuerySplits(db, target, count)
-    if (points) return {ranges: toRanges(points), method: 'partition-query'}
-  }
+  // Asked of the emulator too (one call answered UNIMPLEMENTED): a test-side proxy in front of
+  // it answers the way the service does, so this path runs end to end in tests.
+  const points = await partitionQuerySplits(db, target, count)
+  if (points) return {ranges: toRanges(points), method: 'partition-query'}
   const scope = (options.filter ?? ((q: Query) => q))(itemsQuery(db, target))
   const head = await withRetry(() => scope.orderBy(FieldPath.documentId()).select().limit(50).get(), {signal: options.signal})
   if (!target.group && head.size > 0 && head.docs.every((d) => isAutoId(d.id))) return {ranges: toRanges(evenAutoIdSplits(count)), method: 'even-auto-id'}

@@ -140,7 +140,7 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   }
   let acquired = await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers})
   if (!acquired) {
-    const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, emulator: ctx.emulator, signal: ctx.signal})
+    const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, signal: ctx.signal})
     logger?.info('partitions planned', {count: split.ranges.length, method: split.method})
     // Another worker may have created the run meanwhile: then this one joins it.
     acquired = (await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers, partitions: split.ranges}))!
@@ -196,6 +196,8 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
     // Replaced: the record and the lock belong to the successor; this process writes nothing more.
     if (result.leaseLost) return governed(finished(result, run.runId, acquired.resumed, run.counters.scanned))
+    // The client retries a transaction on UNAUTHENTICATED for its whole deadline: the record keeps its last checkpoint instead.
+    if (result.credentialsRejected) return governed(finished({...result, error: `${result.error}; the run record still says "running" at its last checkpoint`}, run.runId, acquired.resumed, run.counters.scanned))
     try {
       // Bounded: in an outage this write may hang or fail too. The record then keeps its last
       // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.

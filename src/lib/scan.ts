@@ -2,8 +2,8 @@ import type {Readable} from 'node:stream'
 import {finished as streamEnd} from 'node:stream/promises'
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
-import {errorMessage, ExitCode, isRetryable, WardrobeError} from './errors'
-import {itemKey, itemsQuery, Target} from './target'
+import {accessError, errorMessage, ExitCode, isRetryable, WardrobeError} from './errors'
+import {compareKeys, describeTarget, itemKey, itemsQuery, Target} from './target'
 
 export interface ScanOptions {
   /** Narrows the traversal (e.g. `normalized.run_id == X`); must keep document-id order usable. */
@@ -95,20 +95,46 @@ export async function* scanBatches(db: Firestore, target: Target, options: ScanO
       let received = 0
       const stream = q.stream() as unknown as Readable
       current = stream
+      let misordered: WardrobeError | null = null
+      // The newest document is held back until the next one (or the stream's end) confirms the
+      // order: a key at or before the last one (a duplicate, a document out of order) or past
+      // the range's end would move the cursor, and the checkpoint after it, where the scan has
+      // not been, skipping items for good. Such an answer stops the scan before either
+      // document reaches the caller.
+      let held: {doc: DocumentSnapshot; key: string} | null = null
+      const accept = () => {
+        received++
+        after = held!.key
+        buffer.push(held!.doc)
+        held = null
+        if (buffer.length === 1) setImmediate(wake)
+      }
       try {
         // The client hands documents over one by one, a few microtasks apart: the caller wakes
         // once those of one network read are all in the buffer, and takes them as one batch.
         stream.on('data', (doc: DocumentSnapshot) => {
-          received++
-          after = itemKey(doc, target)
-          buffer.push(doc)
-          if (buffer.length === 1) setImmediate(wake)
+          if (misordered) return
+          const key = itemKey(doc, target)
+          const last = held?.key ?? after
+          if ((last !== null && compareKeys(key, last) <= 0) || (options.endAt != null && compareKeys(key, options.endAt) > 0)) {
+            misordered = new WardrobeError(
+              `Firestore answered ${key} after ${last ?? 'the start'} in a scan of ${describeTarget(target)} in key order${options.endAt != null ? ` up to ${options.endAt}` : ''} (a duplicate, or a document out of order or outside the range); stopped without checkpointing past ${after ?? 'the start'}: run the same command again to resume from there`,
+            )
+            return cancelStream(stream)
+          }
+          if (held) accept()
+          held = {doc, key}
           // Backpressure: the stream (and the server behind it) waits while the caller catches up.
           if (buffer.length >= readAhead) stream.pause()
         })
-        await streamEnd(stream)
+        await streamEnd(stream).catch((err: unknown) => {
+          if (!misordered) throw err
+        })
+        if (misordered) throw misordered
+        if (held) accept()
         if (stopped) return
       } catch (err) {
+        if (err === misordered) throw err
         if (stopped) return
         if (received > 0) {
           attempt = 0
@@ -117,12 +143,12 @@ export async function* scanBatches(db: Firestore, target: Target, options: ScanO
         attempt++
         if (!isRetryable(err) || attempt >= maxAttempts) {
           if (isRetryable(err)) throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
-          throw err
+          throw accessError(err, 'reading', describeTarget(target)) ?? err
         }
         options.onRetry?.(attempt, err)
         await new Promise((r) => setTimeout(r, delay * (0.75 + Math.random() / 2)))
         delay = Math.min(delay * 2, 30_000)
-        // Resumes after the last document received, with a fresh limit.
+        // Resumes after the last document received (a held one is asked for again), with a fresh limit.
         continue
       }
       if (received < limit) return

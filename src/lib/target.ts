@@ -23,6 +23,33 @@ export function refKey(ref: DocumentReference, target: Target): string {
   return target.group ? ref.path : ref.id
 }
 
+/**
+ * Firestore's order of keys: path segment by segment, numeric ids (`__id7__`) first by
+ * value, other ids by their UTF-8 bytes (not JavaScript's UTF-16 order).
+ */
+export function compareKeys(a: string, b: string): number {
+  const sa = a.split('/')
+  const sb = b.split('/')
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+    const c = compareSegments(sa[i], sb[i])
+    if (c !== 0) return c
+  }
+  return sa.length - sb.length
+}
+
+const NUMERIC_ID = /^__id(-?\d+)__$/
+const BEYOND_BMP_ORDER = /[\uD800-\uFFFF]/
+
+function compareSegments(a: string, b: string): number {
+  const na = NUMERIC_ID.exec(a)
+  const nb = NUMERIC_ID.exec(b)
+  if (na && nb) return BigInt(na[1]) < BigInt(nb[1]) ? -1 : BigInt(na[1]) > BigInt(nb[1]) ? 1 : 0
+  if (na || nb) return na ? -1 : 1
+  // Below the surrogates UTF-16 order is UTF-8 byte order: no encoding in the common case.
+  if (!BEYOND_BMP_ORDER.test(a) && !BEYOND_BMP_ORDER.test(b)) return a < b ? -1 : a > b ? 1 : 0
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
 export function describeTarget(target: Target): string {
   return target.group ? `collection group ${target.collection}` : target.collection
 }

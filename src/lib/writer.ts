@@ -2,7 +2,7 @@ import type {BulkWriterError} from '@google-cloud/firestore'
 import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, UpdateData} from 'firebase-admin/firestore'
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from './config'
 import {PUSHBACK_CODES, RAMP, rampAt} from './control'
-import {errorMessage, GrpcCode, grpcCode, isRetryable} from './errors'
+import {accessError, errorMessage, GrpcCode, grpcCode, isRetryable} from './errors'
 import {Fence, LeaseLostError} from './lease'
 import {isHeldBack, registerSendGate} from './firestore'
 import {OutageError} from './scan'
@@ -310,7 +310,7 @@ export class GuardedWriter {
         const answer = itemAnswer(err)
         if (answer !== null) return this.finish(write, true, answer)
         if (isRetryable(err) && ++write.attempts < this.maxAttempts && !this.stopped) return this.retry(write, err)
-        this.finish(write, false, this.fail(err))
+        this.finish(write, false, this.fail(err, write))
       },
     )
   }
@@ -357,9 +357,9 @@ export class GuardedWriter {
     return `the write was refused: ${message.replace(/^.*is not a valid Firestore value\. /s, '')}`
   }
 
-  private fail(err: unknown): Error {
+  private fail(err: unknown, write: QueuedWrite): Error {
     if (isRetryable(err)) return this.declare(new OutageError(`writes keep failing: ${(err as Error).message}`, err))
-    return err as Error
+    return accessError(err, write.lastUpdateTime ? 'updating' : 'writing', write.ref.parent.path) ?? (err as Error)
   }
 
   private checkOutage(): void {

@@ -1,8 +1,9 @@
 /**
  * Fault and load suite: the real CLI as a child process against a real emulator, with
  * kill -9, SIGINT, a concurrent app, network faults, competing runs, bad input, an
- * interrupted rollback, other hosts' clocks minutes off, a holder frozen past its lease and
- * Ctrl-C in one process of a sharded run; after each, the whole collection is checked.
+ * interrupted rollback, other hosts' clocks minutes off, a holder frozen past its lease,
+ * Ctrl-C in one process of a sharded run, and the real service's answers through a gRPC
+ * proxy (service.ts); after each, the whole collection is checked.
  *
  *   npm run test:chaos -- [--items N] [--only <scenario>[,<scenario>]] [--seed S]
  *   CHAOS_ITEMS=5000 npm run test:chaos
@@ -18,11 +19,12 @@ import {kill9} from './kill9'
 import {lock} from './lock'
 import {network} from './network'
 import {rollback} from './rollback'
+import {SERVICE_SCENARIOS} from './service'
 import {shardedInterrupt} from './sharded-interrupt'
 import {sigint} from './sigint'
 import {skew} from './skew'
 
-const SCENARIOS: Scenario[] = [kill9, sigint, concurrentApp, network, lock, badInput, rollback, skew, freeze, shardedInterrupt]
+const SCENARIOS: Scenario[] = [kill9, sigint, concurrentApp, network, lock, badInput, rollback, skew, freeze, shardedInterrupt, ...SERVICE_SCENARIOS]
 
 function parseArgs(argv: string[]): {items: number; only: string[] | null; seed: number} {
   let items = Number(process.env.CHAOS_ITEMS ?? 50_000)
