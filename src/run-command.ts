@@ -6,8 +6,7 @@ import {exitCodeForRun} from './lib/errors'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
 import type {RunContext} from './lib/run'
-import {describeTarget} from './lib/target'
-import {shardFromEnvironment, Sharding} from './lib/workers'
+import type {Sharding} from './lib/workers'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
 
@@ -19,7 +18,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
   static writeFlags = {
     'batch-size': Flags.integer({
       summary: 'Writes in flight at once (the unacknowledged window; BulkWriter sends 20 per batch, at most 500 at a time), or batchSize in the config file.',
-      defaultHelp: async () => String(BATCH_SIZE.default),
+      defaultHelp: BATCH_SIZE.default,
       min: BATCH_SIZE.min,
       max: BATCH_SIZE.max,
     }),
@@ -48,6 +47,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>},
     service: (ctx: RunContext) => Promise<T>,
   ): Promise<T> {
+    const [{shardFromEnvironment}, {describeTarget}] = await Promise.all([import('./lib/workers'), import('./lib/target')])
     const sharding: Sharding = {workers: flags.workers, partitions: flags.partitions, join: flags.join, ...shardFromEnvironment({index: flags['shard-index'], count: flags['shard-count']})}
     if (!flags['dry-run']) await this.confirm(settings, what.action, flags.yes)
     const {db, emulator} = await this.open(settings, flags['log-level'])
