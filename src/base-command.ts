@@ -39,6 +39,7 @@ export abstract class WardrobeCommand<T> extends Command {
   }
 
   protected logger?: Logger
+  private credentialsChecked = false
   protected connection?: Connection
   private readonly abort = new AbortController()
   private signalHandlers: [NodeJS.Signals, () => void][] = []
@@ -55,14 +56,24 @@ export abstract class WardrobeCommand<T> extends Command {
 
   /** Opens the log file and the Firestore connection for the resolved settings. */
   protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number]): Promise<Connection> {
+    await this.checkCredentials(settings)
     const [{createLogger}, {connect}] = await Promise.all([import('./lib/logger'), import('./lib/firestore')])
     this.logger = await createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
     this.connection = await connect(settings, (m) => this.warning(m))
     return this.connection
   }
 
+  /** Credentials the real service needs, checked once, before anything is asked or opened (exit 2 with the fix). */
+  protected async checkCredentials(settings: Settings): Promise<void> {
+    if (this.credentialsChecked) return
+    const {checkCredentials} = await import('./lib/credentials')
+    await checkCredentials(settings)
+    this.credentialsChecked = true
+  }
+
   /** Asks for production confirmation (or refuses) before anything is written. */
   protected async confirm(settings: Settings, action: string, yes: boolean): Promise<void> {
+    await this.checkCredentials(settings)
     await confirmTarget(settings, {yes, json: this.jsonEnabled(), action, warn: (m) => this.warning(m)})
   }
 

@@ -1,7 +1,7 @@
-import {spawn} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import {BIN, runCli, tmpDir} from './support/harness'
+import {runCli, tmpDir} from './support/harness'
+import {inTerminal} from './support/terminal'
 
 /**
  * The oclif plugins as a user meets them: the update warning (only for a person at a terminal),
@@ -10,7 +10,7 @@ import {BIN, runCli, tmpDir} from './support/harness'
  */
 
 // No CI variable of the machine running the tests, no skip variable: each test sets what it means.
-const CLEAN = {CI: undefined, WARDROBE_SKIP_NEW_VERSION_CHECK: undefined, NO_COLOR: '1'}
+const CLEAN = {CI: undefined, WARDROBE_SKIP_NEW_VERSION_CHECK: undefined}
 
 /** A cache whose version file says 99.0.0 is out and is fresh (so no registry is asked). */
 function cacheWithNewerRelease(): string {
@@ -19,32 +19,11 @@ function cacheWithNewerRelease(): string {
   return dir
 }
 
-/** Runs the CLI in a pseudo-terminal; answers `answer` once the output contains `prompt`. */
-function inTerminal(args: string[], env: NodeJS.ProcessEnv, reply?: {prompt: string; answer: string}): Promise<{code: number | null; output: string}> {
-  const child = spawn('script', ['-qec', [process.execPath, BIN, ...args].join(' '), '/dev/null'], {cwd: tmpDir(), env: {...process.env, NODE_ENV: undefined, ...CLEAN, ...env}, stdio: ['pipe', 'pipe', 'pipe']})
-  let output = ''
-  let answered = false
-  child.stdout.on('data', (d) => {
-    output += d
-    if (reply && !answered && output.includes(reply.prompt)) {
-      answered = true
-      child.stdin.write(reply.answer)
-    }
-  })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({code, output})
-    }),
-  )
-}
-
 const UPDATE = 'wardrobe-backfill 99.0.0 is available'
 
 describe('update check', () => {
   test('a person at a terminal is told about a newer release', async () => {
-    const r = await inTerminal(['--version'], {WARDROBE_CACHE_DIR: cacheWithNewerRelease()})
+    const r = await inTerminal(['--version'], {...CLEAN, WARDROBE_CACHE_DIR: cacheWithNewerRelease()})
     expect(r.output).toContain(UPDATE)
     expect(r.code).toBe(0)
   })
@@ -54,7 +33,7 @@ describe('update check', () => {
     ['in CI', ['--version'], {CI: 'true'}],
     ['with WARDROBE_SKIP_NEW_VERSION_CHECK=true', ['--version'], {WARDROBE_SKIP_NEW_VERSION_CHECK: 'true'}],
   ])('never runs %s', async (_name, args, env) => {
-    const r = await inTerminal(args as string[], {WARDROBE_CACHE_DIR: cacheWithNewerRelease(), ...env})
+    const r = await inTerminal(args as string[], {...CLEAN, WARDROBE_CACHE_DIR: cacheWithNewerRelease(), ...env})
     expect(r.output).toContain('wardrobe-backfill/0.1.0')
     expect(r.output).not.toContain(UPDATE)
   })
@@ -68,7 +47,7 @@ describe('update check', () => {
 
 describe('command discovery', () => {
   test('a mistyped command suggests the closest one at a terminal', async () => {
-    const r = await inTerminal(['backfil'], {}, {prompt: '(Y/n)', answer: 'n\r'})
+    const r = await inTerminal(['backfil'], {WARDROBE_SKIP_NEW_VERSION_CHECK: 'true'}, {prompt: '(Y/n)', answer: 'n\r'})
     expect(r.output).toContain('backfil is not a wardrobe command')
     expect(r.output).toContain('Did you mean backfill?')
     expect(r.code).toBe(127)
