@@ -40,6 +40,11 @@ export async function keyFileCredential(file: string): Promise<Credential> {
   }
 }
 
+/** The credential a connection to the real service uses: the config's key file, else Application Default Credentials. */
+export async function credentialFor(settings: Pick<Settings, 'credentials'>): Promise<Credential> {
+  return settings.credentials ? keyFileCredential(settings.credentials) : (await import('firebase-admin/app')).applicationDefault()
+}
+
 /**
  * Finds the credentials a run against the real service would use, in the client's own order (the
  * config's credentials key, GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, the metadata server
@@ -55,13 +60,8 @@ export async function checkCredentials(settings: Pick<Settings, 'environment' | 
   const fail = (what: string) => new UsageError(`no usable credentials for ${settings.environment} project ${settings.projectId}: ${what} (${looked})`, credentialsFix(settings.environment))
 
   let info: CredentialsInfo
-  let credential: Credential
-  const app = await import('firebase-admin/app')
   if (settings.credentials) {
     info = describeFile('config', settings.credentials, "the config's credentials key", fail)
-    credential = await keyFileCredential(settings.credentials).catch((err) => {
-      throw fail(errorMessage(err))
-    })
   } else {
     const file = gac ?? (fs.existsSync(adc) ? adc : undefined)
     if (file) info = describeFile(gac ? 'GOOGLE_APPLICATION_CREDENTIALS' : 'application-default', file, gac ? 'GOOGLE_APPLICATION_CREDENTIALS' : 'Application Default Credentials', fail)
@@ -72,8 +72,10 @@ export async function checkCredentials(settings: Pick<Settings, 'environment' | 
       if (email === null) throw fail('none found')
       info = {source: 'metadata-server', file: null, type: 'metadata-server', identity: email}
     }
-    credential = app.applicationDefault()
   }
+  const credential = await credentialFor(settings).catch((err) => {
+    throw fail(errorMessage(err))
+  })
   const {withDeadline} = await import('./scan')
   try {
     await withDeadline(credential.getAccessToken(), TOKEN_DEADLINE_MS, 'getting an access token')
