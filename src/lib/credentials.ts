@@ -50,10 +50,11 @@ export async function credentialFor(settings: Pick<Settings, 'credentials'>): Pr
  * config's credentials key, GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, the metadata server
  * of Google Cloud), and gets an access token with them: missing, unreadable, revoked or expired
  * credentials fail here, in one line naming where the tool looked, before anything is asked.
- * Null for an emulator, which needs none.
+ * Null for an emulator (and development), which needs none.
  */
 export async function checkCredentials(settings: Pick<Settings, 'environment' | 'projectId' | 'emulatorHost' | 'credentials'>, env: NodeJS.ProcessEnv = process.env): Promise<CredentialsInfo | null> {
-  if (settings.emulatorHost) return null
+  // Development only ever talks to an emulator (connect refuses otherwise); an emulator needs none.
+  if (settings.emulatorHost || settings.environment === 'development') return null
   const adc = adcFile(env)
   const gac = env.GOOGLE_APPLICATION_CREDENTIALS || undefined
   const looked = `looked at: the config's credentials key (${settings.credentials ?? 'not set'}); GOOGLE_APPLICATION_CREDENTIALS (${gac ?? 'not set'}); Application Default Credentials (${adc}${fs.existsSync(adc) ? '' : ', missing'})`
