@@ -228,6 +228,11 @@ export function parseTaxonomy(json: unknown, source: string): Taxonomy {
 
 /** Loads, validates and indexes a taxonomy file (default: the shipped taxonomy/default.json). */
 export function loadVocabulary(file?: string): Vocabulary {
+  return new Vocabulary(loadTaxonomy(file))
+}
+
+/** Reads and validates a taxonomy file (default: the shipped one), not yet indexed. */
+export function loadTaxonomy(file?: string): Taxonomy {
   const resolved = path.resolve(file ?? DEFAULT_TAXONOMY_FILE)
   const fix =
     file === undefined
@@ -250,5 +255,5 @@ export function loadVocabulary(file?: string): Vocabulary {
       fix,
     )
   }
-  return new Vocabulary(parseTaxonomy(json, resolved))
+  return parseTaxonomy(json, resolved)
 }
