@@ -22,7 +22,7 @@ describe('wardrobe vocabulary suggest', () => {
     db = testDb(project)
     out = tmpDir()
     const item = (id: string, style: string, season = 'fall') => ({id, data: {name: id, style, occasion: 'work', mood: 'calm', season}})
-    await writeItems(db, 'wardrobe_items', [item('a', 'Streetwaer'), item('b', 'streetwaer'), item('c', 'streetwaer'), item('d', 'Quiet Luxury'), item('e', 'quiet luxury'), item('f', 'casual', 'Indian Summer')])
+    await writeItems(db, 'wardrobe_items', [item('a', 'Streetwaer'), item('b', 'streetwaer'), item('c', 'streetwaer'), item('d', 'Quiet Luxury'), item('e', 'quiet luxury'), item('f', 'casual', 'Indian Summer'), item('g', 'NA'), item('h', 'n/a')])
   })
   afterEach(async () => {
     await db.terminate()
@@ -32,6 +32,9 @@ describe('wardrobe vocabulary suggest', () => {
     {field: 'style', value: 'streetwaer', count: 3, proposal: 'alias', term: 'streetwear', similarity: 0.8},
     {field: 'style', value: 'quiet luxury', count: 2, proposal: 'term', term: null, similarity: expect.any(Number)},
     {field: 'season', value: 'indian summer', count: 1, proposal: 'alias', term: 'summer', similarity: 0.5},
+    // Values meaning "nothing" are never a term or an alias.
+    {field: 'style', value: 'n/a', count: 1, proposal: 'placeholder', term: null, similarity: 0},
+    {field: 'style', value: 'na', count: 1, proposal: 'placeholder', term: null, similarity: 0},
   ]
 
   test('from a scan: a typo becomes an alias, a new style a term, and the draft maps them', async () => {
@@ -39,12 +42,13 @@ describe('wardrobe vocabulary suggest', () => {
     const r = await runCli(['vocabulary', 'suggest', ...devArgs(project, out), '--out', draft, '--json'], {env: ENV})
     expect(r.code).toBe(0)
     const report = JSON.parse(r.stdout)
-    expect(report).toMatchObject({scanned: 6, draft: {file: draft, version: '1.0-draft'}})
+    expect(report).toMatchObject({scanned: 8, draft: {file: draft, version: '1.0-draft'}})
     expect(report.suggestions).toEqual(expected)
     const vocabulary = loadVocabulary(draft)
     expect(vocabulary.canonical('style', 'Streetwaer')).toBe('streetwear')
     expect(vocabulary.canonical('style', 'Quiet Luxury')).toBe('quiet luxury')
     expect(vocabulary.canonical('season', 'Indian Summer')).toBe('summer')
+    expect(vocabulary.canonical('style', 'NA')).toBeUndefined()
   })
 
   test("from a dry run's stats file, without reading the collection again", async () => {

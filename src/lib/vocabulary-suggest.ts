@@ -7,7 +7,7 @@ import {normalizeItem} from './normalization'
 import {UnmappedEntry, UnmappedEntrySchema} from './reports'
 import {scanBatches} from './scan'
 import type {Target} from './target'
-import {DEFAULT_TAXONOMY_FILE, foldValue, loadTaxonomy, lookupKey, NORMALIZED_FIELDS, NormalizedField, Taxonomy, Vocabulary} from './vocabulary'
+import {DEFAULT_TAXONOMY_FILE, foldValue, loadTaxonomy, lookupKey, NORMALIZED_FIELDS, NormalizedField, PLACEHOLDER_KEYS, Taxonomy, Vocabulary} from './vocabulary'
 
 /**
  * A value is proposed as an alias when it shares at least half its words with a known spelling
@@ -21,7 +21,8 @@ export const SuggestionSchema = z.object({
   field: z.enum(NORMALIZED_FIELDS),
   value: z.string(),
   count: z.number().int(),
-  proposal: z.enum(['alias', 'term']),
+  /** placeholder: a value meaning "nothing" (NA, none, ...), left out of the draft. */
+  proposal: z.enum(['alias', 'term', 'placeholder']),
   /** For an alias: the term it is proposed for. */
   term: z.string().nullable(),
   /** 0..1: word overlap or edit similarity to the closest spelling (of `term` for an alias), whichever decided. */
@@ -76,6 +77,10 @@ export function propose(base: Taxonomy, unmapped: UnmappedEntry[]): {draft: Taxo
     const key = `${field}:${lookupKey(u.value)}`
     if (!NORMALIZED_FIELDS.includes(field) || u.value === '' || seen.has(key)) continue
     seen.add(key)
+    if (PLACEHOLDER_KEYS.has(lookupKey(u.value))) {
+      suggestions.push({field, value: u.value, count: u.count, proposal: 'placeholder', term: null, similarity: 0})
+      continue
+    }
     let best: {term: string; score: number; close: boolean} | null = null
     for (const [term, aliases] of Object.entries(base.fields[field])) {
       for (const spelling of [term, ...aliases]) {

@@ -33,6 +33,13 @@ function keyOfFolded(folded: string): string {
   return folded.includes(' ') ? folded.replaceAll(' ', '') : folded
 }
 
+/**
+ * Values that mean "nothing" (by lookup key, so `N/A`, `n-a` and `NA` meet): never a term or an
+ * alias. vocabulary suggest leaves them out of drafts; normalization still maps them as unmapped
+ * values (treating them as missing there is issue 16's remaining part).
+ */
+export const PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(['na', 'n/a', 'none', 'null', '-', 'unknown'].map((v) => keyOfFolded(foldValue(v))))
+
 /** The key aliases are matched on: `foldValue` with every space removed. */
 export function lookupKey(raw: string): string {
   return keyOfFolded(foldValue(raw))

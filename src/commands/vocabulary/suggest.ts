@@ -27,9 +27,10 @@ export default class Suggest extends WardrobeCommand<VocabularySuggestion> {
     if (!flags['from-stats']) scan = {db: (await this.open(settings, flags['log-level'])).db, target: targetOf(settings), signal: this.interruptSignal(() => {})}
     const report = await suggestVocabulary({base: flags.taxonomy ?? settings.taxonomy, out: flags.out, stats: flags['from-stats'], scan})
     if (!this.jsonEnabled()) {
-      const aliases = report.suggestions.filter((s) => s.proposal === 'alias')
-      this.log(`${report.suggestions.length} unmapped values from ${report.source}${report.scanned === null ? '' : ` (${report.scanned} items read)`}: ${aliases.length} proposed as aliases, ${report.suggestions.length - aliases.length} as new terms.`)
-      for (const s of report.suggestions.slice(0, 30)) this.log(`  ${s.field}: "${s.value}" × ${s.count} → ${s.proposal === 'alias' ? `alias of ${s.term} (${s.similarity})` : 'new term'}`)
+      const n = (p: string) => report.suggestions.filter((s) => s.proposal === p).length
+      this.log(`${report.suggestions.length} unmapped values from ${report.source}${report.scanned === null ? '' : ` (${report.scanned} items read)`}: ${n('alias')} proposed as aliases, ${n('term')} as new terms, ${n('placeholder')} placeholders left out.`)
+      const what = {alias: (s: {term: string | null; similarity: number}) => `alias of ${s.term} (${s.similarity})`, term: () => 'new term', placeholder: () => 'placeholder ("nothing"), left out'}
+      for (const s of report.suggestions.slice(0, 30)) this.log(`  ${s.field}: "${s.value}" × ${s.count} → ${what[s.proposal](s)}`)
       if (report.suggestions.length > 30) this.log(`  and ${report.suggestions.length - 30} more`)
       this.log(`Draft ${report.draft.version}: ${report.draft.file} (review it, then: ${this.config.bin} vocabulary check ${report.draft.file})`)
     }
