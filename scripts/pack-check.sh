@@ -14,4 +14,7 @@ wardrobe --help | grep -q 'backfill'
 wardrobe-backfill --version | grep -q '^wardrobe-backfill/'
 # --no: run the installed package, never fetch one of that name from the registry.
 npx --no wardrobe-backfill monitor --help | grep -q 'USAGE'
+# Help and --version come from the manifest alone: one command that runs loads dist/, its
+# dependencies and the shipped taxonomy from the installed package.
+wardrobe vocabulary check "$tmp/prefix/lib/node_modules/wardrobe-backfill/taxonomy/default.json" --no-scan | grep -q 'the same content'
 echo "pack-check: $(basename "$tarball") installs and runs"
