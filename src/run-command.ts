@@ -2,7 +2,8 @@ import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
 import {BATCH_SIZE, DEFAULT_OUTAGE_AFTER_SECONDS, MIN_WAIT_SECONDS, Settings} from './lib/config'
-import {exitCodeForRun} from './lib/errors'
+import {exitCodeForRun, UsageError} from './lib/errors'
+import type {Plan, PlanContext} from './lib/plan'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
 import type {RunContext} from './lib/run'
@@ -23,6 +24,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
       max: BATCH_SIZE.max,
     }),
     'dry-run': Flags.boolean({default: false, summary: 'Write nothing anywhere; report what would change.'}),
+    'save-plan': Flags.string({summary: 'With --dry-run: also write what it found, with a hash, to this file for review.'}),
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
     'max-rate': Flags.integer({summary: 'Cap writes per second (or maxRate in the config file).', min: 1}),
@@ -43,12 +45,13 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
    */
   protected async execute(
     settings: Settings,
-    flags: {'dry-run': boolean; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'; workers: number; partitions?: number; join?: string; 'shard-index'?: number; 'shard-count'?: number},
-    what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>},
+    flags: {'dry-run': boolean; 'save-plan'?: string; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'; workers: number; partitions?: number; join?: string; 'shard-index'?: number; 'shard-count'?: number},
+    what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>; plan: PlanContext},
     service: (ctx: RunContext) => Promise<T>,
   ): Promise<T> {
     const [{shardFromEnvironment}, {describeTarget}] = await Promise.all([import('./lib/workers'), import('./lib/target')])
     const sharding: Sharding = {workers: flags.workers, partitions: flags.partitions, join: flags.join, ...shardFromEnvironment({index: flags['shard-index'], count: flags['shard-count']})}
+    if (flags['save-plan'] && !flags['dry-run']) throw new UsageError('--save-plan saves what a dry run found', `add --dry-run: ${this.config.bin} ${this.id} --dry-run --save-plan ${flags['save-plan']}`)
     if (!flags['dry-run']) await this.confirm(settings, what.action, flags.yes)
     const {db, emulator} = await this.open(settings, flags['log-level'])
     const progress = createProgress(flags['dry-run'] ? `${what.label} (dry run)` : what.label)
@@ -75,6 +78,12 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     if (stats.status !== 'completed') stats.resumeCommand = this.resumeCommand()
     const file = writeReportFile(settings.outputDir, what.reportPrefix, what.schema, stats)
     process.exitCode = exitCodeForRun(stats)
+    let plan: Plan | undefined
+    if (flags['save-plan'] && stats.status === 'completed') {
+      const {buildPlan, writePlan} = await import('./lib/plan')
+      plan = buildPlan(stats, {command: what.label as Plan['command'], toolVersion: this.config.version, ledgerCollection: settings.ledgerCollection, ...what.plan})
+      writePlan(flags['save-plan'], plan)
+    }
     if (!this.jsonEnabled()) {
       this.log(`${stats.dryRun ? 'Dry run' : stats.runId ? `Run ${stats.runId}` : 'No run needed,'} ${stats.status}: scanned ${stats.scanned}, ${stats.dryRun ? 'would update' : 'updated'} ${stats.updated}, skipped ${stats.skipped}, failed ${stats.failed}, conflicts ${stats.conflicts} (${formatDuration(stats.durationSeconds)}, ${stats.rate}/s)`)
       this.renderDetails(stats)
@@ -83,6 +92,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         for (const e of stats.errorSamples.slice(0, 10)) this.log(`  ${e.id}: ${e.reason}`)
       }
       this.log(`Stats: ${file}`)
+      if (plan) this.log(`Plan: ${flags['save-plan']} (plan hash ${plan.planHash.slice(0, 16)})`)
     }
     // On stderr, also under --json: whoever pressed Ctrl-C, or watches a failed run, needs to see why and how to go on.
     if (stats.error) process.stderr.write(`Error: ${stats.error}\n`)
