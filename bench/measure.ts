@@ -34,14 +34,15 @@ export interface ProcessRun {
 }
 
 /**
- * Runs `node bin/run.js ...args` and reads its peak RSS: through GNU time's %M where it
+ * Runs `node bin/run.js ...args` (or another script) and reads its peak RSS: through GNU time's %M where it
  * exists, else by polling /proc/<pid>/status VmHWM (a high-water mark, so polling only
  * misses growth in the last interval before exit).
  */
-export async function runCli(args: string[], options: {cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number}): Promise<ProcessRun> {
+export async function runCli(args: string[], options: {cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; script?: string}): Promise<ProcessRun> {
   const useTime = fs.existsSync(GNU_TIME)
   const rssFile = path.join(options.cwd, `.rss-${process.pid}-${Date.now()}`)
-  const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
+  const script = options.script ?? BIN
+  const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, script, ...args]] : [process.execPath, [script, ...args]]
   const start = process.hrtime.bigint()
   const child = spawn(cmd, argv, {cwd: options.cwd, env: {...process.env, NO_COLOR: '1', ...options.env}, stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''

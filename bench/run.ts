@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --quick] [-- --dataset]`: backfill throughput and memory against
- * baselines, in one run, on emulators this script starts (and stops), one per phase. Prints a markdown
+ * `npm run bench [-- --quick] [-- --dataset] [-- --only startup]`: start-up, backfill throughput and
+ * memory against baselines, in one run, on emulators this script starts (and stops), one per phase. Prints a markdown
  * table on stdout and writes the figures to bench/results/bench_YYYYMMDD_HHMMSS.json.
  *
  * Benchmarks are not tests: nothing here asserts a timing; targets are reported as met or not.
@@ -15,9 +15,11 @@ import {generateItems, SeedItem} from '../src/lib/seed-data'
 import {loadVocabulary} from '../src/lib/vocabulary'
 import {backfillService, bareCount, ceiling, CEILING_WINDOW, Engine, load, loadEngine, Measured, monitorService, naive, ServiceRun, settle} from './baselines'
 import {DEFAULT_CATALOGUE, readCatalogue} from './dataset'
+import {measureStartup, STARTUP_TARGET, StartupPair, startupTable} from './startup'
 import {BIN, CpuMeter, CpuUse, describeMachine, findEmulatorPid, JvmHeap, jvmHeap, median, ProcessRun, ROOT, runCli} from './measure'
 
-const USAGE = `Usage: npm run bench -- [--quick] [--dataset [--dataset-file FILE]] [--items N] [--sizes A,B] [--repeat K] [--seed S] [--out DIR] [--before DIR]
+const USAGE = `Usage: npm run bench -- [--quick] [--dataset [--dataset-file FILE]] [--items N] [--sizes A,B] [--repeat K] [--seed S] [--out DIR] [--before DIR] [--only startup]
+  --only startup  only the start-up ratios (a minute): help, version and monitor against baselines
   --quick         small sizes (comparison 10,000 items; memory and monitor at 2,000 and 20,000)
   --dataset       compare on the real catalogue (${DEFAULT_CATALOGUE}) instead of generated items
   --items N       items for the (a)/(b)/(c) comparison (default 50,000)
@@ -36,7 +38,11 @@ interface Options {
   seed: number
   out: string
   before: string | null
+  startupOnly: boolean
 }
+
+/** Runs of each side of a start-up pair: short processes vary more than long runs. */
+const STARTUP_REPEAT = 9
 
 function options(): Options {
   const {values} = parseArgs({
@@ -50,6 +56,7 @@ function options(): Options {
       seed: {type: 'string'},
       out: {type: 'string'},
       before: {type: 'string'},
+      only: {type: 'string'},
       help: {type: 'boolean', default: false},
     },
   })
@@ -63,6 +70,7 @@ function options(): Options {
     if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}\n${USAGE}`)
     return n
   }
+  if (values.only !== undefined && values.only !== 'startup') throw new Error(`--only takes startup, not ${values.only}\n${USAGE}`)
   const quick = values.quick ?? false
   const sizes = (values.sizes ?? (quick ? '2000,20000' : '20000,200000')).split(',').map((s) => int(s, 0))
   if (sizes.length !== 2) throw new Error(`--sizes takes two sizes\n${USAGE}`)
@@ -75,6 +83,7 @@ function options(): Options {
     seed: int(values.seed, 1),
     out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results')),
     before: values.before ? path.resolve(values.before) : null,
+    startupOnly: values.only === 'startup',
   }
 }
 
@@ -194,7 +203,19 @@ async function main(): Promise<void> {
     return {items, seconds: run.seconds, rate: items / run.seconds, reportedRate: stats.rate, peakRssMiB: mib(run.peakRssKiB), exitCode: run.code, cpu}
   }
 
+  // An empty project on an emulator of its own: what monitor costs beyond start-up is then one snapshot of counts.
+  const startupPhase = () => phase('start-up', {engines: []}, (p) => measureStartup({dir: tmp, host: p.host, projectId: `demo-bench-startup-${process.pid}`, repeat: STARTUP_REPEAT, log}))
+
   try {
+    const startup = await startupPhase()
+    if (opts.startupOnly) {
+      const finishedAt = new Date()
+      const result = {kind: 'wardrobe-bench', startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString(), mode: 'startup', machine: {...machine, loadAverageEnd: describeMachine().loadAverage}, startup, targets: startupTargets(startup)}
+      const file = writeResult(opts.out, startedAt, result)
+      process.stdout.write([`Machine: ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}; load average ${machine.loadAverage[0]} at start (shared machine); medians of ${STARTUP_REPEAT} runs each, alternating.`, '', ...startupTable(startup)].join('\n') + '\n')
+      log(`results: ${path.relative(process.cwd(), file)}`)
+      return
+    }
     // (a) and (c), `repeat` times each, in alternating order (a drifting machine favours neither),
     // each round on its own emulator.
     const ceilingRuns: Measured[] = []
@@ -260,7 +281,7 @@ async function main(): Promise<void> {
     // CLI start-up alone, to read the process figures.
     const startups: number[] = []
     for (let i = 0; i < 3; i++) startups.push((await runCli(['--version'], {cwd: tmp})).seconds)
-    const startup = median(startups)
+    const cliStartup = median(startups)
 
     // Memory and monitor at two sizes, each on its own emulator; a bare count() at each size is
     // the emulator's own cost of one aggregation.
@@ -326,6 +347,7 @@ async function main(): Promise<void> {
       {name: `peak RSS ${fmt(large.items)} / ${fmt(small.items)}`, value: ratio(large.backfill.peakRssMiB, small.backfill.peakRssMiB), target: '<= 1.25', met: (ratio(large.backfill.peakRssMiB, small.backfill.peakRssMiB) ?? Infinity) <= 1.25},
       {name: `monitor CLI ${fmt(large.items)} / ${fmt(small.items)}`, value: large.monitor.cliMedian / small.monitor.cliMedian, target: '<= 2', met: large.monitor.cliMedian / small.monitor.cliMedian <= 2},
       {name: `monitor service ${fmt(large.items)} / ${fmt(small.items)}`, value: monitorGrowth, target: '<= 2', met: monitorGrowth <= 2},
+      ...startupTargets(startup),
     ]
     const monitorVerdict =
       countGrowth > 2
@@ -353,22 +375,20 @@ async function main(): Promise<void> {
         dryRun: dry,
         before: before ? {checkout: opts.before, best: before, runs: beforeRuns, overCeiling: before.rate / a.rate, overNaive: before.rate / naiveRun.rate} : null,
         cli: cliRun,
-        cliStartupSeconds: startup,
+        cliStartupSeconds: cliStartup,
         serviceSteadyRate: steadyRate,
         ratios: {serviceOverCeiling: c.rate / a.rate, serviceOverNaive: c.rate / naiveRun.rate, cliOverCeiling: cliRun.rate / a.rate, cliOverNaive: cliRun.rate / naiveRun.rate},
         clientThread: {ceilingBusy, clientCpuCeilingOverService: clientBound},
       },
       workers: workerRuns,
+      startup,
       scale,
       emulatorHeaps: heaps,
       monitorVerdict,
       targets,
       bin: path.relative(ROOT, BIN),
     }
-    fs.mkdirSync(opts.out, {recursive: true})
-    const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15)
-    const file = path.join(opts.out, `bench_${stamp}.json`)
-    fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n')
+    const file = writeResult(opts.out, startedAt, result)
 
     const cpu1k = (m: {cpu: CpuUse | null; items: number}) =>
       m.cpu && m.cpu.clientSeconds !== null && m.cpu.emulatorSeconds !== null ? `${fixed((m.cpu.clientSeconds / m.items) * 1000)} + ${fixed((m.cpu.emulatorSeconds / m.items) * 1000)}` : '?'
@@ -383,7 +403,7 @@ async function main(): Promise<void> {
       ...(steadyRate === null ? [] : [`| (c) the same run after its first item settled (lock and the first query's start excluded; approximate) | ${fmt(steadyRate)} | ${fixed(steadyRate / a.rate)} | ${fixed(steadyRate / naiveRun.rate, 1)} | |`]),
       `| (c) the same without its control read (pause, stop, throttle never seen; the cost of live control) | ${fmt(uncontrolled.rate)} | ${fixed(uncontrolled.rate / a.rate)} | ${fixed(uncontrolled.rate / naiveRun.rate, 1)} | ${cpu1k(uncontrolled)} |`,
       ...(before ? [`| (c) before: service layer of ${opts.before} | ${fmt(before.rate)} | ${fixed(before.rate / a.rate)} | ${fixed(before.rate / naiveRun.rate, 1)} | ${cpu1k(before)} |`] : []),
-      `| (c) wardrobe backfill, CLI process (wall time, ${fixed(startup, 1)} s start-up included) | ${fmt(cliRun.rate)} | ${fixed(cliRun.rate / a.rate)} | ${fixed(cliRun.rate / naiveRun.rate, 1)} | ${cpu1k(cliRun)} |`,
+      `| (c) wardrobe backfill, CLI process (wall time, ${fixed(cliStartup, 1)} s start-up included) | ${fmt(cliRun.rate)} | ${fixed(cliRun.rate / a.rate)} | ${fixed(cliRun.rate / naiveRun.rate, 1)} | ${cpu1k(cliRun)} |`,
       `| (d) the service layer's dry run: count, scan and plans, no write | ${fmt(dry.rate)} | ${fixed(dry.rate / a.rate)} | ${fixed(dry.rate / naiveRun.rate, 1)} | ${cpu1k(dry)} |`,
       '',
       `| sharded run, ${fmt(compareCount)} items, one process | items/s | vs 1 worker | vs (c) | vs (a) | CPU s per 1,000 items: client + emulator |`,
@@ -396,6 +416,8 @@ async function main(): Promise<void> {
             '',
           ]
         : []),
+      ...startupTable(startup),
+      '',
       `| items | backfill CLI items/s | backfill CLI peak RSS | bare count() (median) | monitor CLI (median) | monitor service call (median) | monitor / bare count |`,
       '|---:|---:|---:|---:|---:|---:|---:|',
       ...scale.map(
@@ -415,6 +437,19 @@ async function main(): Promise<void> {
   } finally {
     await stop()
   }
+}
+
+function startupTargets(pairs: StartupPair[]) {
+  return pairs.map((p) => ({name: `start-up: ${p.name} / ${p.baseline}`, value: p.ratio, target: `<= ${STARTUP_TARGET}`, met: p.met}))
+}
+
+/** bench/results/bench_YYYYMMDD_HHMMSS.json */
+function writeResult(dir: string, startedAt: Date, result: object): string {
+  fs.mkdirSync(dir, {recursive: true})
+  const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15)
+  const file = path.join(dir, `bench_${stamp}.json`)
+  fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n')
+  return file
 }
 
 main().then(

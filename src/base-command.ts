@@ -3,9 +3,8 @@ import type {Logger} from 'winston'
 import {DEFAULT_COLLECTION, DEFAULT_LEDGER, ENVIRONMENTS, resolveSettings, Settings, SettingsFlags} from './lib/config'
 import {confirmTarget} from './lib/confirmation'
 import {ExitCode, WardrobeError} from './lib/errors'
-import {connect, Connection} from './lib/firestore'
-import {closeLogger, createLogger, LOG_LEVELS} from './lib/logger'
-import {withDeadline} from './lib/scan'
+import type {Connection} from './lib/firestore'
+import {LOG_LEVELS} from './lib/logger'
 
 const CLOSE_DEADLINE_MS = 5000
 
@@ -17,6 +16,10 @@ function rethrowUnlessTerminated(reason: unknown): void {
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof WardrobeCommand)['baseFlags'] & T['flags']>
 
 /**
+ * Help is rendered from oclif.manifest.json without loading a command, as long as no flag has a
+ * function for defaultHelp: keep defaults as values. Modules beyond oclif, config and errors load
+ * inside run() (`await import`), so that only the commands that need firebase-admin pay for it.
+ *
  * Shared by every command: common flags, settings, the Firestore connection, the log
  * file, Ctrl-C handling, production confirmation and exit codes (also under --json).
  */
@@ -26,16 +29,17 @@ export abstract class WardrobeCommand<T> extends Command {
   static baseFlags = {
     environment: Flags.option({options: ENVIRONMENTS, default: 'development' as const, summary: 'Target environment; development only ever talks to an emulator.', helpGroup: 'TARGET'})(),
     project: Flags.string({summary: 'Firebase project id (default from wardrobe.config.json; demo-wardrobe in development).', helpGroup: 'TARGET'}),
-    collection: Flags.string({summary: 'Collection of wardrobe items (or collection in the config file).', helpGroup: 'TARGET', defaultHelp: async () => DEFAULT_COLLECTION, exclusive: ['collection-group']}),
+    collection: Flags.string({summary: 'Collection of wardrobe items (or collection in the config file).', helpGroup: 'TARGET', defaultHelp: DEFAULT_COLLECTION, exclusive: ['collection-group']}),
     'collection-group': Flags.string({summary: 'Every collection of this name at any depth (e.g. wardrobe for users/{uid}/wardrobe), instead of --collection.', helpGroup: 'TARGET'}),
     config: Flags.string({summary: 'Config file (default ./wardrobe.config.json or $WARDROBE_CONFIG).', helpGroup: 'TARGET'}),
     'emulator-host': Flags.string({summary: 'Firestore emulator host:port (default $FIRESTORE_EMULATOR_HOST in development).', helpGroup: 'TARGET'}),
-    'ledger-collection': Flags.string({summary: 'Collection holding run records (or ledgerCollection); never the items collection.', helpGroup: 'TARGET', defaultHelp: async () => DEFAULT_LEDGER}),
-    'output-dir': Flags.string({summary: 'Where log, stats and report files go (or outputDir in the config file).', defaultHelp: async () => '.', helpGroup: 'OUTPUT'}),
+    'ledger-collection': Flags.string({summary: 'Collection holding run records (or ledgerCollection); never the items collection.', helpGroup: 'TARGET', defaultHelp: DEFAULT_LEDGER}),
+    'output-dir': Flags.string({summary: 'Where log, stats and report files go (or outputDir in the config file).', defaultHelp: '.', helpGroup: 'OUTPUT'}),
     'log-level': Flags.option({options: LOG_LEVELS, default: 'info' as const, summary: 'Level of backfill_normalize.log.', helpGroup: 'OUTPUT'})(),
   }
 
   protected logger?: Logger
+  private credentialsChecked = false
   protected connection?: Connection
   private readonly abort = new AbortController()
   private signalHandlers: [NodeJS.Signals, () => void][] = []
@@ -52,13 +56,24 @@ export abstract class WardrobeCommand<T> extends Command {
 
   /** Opens the log file and the Firestore connection for the resolved settings. */
   protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number]): Promise<Connection> {
-    this.logger = createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
+    await this.checkCredentials(settings)
+    const [{createLogger}, {connect}] = await Promise.all([import('./lib/logger'), import('./lib/firestore')])
+    this.logger = await createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
     this.connection = await connect(settings, (m) => this.warning(m))
     return this.connection
   }
 
+  /** Credentials the real service needs, checked once, before anything is asked or opened (exit 2 with the fix). */
+  protected async checkCredentials(settings: Settings): Promise<void> {
+    if (this.credentialsChecked) return
+    const {checkCredentials} = await import('./lib/credentials')
+    await checkCredentials(settings)
+    this.credentialsChecked = true
+  }
+
   /** Asks for production confirmation (or refuses) before anything is written. */
   protected async confirm(settings: Settings, action: string, yes: boolean): Promise<void> {
+    await this.checkCredentials(settings)
     await confirmTarget(settings, {yes, json: this.jsonEnabled(), action, warn: (m) => this.warning(m)})
   }
 
@@ -92,13 +107,14 @@ export abstract class WardrobeCommand<T> extends Command {
   protected async finally(err: Error | undefined): Promise<unknown> {
     for (const [sig, handler] of this.signalHandlers) process.off(sig, handler)
     if (this.connection) {
+      const {withDeadline} = await import('./lib/scan')
       // Calls still pending after an outage (an abandoned ledger transaction) are refused once the client
       // terminates, and the client leaves one such rejection unobserved (googleapis/google-cloud-node#9122).
       process.on('unhandledRejection', rethrowUnlessTerminated)
       // The client waits for its pending calls before it closes; after an outage they may retry for minutes.
       await withDeadline(this.connection.close(), CLOSE_DEADLINE_MS, 'closing the Firestore connection').catch(() => {})
     }
-    if (this.logger) await closeLogger(this.logger)
+    if (this.logger) await (await import('./lib/logger')).closeLogger(this.logger)
     return super.finally(err)
   }
 

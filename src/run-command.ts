@@ -2,13 +2,12 @@ import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
 import {BATCH_SIZE, DEFAULT_OUTAGE_AFTER_SECONDS, MIN_WAIT_SECONDS, Settings} from './lib/config'
-import {describeLimit} from './lib/control'
-import {exitCodeForRun} from './lib/errors'
+import {exitCodeForRun, UsageError} from './lib/errors'
+import type {Plan, PlanContext} from './lib/plan'
 import {createProgress, formatDuration} from './lib/progress'
 import {RunStatsBaseSchema, writeReportFile} from './lib/reports'
 import type {RunContext} from './lib/run'
-import {describeTarget} from './lib/target'
-import {shardFromEnvironment, Sharding} from './lib/workers'
+import type {Sharding} from './lib/workers'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
 
@@ -20,11 +19,12 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
   static writeFlags = {
     'batch-size': Flags.integer({
       summary: 'Writes in flight at once (the unacknowledged window; BulkWriter sends 20 per batch, at most 500 at a time), or batchSize in the config file.',
-      defaultHelp: async () => String(BATCH_SIZE.default),
+      defaultHelp: BATCH_SIZE.default,
       min: BATCH_SIZE.min,
       max: BATCH_SIZE.max,
     }),
     'dry-run': Flags.boolean({default: false, summary: 'Write nothing anywhere; report what would change.'}),
+    'save-plan': Flags.string({summary: 'With --dry-run: also write what it found, with a hash, to this file for review.'}),
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
     'max-rate': Flags.integer({summary: 'Cap writes per second for the whole run, shared by its processes by their workers (or maxRate in the config file); `wardrobe runs throttle` changes it live.', min: 1}),
@@ -48,11 +48,13 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
    */
   protected async execute(
     settings: Settings,
-    flags: {'dry-run': boolean; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'; workers: number; partitions?: number; join?: string; 'shard-index'?: number; 'shard-count'?: number},
-    what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>},
+    flags: {'dry-run': boolean; 'save-plan'?: string; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'; workers: number; partitions?: number; join?: string; 'shard-index'?: number; 'shard-count'?: number},
+    what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>; plan: PlanContext},
     service: (ctx: RunContext) => Promise<T>,
   ): Promise<T> {
+    const [{shardFromEnvironment}, {describeTarget}] = await Promise.all([import('./lib/workers'), import('./lib/target')])
     const sharding: Sharding = {workers: flags.workers, partitions: flags.partitions, join: flags.join, ...shardFromEnvironment({index: flags['shard-index'], count: flags['shard-count']})}
+    if (flags['save-plan'] && !flags['dry-run']) throw new UsageError('--save-plan saves what a dry run found', `add --dry-run: ${this.config.bin} ${this.id} --dry-run --save-plan ${flags['save-plan']}`)
     if (!flags['dry-run']) await this.confirm(settings, what.action, flags.yes)
     const {db, emulator} = await this.open(settings, flags['log-level'])
     const progress = createProgress(flags['dry-run'] ? `${what.label} (dry run)` : what.label)
@@ -83,12 +85,18 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         else if (info.runId) this.note(`Run ${info.runId}: ${info.total} items in scope in ${describeTarget(settings)}${shards}`)
       },
       onProgress: (p) =>
-        progress.update({done: p.counters.updated + p.counters.skipped + p.counters.failed, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}, note: p.limit && describeLimit(p.limit)}),
+        progress.update({done: p.counters.updated + p.counters.skipped + p.counters.failed, total: p.total, rate: p.rate, etaSeconds: p.etaSeconds, counts: {updated: p.counters.updated, skipped: p.counters.skipped, failed: p.counters.failed}, note: p.limitText}),
     })
     progress.stop()
     if (stats.status !== 'completed') stats.resumeCommand = this.resumeCommand()
     const file = writeReportFile(settings.outputDir, what.reportPrefix, what.schema, stats)
     process.exitCode = exitCodeForRun(stats)
+    let plan: Plan | undefined
+    if (flags['save-plan'] && stats.status === 'completed') {
+      const {buildPlan, writePlan} = await import('./lib/plan')
+      plan = buildPlan(stats, {command: what.label as Plan['command'], toolVersion: this.config.version, ledgerCollection: settings.ledgerCollection, ...what.plan})
+      writePlan(flags['save-plan'], plan)
+    }
     if (!this.jsonEnabled()) {
       this.log(`${stats.dryRun ? 'Dry run' : stats.runId ? `Run ${stats.runId}` : 'No run needed,'} ${stats.status}: scanned ${stats.scanned}, ${stats.dryRun ? 'would update' : 'updated'} ${stats.updated}, skipped ${stats.skipped}, failed ${stats.failed}, conflicts ${stats.conflicts} (${formatDuration(stats.durationSeconds)}, ${stats.rate}/s)`)
       this.renderDetails(stats)
@@ -97,6 +105,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         for (const e of stats.errorSamples.slice(0, 10)) this.log(`  ${e.id}: ${e.reason}`)
       }
       this.log(`Stats: ${file}`)
+      if (plan) this.log(`Plan: ${flags['save-plan']} (plan hash ${plan.planHash.slice(0, 16)})`)
     }
     // On stderr, also under --json: whoever pressed Ctrl-C, or watches a failed run, needs to see why and how to go on.
     if (stats.error) process.stderr.write(`Error: ${stats.error}\n`)

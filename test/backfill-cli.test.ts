@@ -258,10 +258,11 @@ describe('wardrobe backfill: process behaviour', () => {
       await expectNothingWritten(before)
     })
 
-    it('without --emulator-host it is refused the same way before any connection', async () => {
-      const res = await runCli(['backfill', '--environment', 'production', '--project', project, '--output-dir', out], {env: ENV})
+    it('without --emulator-host, on a machine without credentials, it stops at the credentials before any prompt', async () => {
+      const noCredentials = {...ENV, HOME: tmpDir(), GOOGLE_APPLICATION_CREDENTIALS: undefined, CLOUDSDK_CONFIG: undefined, METADATA_SERVER_DETECTION: 'none'}
+      const res = await runCli(['backfill', '--environment', 'production', '--project', project, '--output-dir', out], {env: noCredentials})
       expect(res.code).toBe(2)
-      expect(res.stderr).toMatch(/confirm/i)
+      expect(res.stderr).toMatch(/^Error: no usable credentials for production project/)
     })
 
     it('--yes runs (against the emulator, since --emulator-host is explicit)', async () => {

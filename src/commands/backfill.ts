@@ -1,5 +1,4 @@
 import {Flags} from '@oclif/core'
-import {runBackfill} from '../lib/backfill'
 import {formatDuration} from '../lib/progress'
 import {BackfillStats, BackfillStatsSchema} from '../lib/reports'
 import {loadVocabulary} from '../lib/vocabulary'
@@ -27,8 +26,9 @@ Each write is guarded by the item's last update time; items edited meanwhile are
     const {flags} = await this.parse(Backfill)
     const settings = this.settingsFrom(flags)
     const vocabulary = loadVocabulary(flags.taxonomy ?? settings.taxonomy)
+    const {runBackfill} = await import('../lib/backfill')
     const options = {vocabulary, batchSize: settings.batchSize, dryRun: flags['dry-run'], force: flags.force, fromStart: flags['from-start'], maxRate: settings.maxRate}
-    return this.execute(settings, flags, {label: 'backfill', action: `backfill ${settings.collection}`, reportPrefix: 'backfill_stats', schema: BackfillStatsSchema}, (ctx) => runBackfill(ctx, options))
+    return this.execute(settings, flags, {label: 'backfill', action: `backfill ${settings.collection}`, reportPrefix: 'backfill_stats', schema: BackfillStatsSchema, plan: {vocabulary: {version: vocabulary.version, hash: vocabulary.hash}}}, (ctx) => runBackfill(ctx, options))
   }
 
   protected renderDetails(s: BackfillStats): void {

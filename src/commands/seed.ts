@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {WardrobeCommand} from '../base-command'
 import {createProgress} from '../lib/progress'
-import {SeedResult, seedCollection} from '../lib/seeding'
+import type {SeedResult} from '../lib/seeding'
 import {UsageError} from '../lib/errors'
 
 export default class Seed extends WardrobeCommand<SeedResult> {
@@ -29,6 +29,7 @@ export default class Seed extends WardrobeCommand<SeedResult> {
     if (settings.environment !== 'development') {
       throw new UsageError(`seed runs only in development, not ${settings.environment}`, 'use --environment development against an emulator')
     }
+    const {seedCollection} = await import('../lib/seeding')
     const {db} = await this.open(settings, flags['log-level'])
     const total = flags.count ?? null
     const progress = createProgress('seed')

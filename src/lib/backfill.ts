@@ -87,8 +87,12 @@ export async function runBackfill(ctx: RunContext, options: BackfillOptions): Pr
 
 /** What the real run would cost: reads of every item and the count, writes of updates and error records. */
 function estimate({result, total}: RunOutcome, emulator: boolean, maxRate?: number): BackfillStats['estimate'] {
-  const writes = result.counters.updated + result.counters.failed
-  const reads = result.counters.scanned + Math.max(1, Math.ceil(total / 1000))
+  return estimateRun({scanned: result.counters.scanned, writes: result.counters.updated + result.counters.failed, total}, emulator, maxRate)
+}
+
+/** A backfill's reads (every item scanned, and a count() reads one entry per 1,000), writes and time under the ramp. */
+export function estimateRun({scanned, writes, total}: {scanned: number; writes: number; total: number}, emulator: boolean, maxRate?: number): NonNullable<BackfillStats['estimate']> {
+  const reads = scanned + Math.max(1, Math.ceil(total / 1000))
   return {
     reads,
     writes,

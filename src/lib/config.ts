@@ -4,6 +4,7 @@ import {z} from 'zod'
 import {parseWindow, resolveTimezone, Window} from './control'
 import {UsageError} from './errors'
 import {ledgerOverlap} from './ledger-layout'
+import {DEFAULT_PRICES, Prices, PricesSchema} from './prices'
 
 export const ENVIRONMENTS = ['development', 'staging', 'production'] as const
 export type Environment = (typeof ENVIRONMENTS)[number]
@@ -38,6 +39,8 @@ const SettableSchema = z.object({
   staleAfterSeconds: z.number().int().min(MIN_WAIT_SECONDS).optional().describe(`seconds, an integer of at least ${MIN_WAIT_SECONDS}`),
   /** A writing run with nothing answered by Firestore for this long (while writes wait) ends as failed with its checkpoint. */
   outageAfterSeconds: z.number().int().min(MIN_WAIT_SECONDS).optional().describe(`seconds, an integer of at least ${MIN_WAIT_SECONDS}`),
+  /** List prices for cost estimates (doctor); any key left out keeps its default. */
+  prices: PricesSchema.partial().optional().describe('an object of readsPer100k, writesPer100k, deletesPer100k (USD) and takenOn (YYYY-MM-DD)'),
   /** Relative to the config file's folder. */
   taxonomy: filePath.optional().describe("a vocabulary file's path, relative to the config file's folder"),
   /** Relative to the config file's folder. */
@@ -88,6 +91,7 @@ export interface Settings {
   /** The config file's vocabulary (absolute); a command's --taxonomy replaces it (validate's takes several files). */
   taxonomy?: string
   configFile?: string
+  prices: Prices
 }
 
 /** Flags that settings come from; each left undefined when not given, so the config file can supply it. */
@@ -233,6 +237,7 @@ export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = p
     ...windowSettings(setting('windows').value, setting('timezone').value),
     taxonomy: resolvePath(fromConfig('taxonomy')),
     configFile: file,
+    prices: {...DEFAULT_PRICES, ...fromConfig('prices').value},
   }
 }
 

@@ -1,8 +1,8 @@
-import fs from 'node:fs'
 import {CallProperties, InterceptingCall, Interceptor, Metadata, status} from '@grpc/grpc-js'
-import {App, cert, deleteApp, initializeApp} from 'firebase-admin/app'
+import {App, deleteApp, initializeApp} from 'firebase-admin/app'
 import {Firestore, getFirestore} from 'firebase-admin/firestore'
 import type {Settings} from './config'
+import {keyFileCredential} from './credentials'
 import {isEmulatorReachable} from './emulator'
 import {GrpcCode, UsageError} from './errors'
 
@@ -101,26 +101,10 @@ export async function connect(settings: Settings, warn: (message: string) => voi
     const db = new Firestore({projectId, ...clientSettings()})
     return {db, emulator: true, close: () => db.terminate()}
   }
-  const credential = loadCredential(settings.credentials)
+  const credential = settings.credentials ? await keyFileCredential(settings.credentials) : undefined
   const app: App = initializeApp(credential ? {projectId, credential} : {projectId}, `wardrobe-${process.pid}-${++appCounter}`)
   const db = getFirestore(app)
   // firebase-admin passes no client settings through; they may still be added before first use.
   db.settings(clientSettings())
   return {db, emulator: false, close: () => deleteApp(app)}
-}
-
-function loadCredential(file?: string) {
-  if (!file) return undefined
-  let json: unknown
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'))
-  } catch {
-    // The message names the file, never its content: it holds a private key.
-    throw new UsageError(`credentials file ${file} cannot be read as JSON`, 'point credentials at a service-account key file, or drop it to use Application Default Credentials')
-  }
-  try {
-    return cert(json as object)
-  } catch {
-    throw new UsageError(`credentials file ${file} is not a service-account key`, 'download a key for a service account with Firestore access')
-  }
 }

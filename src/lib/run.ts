@@ -42,6 +42,8 @@ export interface RunContext {
 /** Progress, with what limits the process (a tracked run only). */
 export interface RunProgress extends JobProgress {
   limit?: Limit
+  /** The limit as shown (e.g. `limit 200/s (cap)`, `paused by ops@laptop: incident`). */
+  limitText?: string
 }
 
 export interface StartInfo {
@@ -153,7 +155,12 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   governor.start()
   // `wardrobe runs stop` does what Ctrl-C does.
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, governor.stopSignal]) : governor.stopSignal
-  const onProgress = ctx.onProgress && ((p: JobProgress) => ctx.onProgress!({...p, limit: governor.limit()}))
+  const onProgress =
+    ctx.onProgress &&
+    ((p: JobProgress) => {
+      const limit = governor.limit()
+      ctx.onProgress!({...p, limit, limitText: describeLimit(limit)})
+    })
   const governedJob = {...job, signal, control: governor}
   const pacer = new Pacer(() => governor.paceRate())
   const writerFor = (fence: Fence) =>

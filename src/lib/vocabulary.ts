@@ -33,6 +33,13 @@ function keyOfFolded(folded: string): string {
   return folded.includes(' ') ? folded.replaceAll(' ', '') : folded
 }
 
+/**
+ * Values that mean "nothing" (by lookup key, so `N/A`, `n-a` and `NA` meet): never a term or an
+ * alias. vocabulary suggest leaves them out of drafts; normalization still maps them as unmapped
+ * values (treating them as missing there is issue 16's remaining part).
+ */
+export const PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(['na', 'n/a', 'none', 'null', '-', 'unknown'].map((v) => keyOfFolded(foldValue(v))))
+
 /** The key aliases are matched on: `foldValue` with every space removed. */
 export function lookupKey(raw: string): string {
   return keyOfFolded(foldValue(raw))
@@ -228,6 +235,11 @@ export function parseTaxonomy(json: unknown, source: string): Taxonomy {
 
 /** Loads, validates and indexes a taxonomy file (default: the shipped taxonomy/default.json). */
 export function loadVocabulary(file?: string): Vocabulary {
+  return new Vocabulary(loadTaxonomy(file))
+}
+
+/** Reads and validates a taxonomy file (default: the shipped one), not yet indexed. */
+export function loadTaxonomy(file?: string): Taxonomy {
   const resolved = path.resolve(file ?? DEFAULT_TAXONOMY_FILE)
   const fix =
     file === undefined
@@ -250,5 +262,5 @@ export function loadVocabulary(file?: string): Vocabulary {
       fix,
     )
   }
-  return new Vocabulary(parseTaxonomy(json, resolved))
+  return parseTaxonomy(json, resolved)
 }
