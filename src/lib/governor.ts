@@ -185,6 +185,7 @@ export class RunGovernor {
     const key = limit.reason === 'paused' || limit.reason === 'window' || limit.reason === 'stopping' ? text : limit.reason
     if (key !== this.shown) {
       this.shown = key
+      this.o.logger?.info('rate limit', {runId: this.runId, reason: limit.reason, perSecond: limit.perSecond, text})
       this.o.onChange?.(limit, text)
     }
     if (!this.holding) for (const wake of this.waiting.splice(0)) wake()

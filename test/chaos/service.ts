@@ -72,6 +72,12 @@ export const exhausted: Scenario = {
       report.figure('faults', `${refused} writes answered RESOURCE_EXHAUSTED in 20 s`)
       report.figure('retries', retries)
       report.check(refused > 0 && retries === refused, 'every refused write is retried, each retry logged with its code', `${retries} retries logged for ${refused} refused writes`)
+      // The closed loop: the adaptive throttle holds the rate under the storm, and lets go after it.
+      const limits = logLines(t).filter((l) => l.message === 'rate limit')
+      const cut = limits.findIndex((l) => l.reason === 'errors')
+      const lifted = cut >= 0 ? limits.slice(cut + 1).find((l) => l.reason !== 'errors') : undefined
+      report.figure('rate limits', limits.map((l) => l.text).join(' → '))
+      report.check(cut >= 0 && lifted !== undefined, 'the run\'s rate limit drops with reason errors in the storm and recovers after it', limits.map((l) => l.text).join(' → ') || 'no rate limit logged')
       await completed(report, t, before, res, 'after the storm')
     })
   },
