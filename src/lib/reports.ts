@@ -55,6 +55,8 @@ export const RunStatsBaseSchema = z.object({
   scanned: z.number().int(),
   /** Items this process read; less than scanned when the run resumed from a checkpoint, or other workers shared it. */
   scannedHere: z.number().int(),
+  /** Writes this process retried after a retryable answer (RESOURCE_EXHAUSTED, UNAVAILABLE, …), each after its backoff. */
+  writeRetries: z.number().int(),
   /** Partitions of a sharded run (its counts are the whole run's, over every worker); 0 for one worker. */
   partitions: z.number().int(),
   updated: z.number().int(),

@@ -118,7 +118,7 @@ function undoing(targets: string[] | null, version: string | undefined): NonNull
 function nothingToDo(): RunOutcome {
   const now = new Date()
   const result = {status: 'completed' as const, counters: zeroCounters(), unmapped: {}, tags: {}, errorSamples: [], cursor: null}
-  return {result, runId: null, resumed: false, total: 0, scannedHere: 0, partitions: 0, startedAt: now, finishedAt: now}
+  return {result, runId: null, resumed: false, total: 0, scannedHere: 0, partitions: 0, startedAt: now, finishedAt: now, writeRetries: 0}
 }
 
 function digest(ids: string[]): string {

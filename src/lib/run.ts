@@ -93,6 +93,7 @@ export interface RunOutcome {
   finishedAt: Date
   /** What limited this process's writes as it ended (a tracked run). */
   limit?: Limit
+  writeRetries: number
 }
 
 /**
@@ -110,9 +111,11 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   logger?.info(`${spec.kind} starting`, {target: describeTarget(target), total, version: spec.version, dryRun: spec.dryRun, ...spec.options})
   const plan = (runId: string | null) => (doc: DocumentSnapshot) => spec.plan(doc, runId)
   const job = {db, target, select: spec.select, filter: spec.filter, dryRun: spec.dryRun, total, chunkSize: ctx.chunkSize, checkpointIntervalMs: ctx.checkpointIntervalMs, signal: ctx.signal, onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail)}
+  // Writes retried in this process (each also a `write retry` log line): backoff under pushback shows in the stats.
+  let writeRetries = 0
   const finished = (result: JobResult, runId: string | null, resumed: boolean, base: number): RunOutcome => {
     for (const e of result.errorSamples) logger?.warn('error item', e)
-    return {result, runId, resumed, total, scannedHere: result.counters.scanned - base, partitions: 0, startedAt, finishedAt: new Date()}
+    return {result, runId, resumed, total, scannedHere: result.counters.scanned - base, partitions: 0, startedAt, finishedAt: new Date(), writeRetries}
   }
 
   if (spec.dryRun) {
@@ -170,7 +173,10 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
       maxInFlight: spec.batchSize,
       outageAfterMs: settings.outageAfterMs,
       fence,
-      onRetry: (retry) => logger?.warn('write retry', retry),
+      onRetry: (retry) => {
+        writeRetries++
+        logger?.warn('write retry', retry)
+      },
       onAnswer: (accepted, ms) => governor.answered(accepted, ms),
     })
   const controlNote =
@@ -240,6 +246,7 @@ export function baseStats(ctx: RunContext, spec: Pick<RunSpec, 'dryRun' | 'versi
     total: outcome.total,
     ...result.counters,
     scannedHere: outcome.scannedHere,
+    writeRetries: outcome.writeRetries,
     partitions: outcome.partitions,
     rate: seconds > 0 ? Math.round(outcome.scannedHere / seconds) : 0,
     errorSamples: result.errorSamples,

@@ -72,6 +72,7 @@ export const exhausted: Scenario = {
       report.figure('faults', `${refused} writes answered RESOURCE_EXHAUSTED in 20 s`)
       report.figure('retries', retries)
       report.check(refused > 0 && retries === refused, 'every refused write is retried, each retry logged with its code', `${retries} retries logged for ${refused} refused writes`)
+      report.check(res.stats?.writeRetries === refused, 'the stats count the retries', `writeRetries ${res.stats?.writeRetries} for ${refused} refused writes`)
       // The closed loop: the adaptive throttle holds the rate under the storm, and lets go after it.
       const limits = logLines(t).filter((l) => l.message === 'rate limit')
       const cut = limits.findIndex((l) => l.reason === 'errors')
