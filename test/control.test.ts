@@ -14,6 +14,9 @@ import {FaultProxy} from './chaos/proxy'
 import {expectNormalizedBy, originals} from './support/collection'
 import {devArgs, emulatorHost, startCli, testDb, tmpDir, uniqueProject, waitFor} from './support/harness'
 
+// Each test runs real backfills for tens of seconds, longer on a loaded machine.
+jest.setTimeout(240_000)
+
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
 const OPERATOR = `${os.userInfo().username}@${os.hostname()}`
@@ -185,12 +188,12 @@ describe('throttle a run mid-way', () => {
 
 describe('--target-latency-ms', () => {
   test('latency added in the network: the limit drops with reason latency; removed: it recovers', async () => {
-    const {db, project, before} = await seeded('latency', 9000)
+    const {db, project, before} = await seeded('latency', 10000)
     const proxy = FaultProxy.forHost(emulatorHost())
     const host = await proxy.listen()
     try {
       // Through the proxy instead of straight to the emulator.
-      const args = ['backfill', ...devArgs(project, tmpDir()).map((a) => (a === emulatorHost() ? host : a)), '--max-rate', '400', '--target-latency-ms', '150']
+      const args = ['backfill', ...devArgs(project, tmpDir()).map((a) => (a === emulatorHost() ? host : a)), '--max-rate', '400', '--target-latency-ms', '1000']
       const cli = startCli(args, {timeoutMs: 240_000})
       const err = stderrOf(cli.child)
       const lastLimit = () => [...err().matchAll(/; limit (\d+(?:\.\d)?)\/s \((\w+)\)/g)].pop()
@@ -198,13 +201,14 @@ describe('--target-latency-ms', () => {
       await waitFor(async () => (runId = await runningRunId(db)) !== undefined, 60_000, 100)
       await waitShowing(() => lastLimit()?.[2] === 'cap', 60_000, err)
 
-      proxy.setLatency(300)
+      // Far above the target (1.5 s each way), and the target far above a loaded emulator's own latency.
+      proxy.setLatency(1500)
       await waitShowing(() => lastLimit()?.[2] === 'latency', 20_000, err)
       await waitShowing(() => Number(lastLimit()![1]) < 100, 20_000, err)
       const low = Number(lastLimit()![1])
       proxy.setLatency(0)
       await waitShowing(() => lastLimit()?.[2] === 'cap', 60_000, err)
-      console.log(`latency: limit fell to ${low}/s under 300 ms of added latency, back to the cap after`)
+      console.log(`latency: limit fell to ${low}/s under 1.5 s of added latency each way, back to the cap after`)
       expect((await cli.done).code).toBe(COMPLETED_WITH_ERROR_ITEMS)
       await expectCollectionDone(db, before, runId!)
     } finally {
