@@ -13,7 +13,8 @@ import {UsageError} from './errors'
  * latency), how a process's limit is chosen and named, whether a change is acknowledged.
  */
 
-const date = z.preprocess((v) => (v instanceof Timestamp ? v.toDate() : v), z.date())
+/** Firestore hands Timestamps back; records carry Dates (the run ledger's records use it too). */
+export const date = z.preprocess((v) => (v instanceof Timestamp ? v.toDate() : v), z.date())
 
 export const CONTROL_STATES = ['running', 'paused', 'stopping'] as const
 export type ControlState = (typeof CONTROL_STATES)[number]

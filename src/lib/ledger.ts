@@ -1,7 +1,7 @@
 import crypto from 'node:crypto'
 import {DocumentReference, DocumentSnapshot, FieldValue, Firestore, QuerySnapshot, Timestamp, Transaction} from 'firebase-admin/firestore'
 import {z} from 'zod'
-import {Control, ControlAction, ControlChange, ControlSchema, MAX_CHANGES, Window} from './control'
+import {Control, ControlAction, ControlChange, ControlSchema, date, MAX_CHANGES, Window} from './control'
 import {ExitCode, GrpcCode, UsageError, WardrobeError} from './errors'
 import type {KeyRange, Progress, ProgressStore} from './job'
 import {LOCK_COLLECTION, RUN_SUBCOLLECTIONS} from './ledger-layout'
@@ -18,8 +18,6 @@ export type RunKind = (typeof RUN_KINDS)[number]
 export const RUN_STATUSES = ['running', 'completed', 'failed', 'interrupted', 'superseded'] as const
 export type RunStatus = (typeof RUN_STATUSES)[number]
 
-/** Firestore hands Timestamps back; records carry Dates. */
-const date = z.preprocess((v) => (v instanceof Timestamp ? v.toDate() : v), z.date())
 
 export const CountersSchema = z.object({
   scanned: z.number().int().default(0),
