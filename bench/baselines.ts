@@ -2,15 +2,16 @@
  * The three ways to add `normalized` that the benchmark compares, each on its own freshly
  * loaded collection: (a) the write ceiling, (b) a naive script, (c) wardrobe's service layer.
  */
+import fs from 'node:fs'
 import path from 'node:path'
 import {DocumentData, FieldPath, Firestore, UpdateData} from 'firebase-admin/firestore'
-import {planBackfill} from '../src/lib/backfill'
-import type {runBackfill} from '../src/lib/backfill'
-import type {collectMonitorReport} from '../src/lib/monitor'
-import type {RunContext} from '../src/lib/run'
-import {SeedItem, writeItems} from '../src/lib/seed-data'
-import type {Vocabulary} from '../src/lib/vocabulary'
-import type {Sharding} from '../src/lib/workers'
+import {planBackfill} from '../src/services/backfill'
+import type {runBackfill} from '../src/services/backfill'
+import type {collectMonitorReport} from '../src/services/monitor'
+import type {RunContext} from '../src/engine/run'
+import {SeedItem, writeItems} from '../src/dev/seed-data'
+import type {Vocabulary} from '../src/domain/vocabulary'
+import type {Sharding} from '../src/engine/workers'
 import {CpuMeter, CpuUse, processCpuSeconds, ROOT, timed} from './measure'
 
 /** The service layer of a checkout as built (dist/): the JavaScript the CLI runs. */
@@ -22,11 +23,14 @@ export interface Engine {
 /**
  * Loads dist/ of a checkout (this one by default). The service layer is measured as shipped,
  * not through tsx: tsx compiles with esbuild's keepNames, which wraps every named closure
- * the engine creates per item in a defineProperty call.
+ * the engine creates per item in a defineProperty call. A checkout from before the library
+ * entry point (dist/index.js) has its services flat in dist/lib/.
  */
 export function loadEngine(checkout = ROOT): Engine {
-  const lib = path.join(checkout, 'dist', 'lib')
+  const dist = path.join(checkout, 'dist')
   /* eslint-disable @typescript-eslint/no-require-imports */
+  if (fs.existsSync(path.join(dist, 'index.js'))) return require(path.join(dist, 'index.js')) as Engine
+  const lib = path.join(dist, 'lib')
   return {
     runBackfill: (require(path.join(lib, 'backfill')) as {runBackfill: typeof runBackfill}).runBackfill,
     collectMonitorReport: (require(path.join(lib, 'monitor')) as {collectMonitorReport: typeof collectMonitorReport}).collectMonitorReport,

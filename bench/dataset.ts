@@ -4,7 +4,7 @@
  * columns are kept as extra fields.
  */
 import fs from 'node:fs'
-import type {SeedItem} from '../src/lib/seed-data'
+import type {SeedItem} from '../src/dev/seed-data'
 
 export const DEFAULT_CATALOGUE = '/work/shared/data/fashion-catalogue-styles.csv'
 

@@ -10,9 +10,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {parseArgs} from 'node:util'
 import {Firestore} from 'firebase-admin/firestore'
-import {clearEmulator, RunningEmulator, startEmulator} from '../src/lib/emulator'
-import {generateItems, SeedItem} from '../src/lib/seed-data'
-import {loadVocabulary} from '../src/lib/vocabulary'
+import {clearEmulator, RunningEmulator, startEmulator} from '../src/dev/emulator'
+import {generateItems, SeedItem} from '../src/dev/seed-data'
+import {loadVocabulary} from '../src/domain/vocabulary'
 import {backfillService, bareCount, ceiling, CEILING_WINDOW, Engine, load, loadEngine, Measured, monitorService, naive, ServiceRun, settle} from './baselines'
 import {DEFAULT_CATALOGUE, readCatalogue} from './dataset'
 import {measureStartup, STARTUP_TARGET, StartupPair, startupTable} from './startup'
@@ -110,7 +110,7 @@ const MONITOR_BUDGET_SECONDS = 40
 async function main(): Promise<void> {
   const opts = options()
   if (!fs.existsSync(path.join(ROOT, 'dist', 'commands', 'backfill.js'))) throw new Error('dist/ is missing: run `npm run build` first (`npm run bench` does)')
-  if (opts.before && !fs.existsSync(path.join(opts.before, 'dist', 'lib', 'backfill.js'))) throw new Error(`${opts.before}/dist is missing: build that checkout first`)
+  if (opts.before && !['index.js', 'lib/backfill.js'].some((f) => fs.existsSync(path.join(opts.before as string, 'dist', f)))) throw new Error(`${opts.before}/dist is missing: build that checkout first`)
   const startedAt = new Date()
   const machine = describeMachine()
   log(`${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.emulator}, load average ${machine.loadAverage.join(' ')}`)

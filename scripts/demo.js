@@ -4,7 +4,7 @@
 const {spawnSync} = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const {clearEmulator, isEmulatorReachable, startEmulator} = require('../dist/lib/emulator')
+const {clearEmulator, isEmulatorReachable, startEmulator} = require('../dist/dev/emulator')
 
 const ROOT = path.resolve(__dirname, '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')

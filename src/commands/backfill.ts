@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
-import {formatDuration} from '../lib/progress'
-import {BackfillStats, BackfillStatsSchema} from '../lib/reports'
-import {loadVocabulary} from '../lib/vocabulary'
-import {RunCommand} from '../run-command'
+import {formatDuration} from '../cli/progress'
+import {BackfillStats, BackfillStatsSchema} from '../services/reports'
+import {loadVocabulary} from '../domain/vocabulary'
+import {RunCommand} from '../cli/run-command'
 
 export default class Backfill extends RunCommand<BackfillStats> {
   static summary = 'Add the normalized field to every wardrobe item: batched, guarded, resumable.'
@@ -26,7 +26,7 @@ Each write is guarded by the item's last update time; items edited meanwhile are
     const {flags} = await this.parse(Backfill)
     const settings = this.settingsFrom(flags)
     const vocabulary = loadVocabulary(flags.taxonomy ?? settings.taxonomy)
-    const {runBackfill} = await import('../lib/backfill')
+    const {runBackfill} = await import('../services/backfill')
     const options = {vocabulary, batchSize: settings.batchSize, dryRun: flags['dry-run'], force: flags.force, fromStart: flags['from-start'], maxRate: settings.maxRate}
     return this.execute(settings, flags, {label: 'backfill', action: `backfill ${settings.collection}`, reportPrefix: 'backfill_stats', schema: BackfillStatsSchema, plan: {vocabulary: {version: vocabulary.version, hash: vocabulary.hash}}}, (ctx) => runBackfill(ctx, options))
   }

@@ -1,7 +1,7 @@
-import {WardrobeCommand} from '../base-command'
-import type {DoctorReport} from '../lib/doctor'
-import {ExitCode} from '../lib/errors'
-import {formatDuration} from '../lib/progress'
+import {WardrobeCommand} from '../cli/base-command'
+import type {DoctorReport} from '../services/doctor'
+import {ExitCode} from '../errors'
+import {formatDuration} from '../cli/progress'
 
 const MARK = {pass: '✓', fail: '✗', warn: '!', skipped: '-'} as const
 
@@ -19,7 +19,7 @@ Exits 0 when no check fails (warnings included), 4 when one does.`
 
   async run(): Promise<DoctorReport> {
     const {flags} = await this.parse(Doctor)
-    const {runDoctor} = await import('../lib/doctor')
+    const {runDoctor} = await import('../services/doctor')
     const report = await runDoctor({resolve: () => this.settingsFrom(flags), environment: flags.environment})
     if (!this.jsonEnabled()) this.log(render(report).join('\n'))
     if (!report.ok) process.exitCode = ExitCode.CHECK_FAILED

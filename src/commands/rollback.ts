@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
-import {RollbackStats, RollbackStatsSchema} from '../lib/reports'
-import {RunCommand} from '../run-command'
+import {RollbackStats, RollbackStatsSchema} from '../services/reports'
+import {RunCommand} from '../cli/run-command'
 
 export default class Rollback extends RunCommand<RollbackStats> {
   static summary = 'Undo a backfill exactly: remove the normalized field, or put back the one it replaced.'
@@ -24,7 +24,7 @@ Without a scope every write of this tool is undone, back to the state before the
     const {flags} = await this.parse(Rollback)
     const settings = this.settingsFrom(flags)
     const options = {version: flags.version, run: flags.run, batchSize: settings.batchSize, dryRun: flags['dry-run'], fromStart: flags['from-start'], maxRate: settings.maxRate}
-    const {runRollback} = await import('../lib/rollback')
+    const {runRollback} = await import('../services/rollback')
     const scope = flags.run ? `run ${flags.run}` : flags.version ? `version ${flags.version}` : 'every backfill'
     return this.execute(settings, flags, {label: 'rollback', action: `roll back ${scope} on ${settings.collection}`, reportPrefix: 'rollback_stats', schema: RollbackStatsSchema, plan: {vocabulary: null, rollbackScope: {version: flags.version ?? null, run: flags.run ?? null}}}, (ctx) => runRollback(ctx, options))
   }

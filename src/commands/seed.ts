@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
-import {WardrobeCommand} from '../base-command'
-import {createProgress} from '../lib/progress'
-import type {SeedResult} from '../lib/seeding'
-import {UsageError} from '../lib/errors'
+import {WardrobeCommand} from '../cli/base-command'
+import {createProgress} from '../cli/progress'
+import type {SeedResult} from '../services/seed'
+import {UsageError} from '../errors'
 
 export default class Seed extends WardrobeCommand<SeedResult> {
   static summary = 'Load generated or file items into the development emulator (never staging or production).'
@@ -29,7 +29,7 @@ export default class Seed extends WardrobeCommand<SeedResult> {
     if (settings.environment !== 'development') {
       throw new UsageError(`seed runs only in development, not ${settings.environment}`, 'use --environment development against an emulator')
     }
-    const {seedCollection} = await import('../lib/seeding')
+    const {seedCollection} = await import('../services/seed')
     const {db} = await this.open(settings, flags['log-level'])
     const total = flags.count ?? null
     const progress = createProgress('seed')

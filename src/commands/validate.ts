@@ -1,11 +1,11 @@
 import {Flags} from '@oclif/core'
 import chalk from 'chalk'
-import {WardrobeCommand} from '../base-command'
-import {ExitCode, UsageError} from '../lib/errors'
-import {createProgress} from '../lib/progress'
-import {writeReportFile} from '../lib/reports'
-import {DEFAULT_SAMPLE_SIZE, FAILURE_LIST_CAP, runValidation, ValidationReport, ValidationReportSchema} from '../lib/validation'
-import {loadVocabulary, NORMALIZED_FIELDS, Vocabulary} from '../lib/vocabulary'
+import {WardrobeCommand} from '../cli/base-command'
+import {ExitCode, UsageError} from '../errors'
+import {createProgress} from '../cli/progress'
+import {writeReportFile} from '../services/reports'
+import {DEFAULT_SAMPLE_SIZE, FAILURE_LIST_CAP, runValidation, ValidationReport, ValidationReportSchema} from '../services/validate'
+import {loadVocabulary, NORMALIZED_FIELDS, Vocabulary} from '../domain/vocabulary'
 
 export default class Validate extends WardrobeCommand<ValidationReport> {
   static summary = 'Check the quality and correctness of normalized items: a random sample, or every item.'

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs'
 import {FieldPath, Firestore, WriteResult} from 'firebase-admin/firestore'
-import {generateItem} from '../../src/lib/seed-data'
+import {generateItem} from '../../src/dev/seed-data'
 import {prng} from './context'
 
 export type AppWrite =

@@ -1,6 +1,6 @@
 import {DocumentReference, GeoPoint, Timestamp} from 'firebase-admin/firestore'
-import {MAX_VALUES_PER_FIELD, MAX_VALUE_LENGTH} from '../../src/lib/normalization'
-import {generateItem, MALFORMED_KINDS, SeedItem, WRITABLE_MALFORMED_KINDS} from '../../src/lib/seed-data'
+import {MAX_VALUES_PER_FIELD, MAX_VALUE_LENGTH} from '../../src/domain/normalization'
+import {generateItem, MALFORMED_KINDS, SeedItem, WRITABLE_MALFORMED_KINDS} from '../../src/dev/seed-data'
 import {ledgerErrors, readCollection, snapshotOriginals, verifyBackfill} from './checker'
 import {COL, ended, Scenario, Target} from './context'
 

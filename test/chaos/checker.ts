@@ -1,8 +1,8 @@
 import {DocumentData, Firestore, Timestamp} from 'firebase-admin/firestore'
-import {DEFAULT_LEDGER} from '../../src/lib/config'
-import {isMap, ownedByTool, ownsFrom} from '../../src/lib/normalized'
-import {normalizeItem} from '../../src/lib/normalization'
-import {NORMALIZED_FIELDS, Vocabulary} from '../../src/lib/vocabulary'
+import {DEFAULT_LEDGER} from '../../src/config'
+import {isMap, ownedByTool, ownsFrom} from '../../src/domain/normalized'
+import {normalizeItem} from '../../src/domain/normalization'
+import {NORMALIZED_FIELDS, Vocabulary} from '../../src/domain/vocabulary'
 import {canonical} from '../support/harness'
 
 /** A value the backfill wrote. The checker has no ledger at hand: the tool's run-id format tells. */

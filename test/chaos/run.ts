@@ -9,8 +9,8 @@
  *   CHAOS_ITEMS=5000 npm run test:chaos
  *   CHAOS_OUTAGE_BUDGET=30 npm run test:chaos -- --only network   (the CLI's outage budget there, default 20 s)
  */
-import {startEmulator} from '../../src/lib/emulator'
-import {loadVocabulary} from '../../src/lib/vocabulary'
+import {startEmulator} from '../../src/dev/emulator'
+import {loadVocabulary} from '../../src/domain/vocabulary'
 import {badInput} from './bad-input'
 import {concurrentApp} from './concurrent-app'
 import {ChaosContext, copyCli, prng, Report, Scenario} from './context'

@@ -1,5 +1,5 @@
 import {GeoPoint, Timestamp} from 'firebase-admin/firestore'
-import type {SeedItem} from '../../src/lib/seed-data'
+import type {SeedItem} from '../../src/dev/seed-data'
 import {ChaosContext, prng} from './context'
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'

@@ -1,4 +1,4 @@
-import {DEFAULT_LEDGER} from '../../src/lib/config'
+import {DEFAULT_LEDGER} from '../../src/config'
 import {waitFor} from '../support/harness'
 import {snapshotOriginals, verifyBackfill} from './checker'
 import {COL, ended, parseJson, refusedFor, Scenario, Target} from './context'

@@ -1,5 +1,5 @@
-import {DEFAULT_LEDGER} from '../../src/lib/config'
-import {loadVocabulary} from '../../src/lib/vocabulary'
+import {DEFAULT_LEDGER} from '../../src/config'
+import {loadVocabulary} from '../../src/domain/vocabulary'
 import {snapshotOriginals, verifyBackfill} from './checker'
 import {COL, ended, otherMachine, parseJson, refusedFor, Scenario, sigkill, takeOver, Target, taxonomyWithVersion} from './context'
 import {legacyItems} from './seeds'

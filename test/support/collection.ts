@@ -1,7 +1,7 @@
 /** Whole-collection checks the tests share: originals untouched, every item normalized from its current originals by a run. */
 import {DocumentSnapshot} from 'firebase-admin/firestore'
-import {normalizeItem} from '../../src/lib/normalization'
-import {loadVocabulary} from '../../src/lib/vocabulary'
+import {normalizeItem} from '../../src/domain/normalization'
+import {loadVocabulary} from '../../src/domain/vocabulary'
 import {canonical} from './harness'
 
 const vocab = loadVocabulary()

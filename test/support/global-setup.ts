@@ -1,4 +1,4 @@
-import {startEmulator} from '../../src/lib/emulator'
+import {startEmulator} from '../../src/dev/emulator'
 
 
 /** One real Firestore emulator for the whole run; each test file uses its own project id. */

@@ -1,4 +1,4 @@
-import type {RunningEmulator} from '../../src/lib/emulator'
+import type {RunningEmulator} from '../../src/dev/emulator'
 
 export default async function globalTeardown(): Promise<void> {
   const emulator = (globalThis as Record<string, unknown>).__WARDROBE_EMULATOR__ as RunningEmulator | undefined

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {DocumentReference, Firestore, GeoPoint, Timestamp} from 'firebase-admin/firestore'
-import {clearEmulator} from '../../src/lib/emulator'
+import {clearEmulator} from '../../src/dev/emulator'
 
 export const ROOT = path.resolve(__dirname, '..', '..')
 export const BIN = path.join(ROOT, 'bin', 'run.js')

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
-import {WardrobeCommand} from '../../base-command'
-import {listRuns, RunListReport} from '../../lib/runs'
-import {renderRunList} from '../../lib/runs-text'
+import {WardrobeCommand} from '../../cli/base-command'
+import {listRuns, RunListReport} from '../../services/runs'
+import {renderRunList} from '../../cli/runs-text'
 
 export default class RunsList extends WardrobeCommand<RunListReport> {
   static summary = 'Runs of the target in the ledger: status, progress, live processes, rate, and each running one\'s control and limits.'

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
-import {RunChangeReport} from '../../lib/runs'
-import {RunChangeCommand, runFlag} from '../../runs-command'
+import {RunChangeReport} from '../../services/runs'
+import {RunChangeCommand, runFlag} from '../../cli/runs-command'
 
 export default class RunsPause extends RunChangeCommand {
   static summary = 'Pause a run: within 5 s every process of it stops writing, drains, checkpoints and waits, holding its leases.'

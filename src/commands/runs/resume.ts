@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
-import {RunChangeReport} from '../../lib/runs'
-import {RunChangeCommand, runFlag} from '../../runs-command'
+import {RunChangeReport} from '../../services/runs'
+import {RunChangeCommand, runFlag} from '../../cli/runs-command'
 
 export default class RunsResume extends RunChangeCommand {
   static summary = 'Resume a paused run: within 5 s every process of it writes again from its checkpoints.'

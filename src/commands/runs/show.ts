@@ -1,9 +1,9 @@
 import {Args} from '@oclif/core'
-import {WardrobeCommand} from '../../base-command'
-import {UsageError} from '../../lib/errors'
-import {RunShowReport, showRun} from '../../lib/runs'
-import {renderRunShow} from '../../lib/runs-text'
-import {runFlag} from '../../runs-command'
+import {WardrobeCommand} from '../../cli/base-command'
+import {UsageError} from '../../errors'
+import {RunShowReport, showRun} from '../../services/runs'
+import {renderRunShow} from '../../cli/runs-text'
+import {runFlag} from '../../cli/runs-command'
 
 export default class RunsShow extends WardrobeCommand<RunShowReport> {
   static summary = 'One run in full: progress, control, each process (the change it applied, its limit and why, heartbeat age), partitions, the history of changes.'

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
-import {RunChangeReport} from '../../lib/runs'
-import {RunChangeCommand, runFlag} from '../../runs-command'
+import {RunChangeReport} from '../../services/runs'
+import {RunChangeCommand, runFlag} from '../../cli/runs-command'
 
 export default class RunsStop extends RunChangeCommand {
   static summary = 'Stop a run: what Ctrl-C does, in every process of it on every machine (drain, checkpoint, exit 130).'

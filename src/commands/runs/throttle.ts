@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
-import {parseMaxRate, RunChangeReport} from '../../lib/runs'
-import {RunChangeCommand, runFlag} from '../../runs-command'
+import {parseMaxRate, RunChangeReport} from '../../services/runs'
+import {RunChangeCommand, runFlag} from '../../cli/runs-command'
 
 export default class RunsThrottle extends RunChangeCommand {
   static summary = 'Set the run-wide write rate of a run (or lift it): every process takes its share within 5 s.'

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {WardrobeCommand} from '../../base-command'
-import {targetOf} from '../../lib/target'
-import type {VocabularyCheck} from '../../lib/vocabulary-check'
+import {WardrobeCommand} from '../../cli/base-command'
+import {targetOf} from '../../firestore/target'
+import type {VocabularyCheck} from '../../services/vocabulary-check'
 
 export default class Check extends WardrobeCommand<VocabularyCheck> {
   static summary = 'Validate a taxonomy file, list what it maps differently, and count the items in scope it would change.'
@@ -22,7 +22,7 @@ export default class Check extends WardrobeCommand<VocabularyCheck> {
 
   async run(): Promise<VocabularyCheck> {
     const {args, flags} = await this.parse(Check)
-    const {checkVocabulary} = await import('../../lib/vocabulary-check')
+    const {checkVocabulary} = await import('../../services/vocabulary-check')
     let scan
     if (flags.scan) {
       const settings = this.settingsFrom(flags)

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
-import {WardrobeCommand} from '../../base-command'
-import {targetOf} from '../../lib/target'
-import type {VocabularySuggestion} from '../../lib/vocabulary-suggest'
+import {WardrobeCommand} from '../../cli/base-command'
+import {targetOf} from '../../firestore/target'
+import type {VocabularySuggestion} from '../../services/vocabulary-suggest'
 
 export default class Suggest extends WardrobeCommand<VocabularySuggestion> {
   static summary = 'Draft a taxonomy for review from the values the vocabulary does not know.'
@@ -21,7 +21,7 @@ export default class Suggest extends WardrobeCommand<VocabularySuggestion> {
 
   async run(): Promise<VocabularySuggestion> {
     const {flags} = await this.parse(Suggest)
-    const {suggestVocabulary} = await import('../../lib/vocabulary-suggest')
+    const {suggestVocabulary} = await import('../../services/vocabulary-suggest')
     const settings = this.settingsFrom(flags)
     let scan
     if (!flags['from-stats']) scan = {db: (await this.open(settings, flags['log-level'])).db, target: targetOf(settings), signal: this.interruptSignal(() => {})}
