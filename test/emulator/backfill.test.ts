@@ -579,7 +579,6 @@ describe('wardrobe backfill: data', () => {
     expect(result.code).toBe(0)
     const stats = JSON.parse(result.stdout)
     expect(stats).toMatchObject({status: 'completed', scanned: N, failed: 0})
-    // eslint-disable-next-line no-console
     console.log(`concurrent writer: ${appWrites} app writes during the run; backfill saw ${stats.conflicts} conflicts, updated ${stats.updated}, skipped ${stats.skipped}, ${stats.durationSeconds}s`)
     expect(appWrites).toBeGreaterThan(100)
     expect(stats.conflicts).toBeGreaterThan(0) // the guarded-write path was exercised

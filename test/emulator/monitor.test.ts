@@ -74,7 +74,7 @@ async function monitorJson(args: string[], extra: string[] = []): Promise<{repor
   try {
     report = MonitorReportSchema.parse(JSON.parse(res.stdout))
   } catch (err) {
-    throw new Error(`monitor --json gave no report (exit ${res.code}): ${res.stdout}\n${res.stderr}`)
+    throw new Error(`monitor --json gave no report (exit ${res.code}): ${res.stdout}\n${res.stderr}`, {cause: err})
   }
   return {report, code: res.code, stderr: res.stderr}
 }
