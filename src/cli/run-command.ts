@@ -118,7 +118,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     for (const w of stats.plan?.warnings ?? []) this.warning(w)
     // On stderr, also under --json: whoever pressed Ctrl-C, or watches a failed run, needs to see why and how to go on.
     if (stats.error) process.stderr.write(`Error: ${stats.error}\n`)
-    if (stats.plan?.exceeded) process.stderr.write(`Items changed since the plan was made: review a new one (--dry-run --save-plan FILE), or resume this run with a higher --max-drift\n`)
+    if (stats.plan?.exceeded) process.stderr.write(`Items changed since the plan was made: review a new plan (--dry-run --save-plan FILE), or accept the drift with a higher --max-drift${stats.dryRun ? '' : ' (the run resumes from its checkpoint)'}\n`)
     else if (stats.resumeCommand) process.stderr.write(`Resume with: ${stats.resumeCommand}\n`)
     return stats
   }

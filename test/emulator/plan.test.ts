@@ -166,6 +166,24 @@ describe('--plan', () => {
     expect(runs[0]).toMatchObject({runId: stats.runId, status: 'completed', planHash: plan.planHash})
   })
 
+  test('a rollback applies its plan the same way, and records it', async () => {
+    await writeItems(db, 'wardrobe_items', generateItems(40, {seed: 11, malformedRate: 0}))
+    expect((await runCli(['backfill', ...devArgs(project, out)], {env: ENV})).code).toBe(0)
+    const dry = await runCli(['rollback', ...devArgs(project, out), '--version', '1.0', '--dry-run', '--save-plan', file], {env: ENV})
+    expect(dry.code).toBe(0)
+    const plan = PlanSchema.parse(readJson(file))
+    expect(plan.counts.update).toBe(40)
+    // Another scope than the plan's is refused.
+    const other = await runCli(['rollback', ...devArgs(project, out), '--plan', file], {env: ENV})
+    expect(other.code).toBe(2)
+    expect(other.stderr).toMatch(/was made for scope wardrobe_items version 1\.0, this run targets wardrobe_items /)
+    const r = await runCli(['rollback', ...devArgs(project, out), '--version', '1.0', '--plan', file], {env: ENV})
+    expect(r.code).toBe(0)
+    expect(await normalizedCount(db)).toBe(0)
+    expect(readJson(latestFile(out, 'rollback_stats')).plan).toMatchObject({hash: plan.planHash, exceeded: null})
+    expect((await ledgerRuns(db)).find((run) => run.kind === 'rollback')).toMatchObject({status: 'completed', planHash: plan.planHash})
+  })
+
   test('more items to update than planned: the run stops before writing past plan + 5% (exit 2); --max-drift 50 completes it', async () => {
     await writeItems(db, 'wardrobe_items', generateItems(200, {seed: 7, malformedRate: 0}))
     const plan = await savePlan()
@@ -174,6 +192,12 @@ describe('--plan', () => {
     await writeItems(db, 'wardrobe_items', generateItems(40, {seed: 7, malformedRate: 0, startIndex: 200}))
     expect(await countDocs(db, 'wardrobe_items')).toBe(240)
     const limit = Math.floor(200 * 1.05)
+
+    // The same check as a dry run: it would stop, and writes nothing.
+    const dry = await runCli(['backfill', ...devArgs(project, out), '--dry-run', '--plan', file], {env: ENV})
+    expect(dry.code).toBe(2)
+    expect(dry.stderr).toMatch(new RegExp(`^Error: plan drift: ${limit + 1} items to update so far, the plan counted 200 \\(max drift 5%: at most ${limit}\\); stopped before writing more$`, 'm'))
+    expect(await normalizedCount(db)).toBe(0)
 
     const r = await runCli(['backfill', ...devArgs(project, out), '--plan', file], {env: ENV})
     expect(r.code).toBe(2)
@@ -185,12 +209,6 @@ describe('--plan', () => {
     const [run] = await ledgerRuns(db)
     expect(run).toMatchObject({runId: stats.runId, status: 'failed', error: stats.plan.exceeded, planHash: plan.planHash})
     expect(run.counters.updated).toBe(limit)
-
-    // The same check as a dry run (counting from the start): it would stop, and writes nothing.
-    const dry = await runCli(['backfill', ...devArgs(project, out), '--dry-run', '--plan', file], {env: ENV})
-    expect(dry.code).toBe(2)
-    expect(dry.stderr).toMatch(new RegExp(`^Error: plan drift: ${limit + 1} items to update so far, the plan counted 200 \\(max drift 5%: at most ${limit}\\); stopped before writing more$`, 'm'))
-    expect(await normalizedCount(db)).toBe(limit)
 
     // Accepting the drift: the same run resumes from its checkpoint and completes.
     const more = await runCli(['backfill', ...devArgs(project, out), '--plan', file, '--max-drift', '50'], {env: ENV})
