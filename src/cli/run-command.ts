@@ -2,11 +2,11 @@ import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
 import {BATCH_SIZE, DEFAULT_OUTAGE_AFTER_SECONDS, MIN_WAIT_SECONDS, Settings} from '../config'
-import {exitCodeForRun, UsageError} from '../errors'
-import type {Plan, PlanContext} from '../services/plan'
+import {ExitCode, exitCodeForRun, UsageError} from '../errors'
+import {buildPlan, checkPlan, DEFAULT_MAX_DRIFT_PERCENT, Plan, PlanContext, planWarnings, readPlan, writePlan} from '../services/plan'
 import {createProgress, formatDuration} from './progress'
 import {RunStatsBaseSchema, writeReportFile} from '../services/reports'
-import type {RunContext} from '../engine/run'
+import type {AppliedPlan, RunContext} from '../engine/run'
 import type {Sharding} from '../engine/workers'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
@@ -25,6 +25,8 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     }),
     'dry-run': Flags.boolean({default: false, summary: 'Write nothing anywhere; report what would change.'}),
     'save-plan': Flags.string({summary: 'With --dry-run: also write what it found, with a hash, to this file for review.'}),
+    plan: Flags.string({summary: 'Apply this reviewed plan: refused unless it was made for this command, target, ledger, vocabulary and major version, unedited; the run stops before updating more items than it counted plus --max-drift. With --dry-run: the same checks, nothing written.'}),
+    'max-drift': Flags.integer({summary: 'With --plan: how many percent more items to update than the plan counted the run may reach before it stops (exit 2).', defaultHelp: DEFAULT_MAX_DRIFT_PERCENT, min: 0, max: 1000}),
     yes: Flags.boolean({char: 'y', default: false, summary: 'Confirm a production run without the typed prompt.'}),
     'from-start': Flags.boolean({default: false, summary: 'Ignore the checkpoint of an unfinished run and start over.'}),
     'max-rate': Flags.integer({summary: 'Cap writes per second for the whole run, shared by its processes by their workers (or maxRate in the config file); `wardrobe runs throttle` changes it live.', min: 1}),
@@ -48,13 +50,16 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
    */
   protected async execute(
     settings: Settings,
-    flags: {'dry-run': boolean; 'save-plan'?: string; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'; workers: number; partitions?: number; join?: string; 'shard-index'?: number; 'shard-count'?: number},
+    flags: {'dry-run': boolean; 'save-plan'?: string; plan?: string; 'max-drift'?: number; yes: boolean; 'log-level': 'error' | 'warn' | 'info' | 'debug'; workers: number; partitions?: number; join?: string; 'shard-index'?: number; 'shard-count'?: number},
     what: {label: string; action: string; reportPrefix: string; schema: z.ZodType<T>; plan: PlanContext},
     service: (ctx: RunContext) => Promise<T>,
   ): Promise<T> {
     const [{shardFromEnvironment}, {describeTarget}] = await Promise.all([import('../engine/workers'), import('../firestore/target')])
     const sharding: Sharding = {workers: flags.workers, partitions: flags.partitions, join: flags.join, ...shardFromEnvironment({index: flags['shard-index'], count: flags['shard-count']})}
     if (flags['save-plan'] && !flags['dry-run']) throw new UsageError('--save-plan saves what a dry run found', `add --dry-run: ${this.config.bin} ${this.id} --dry-run --save-plan ${flags['save-plan']}`)
+    if (flags['max-drift'] !== undefined && !flags.plan) throw new UsageError('--max-drift limits a run applying a plan', `add --plan FILE, made with ${this.config.bin} ${this.id} --dry-run --save-plan FILE`)
+    // Before the prompt and any connection: a refused plan writes nothing and creates no run record.
+    const plan = flags.plan ? await this.appliedPlan(flags.plan, flags['max-drift'], settings, what) : undefined
     if (!flags['dry-run']) await this.confirm(settings, what.action, flags.yes)
     const {db, emulator} = await this.open(settings, flags['log-level'])
     const progress = createProgress(flags['dry-run'] ? `${what.label} (dry run)` : what.label)
@@ -68,6 +73,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
       logger: this.logger,
       signal,
       command: this.resumeCommand(),
+      plan,
       // Also under --json: whoever watches the process sees who paused or stopped it.
       onControl: (limit, text) => {
         const holding = limit.reason === 'paused' || limit.reason === 'window' || limit.reason === 'stopping'
@@ -89,13 +95,14 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     })
     progress.stop()
     if (stats.status !== 'completed') stats.resumeCommand = this.resumeCommand()
+    if (stats.plan) stats.plan.warnings = planWarnings(stats)
     const file = writeReportFile(settings.outputDir, what.reportPrefix, what.schema, stats)
-    process.exitCode = exitCodeForRun(stats)
-    let plan: Plan | undefined
+    // Stopped at the plan's drift limit: a safety refusal (2), distinct from a failure (1) or an interrupt (130).
+    process.exitCode = stats.plan?.exceeded ? ExitCode.USAGE : exitCodeForRun(stats)
+    let saved: Plan | undefined
     if (flags['save-plan'] && stats.status === 'completed') {
-      const {buildPlan, writePlan} = await import('../services/plan')
-      plan = buildPlan(stats, {command: what.label as Plan['command'], toolVersion: this.config.version, ledgerCollection: settings.ledgerCollection, ...what.plan})
-      writePlan(flags['save-plan'], plan)
+      saved = buildPlan(stats, {command: what.label as Plan['command'], toolVersion: this.config.version, ledgerCollection: settings.ledgerCollection, ...what.plan})
+      writePlan(flags['save-plan'], saved)
     }
     if (!this.jsonEnabled()) {
       this.log(`${stats.dryRun ? 'Dry run' : stats.runId ? `Run ${stats.runId}` : 'No run needed,'} ${stats.status}: scanned ${stats.scanned}, ${stats.dryRun ? 'would update' : 'updated'} ${stats.updated}, skipped ${stats.skipped}, failed ${stats.failed}, conflicts ${stats.conflicts} (${formatDuration(stats.durationSeconds)}, ${stats.rate}/s)`)
@@ -105,12 +112,22 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
         for (const e of stats.errorSamples.slice(0, 10)) this.log(`  ${e.id}: ${e.reason}`)
       }
       this.log(`Stats: ${file}`)
-      if (plan) this.log(`Plan: ${flags['save-plan']} (plan hash ${plan.planHash.slice(0, 16)})`)
+      if (saved) this.log(`Plan: ${flags['save-plan']} (plan hash ${saved.planHash.slice(0, 16)})`)
+      if (stats.plan) this.log(`Applied plan ${flags.plan} (plan hash ${stats.plan.hash.slice(0, 16)}; planned: update ${stats.plan.planned.update}, error items ${stats.plan.planned.error}; max drift ${stats.plan.maxDriftPercent}%)`)
     }
+    for (const w of stats.plan?.warnings ?? []) this.warning(w)
     // On stderr, also under --json: whoever pressed Ctrl-C, or watches a failed run, needs to see why and how to go on.
     if (stats.error) process.stderr.write(`Error: ${stats.error}\n`)
-    if (stats.resumeCommand) process.stderr.write(`Resume with: ${stats.resumeCommand}\n`)
+    if (stats.plan?.exceeded) process.stderr.write(`Items changed since the plan was made: review a new plan (--dry-run --save-plan FILE), or accept the drift with a higher --max-drift${stats.dryRun ? '' : ' (the run resumes from its checkpoint)'}\n`)
+    else if (stats.resumeCommand) process.stderr.write(`Resume with: ${stats.resumeCommand}\n`)
     return stats
+  }
+
+  /** The plan file, checked against this run (exit 2 on any difference), as the run applies it. */
+  private async appliedPlan(file: string, maxDrift: number | undefined, settings: Settings, what: {label: string; plan: PlanContext}): Promise<AppliedPlan> {
+    const plan = readPlan(file)
+    checkPlan(file, plan, {command: what.label as Plan['command'], toolVersion: this.config.version, environment: settings.environment, projectId: settings.projectId, collection: settings.collection, collectionGroup: settings.group, ledgerCollection: settings.ledgerCollection, ...what.plan})
+    return {hash: plan.planHash, update: plan.counts.update, error: plan.counts.error, maxDriftPercent: maxDrift ?? DEFAULT_MAX_DRIFT_PERCENT}
   }
 
   /** Command-specific lines of the human summary. */

@@ -87,6 +87,12 @@ export interface JobSpec {
   onProgress?: (p: JobProgress) => void
   onEvent?: (event: string, detail: Record<string, unknown>) => void
   errorSampleSize?: number
+  /**
+   * Asked as each item is first planned a write (in a dry run too), with how many items the run
+   * has planned a write so far, its checkpoint's included: a reason stops the run before that
+   * write is issued (an applied plan's drift limit, run.ts).
+   */
+  admitWrite?: (writes: number) => string | null
 }
 
 export interface JobResult {
@@ -128,6 +134,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const committedUnmapped: Unmapped = saved ? {...saved.unmapped} : {}
   const committedTags: Tags = saved ? {...saved.tags} : {}
   const live: Counters = {...committed}
+  let writes = committed.updated
   const errorSamples: ErrorSample[] = []
   const sampleSize = spec.errorSampleSize ?? 100
   const watermark = new Watermark<Outcome>(startAfter, (o) => {
@@ -194,9 +201,16 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     const plan = spec.plan(snapshot)
     // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
     if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped})
-    if (plan.action === 'skip') return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped, tag: plan.tag})
+    if (plan.action === 'skip') {
+      // Written before a crash past the checkpoint: not an update of this process, but a write of the run all the same.
+      if (plan.own) writes++
+      return settle(ticket, {counter: 'skipped', conflicts, unmapped: plan.unmapped, tag: plan.tag})
+    }
     const {ref} = snapshot
     if (plan.action === 'error') return recordError(ref, ticket, plan.field, plan.reason, conflicts)
+    // Thrown, the item stays unsettled: the checkpoint ends before it, the scan stops, writes in flight drain.
+    const refused = conflicts === 0 ? spec.admitWrite?.(++writes) : null
+    if (refused) throw new Error(refused)
     const written: Outcome = {counter: 'updated', conflicts, unmapped: plan.unmapped, tag: plan.tag}
     if (spec.dryRun) return settle(ticket, written)
     return writer!.update(ref, plan.data, snapshot.updateTime!).then((result) => {

@@ -82,6 +82,8 @@ export const RunRecordSchema = z.object({
   control: ControlSchema.default({}),
   /** The command line that resumes the run (as its starter ran it, minus --from-start). */
   command: z.string().nullable().default(null),
+  /** The reviewed plan (`--plan`) this run applies: its planHash. */
+  planHash: z.string().nullable().default(null),
 })
 export type RunRecord = z.infer<typeof RunRecordSchema>
 
@@ -200,6 +202,7 @@ export interface AcquireRequest {
   control?: ControlRequest
   /** The command line that resumes the run. */
   command?: string
+  planHash?: string
 }
 
 /** Control settings a command gives (undefined: not given). */
@@ -463,6 +466,7 @@ export class Ledger {
           staleAfterMs: req.staleAfterMs,
           control: newControl(req.control, me, new Date(now)),
           command: req.command ?? null,
+          planHash: req.planHash ?? null,
         })
         ranges.forEach((range, index) =>
           tx.set(this.partitionRef(run.runId, index), PartitionRecordSchema.parse({index, ...range, status: 'pending', counters: zeroCounters()})),

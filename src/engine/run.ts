@@ -2,7 +2,7 @@ import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
 import type {Logger} from 'winston'
 import type {Settings} from '../config'
 import {describeLimit, Limit} from './control'
-import {errorMessage} from '../errors'
+import {errorMessage, UsageError} from '../errors'
 import {RunGovernor} from './governor'
 import {JobProgress, JobResult, Plan, runJob} from './job'
 import {Fence, LeaseLostError} from './lease'
@@ -37,6 +37,18 @@ export interface RunContext {
   checkpointIntervalMs?: number
   /** How often the run's control is read (default 1 s); 0: never (the bench's cost-of-control baseline). */
   controlPollMs?: number
+  /** A reviewed plan being applied (`--plan`): recorded on the run, and its drift limit stops the run. */
+  plan?: AppliedPlan
+}
+
+/** What a run applying a plan needs of it (the file's checks are services/plan.ts's). */
+export interface AppliedPlan {
+  hash: string
+  /** Items the plan counted to update and in error. */
+  update: number
+  error: number
+  /** How far above the plan's count of items to update the run may go, in percent. */
+  maxDriftPercent: number
 }
 
 /** Progress, with what limits the process (a tracked run only). */
@@ -94,6 +106,8 @@ export interface RunOutcome {
   /** What limited this process's writes as it ended (a tracked run). */
   limit?: Limit
   writeRetries: number
+  /** Why the run stopped at its plan's drift limit (one line naming the counts). */
+  planDrift?: string
 }
 
 /**
@@ -103,6 +117,8 @@ export interface RunOutcome {
  */
 export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOutcome> {
   const {db, settings, logger} = ctx
+  // Each process would count only its own writes against the limit: a plan's guard is not run-wide when sharded.
+  if (ctx.plan && shardingRequested(ctx.sharding)) throw new UsageError('--plan runs with one worker: its drift limit counts the writes of one process', 'drop --workers/--partitions/--join/--shard-* (and $CLOUD_RUN_TASK_COUNT / $WARDROBE_SHARD_COUNT)')
   const target = targetOf(settings)
   const startedAt = new Date()
   const scope = (spec.filter ?? ((q: Query) => q))(itemsQuery(db, target))
@@ -110,12 +126,14 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   const total = (await withRetry(() => scope.count().get(), {signal: ctx.signal, budgetMs: settings.outageAfterMs})).data().count
   logger?.info(`${spec.kind} starting`, {target: describeTarget(target), total, version: spec.version, dryRun: spec.dryRun, ...spec.options})
   const plan = (runId: string | null) => (doc: DocumentSnapshot) => spec.plan(doc, runId)
-  const job = {db, target, select: spec.select, filter: spec.filter, dryRun: spec.dryRun, total, chunkSize: ctx.chunkSize, checkpointIntervalMs: ctx.checkpointIntervalMs, signal: ctx.signal, onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail)}
+  let planDrift: string | undefined
+  const admitWrite = ctx.plan && driftGuard(ctx.plan, (reason) => (planDrift = reason))
+  const job = {db, target, select: spec.select, filter: spec.filter, dryRun: spec.dryRun, total, chunkSize: ctx.chunkSize, checkpointIntervalMs: ctx.checkpointIntervalMs, signal: ctx.signal, admitWrite, onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail)}
   // Writes retried in this process (each also a `write retry` log line): backoff under pushback shows in the stats.
   let writeRetries = 0
   const finished = (result: JobResult, runId: string | null, resumed: boolean, base: number): RunOutcome => {
     for (const e of result.errorSamples) logger?.warn('error item', e)
-    return {result, runId, resumed, total, scannedHere: result.counters.scanned - base, partitions: 0, startedAt, finishedAt: new Date(), writeRetries}
+    return {result, runId, resumed, total, scannedHere: result.counters.scanned - base, partitions: 0, startedAt, finishedAt: new Date(), writeRetries, planDrift}
   }
 
   if (spec.dryRun) {
@@ -133,7 +151,9 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     group: target.group,
     version: spec.version,
     // A collection group and the collection of the same name are different scopes of one lock.
-    resumeKey: target.group ? `${spec.resumeKey}|group` : spec.resumeKey,
+    // Under a plan, its own run: one started without the plan's guard is never resumed by it (nor the reverse).
+    resumeKey: `${spec.resumeKey}${target.group ? '|group' : ''}${ctx.plan ? `|plan=${ctx.plan.hash}` : ''}`,
+    planHash: ctx.plan?.hash,
     options: spec.options,
     fromStart: spec.fromStart,
     staleAfterMs: settings.staleAfterMs,
@@ -226,6 +246,20 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   }
 }
 
+/**
+ * The drift limit of an applied plan: the running count of items given a write may reach the
+ * plan's count plus maxDriftPercent, never more; the first write past it is refused.
+ */
+export function driftGuard(plan: AppliedPlan, onRefused: (reason: string) => void): (writes: number) => string | null {
+  const limit = Math.floor(plan.update * (1 + plan.maxDriftPercent / 100))
+  return (writes) => {
+    if (writes <= limit) return null
+    const reason = `plan drift: ${writes} items to update so far, the plan counted ${plan.update} (max drift ${plan.maxDriftPercent}%: at most ${limit}); stopped before writing more`
+    onRefused(reason)
+    return reason
+  }
+}
+
 /** The fields every run's stats share (reports.RunStatsBaseSchema). */
 export function baseStats(ctx: RunContext, spec: Pick<RunSpec, 'dryRun' | 'version'>, outcome: RunOutcome) {
   const {result} = outcome
@@ -253,5 +287,6 @@ export function baseStats(ctx: RunContext, spec: Pick<RunSpec, 'dryRun' | 'versi
     error: result.error ?? null,
     resumeCommand: null,
     rateLimit: outcome.limit ? {perSecond: outcome.limit.perSecond, reason: outcome.limit.reason, text: describeLimit(outcome.limit)} : null,
+    plan: ctx.plan ? {hash: ctx.plan.hash, planned: {update: ctx.plan.update, error: ctx.plan.error}, maxDriftPercent: ctx.plan.maxDriftPercent, exceeded: outcome.planDrift ?? null, warnings: []} : null,
   }
 }

@@ -71,6 +71,10 @@ export const RunStatsBaseSchema = z.object({
   resumeCommand: z.string().nullable(),
   /** What limited this process's writes as it ended (null: a dry run): writes/s (null: no limit), why, and as shown. */
   rateLimit: z.object({perSecond: z.number().nullable(), reason: z.enum(LIMIT_REASONS), text: z.string()}).nullable(),
+  /** The reviewed plan applied (`--plan`; null without): its hash, its counts, the drift allowed, why the run stopped at it, and drift found at the end. */
+  plan: z
+    .object({hash: z.string(), planned: z.object({update: z.number().int(), error: z.number().int()}), maxDriftPercent: z.number(), exceeded: z.string().nullable(), warnings: z.array(z.string())})
+    .nullable(),
 })
 
 export const EstimateSchema = z.object({
