@@ -36,6 +36,7 @@ Each write is guarded by the item's last update time; items edited meanwhile are
       this.log(`Unmapped values (${s.unmappedDistinct} distinct; kept as written, folded; extend the vocabulary with --taxonomy):`)
       for (const u of s.unmapped.slice(0, 10)) this.log(`  ${u.field}: "${u.value}" × ${u.count}`)
     }
+    if (s.placeholder > 0) this.log(`Placeholders: ${s.placeholder} items held values meaning "nothing" (NA, none, null, -, unknown), treated as missing`)
     if (s.estimate) this.log(`Estimate for the real run: ${s.estimate.writes} writes, ${s.estimate.reads} reads, about ${formatDuration(s.estimate.seconds)} (${s.estimate.rateAssumption})`)
   }
 }

@@ -9,14 +9,15 @@ export const MAX_VALUES_PER_FIELD = 50
 
 export type NormalizedValues = Record<NormalizedField, string[]>
 
-/** A value the vocabulary does not know, kept in its folded form. */
-export interface UnmappedValue {
+/** A value of one field, in its folded form: unmapped (the vocabulary does not know it) or a placeholder. */
+export interface FieldValue {
   field: NormalizedField
   value: string
 }
 
 export type NormalizeOutcome =
-  | {ok: true; values: NormalizedValues; unmapped: UnmappedValue[]; sourceHash: string}
+  /** `placeholders`: values meaning "nothing" (NA, none, ...), left out of `values` as if missing; once per field and spelling. */
+  | {ok: true; values: NormalizedValues; unmapped: FieldValue[]; placeholders: FieldValue[]; sourceHash: string}
   | {ok: false; field: NormalizedField; reason: string}
 
 // A UTF-16 high surrogate not followed by a low one, or a low one not preceded by a high one.
@@ -57,41 +58,39 @@ function label(field: NormalizedField, where: Where, index: number): string {
   return field
 }
 
+/** What an item's values beyond the normalized arrays amount to. */
+interface Found {
+  unmapped: FieldValue[]
+  placeholders: FieldValue[]
+}
+
 /**
  * Checks one raw value, resolves it and appends it to `out` (first-seen order, no
- * duplicates, no empty strings). Returns an error reason, or undefined when fine.
+ * duplicates, no empty strings, no placeholders). Returns an error reason, or undefined when fine.
  */
-function addValue(
-  vocab: Vocabulary,
-  field: NormalizedField,
-  where: Where,
-  index: number,
-  raw: string,
-  out: string[],
-  unmapped: UnmappedValue[],
-): string | undefined {
+function addValue(vocab: Vocabulary, field: NormalizedField, where: Where, index: number, raw: string, out: string[], found: Found): string | undefined {
   if (raw.length > MAX_VALUE_LENGTH) {
     const len = raw.trim().length
     if (len > MAX_VALUE_LENGTH) return `${label(field, where, index)}: value is ${len} characters long (max ${MAX_VALUE_LENGTH})`
   }
   if (!isWellFormed(raw)) return `${label(field, where, index)}: invalid Unicode (lone UTF-16 surrogate)`
   const r = vocab.resolve(field, raw)
+  if (r.placeholder) {
+    // `-` folds to nothing: reported as typed.
+    const value = r.value === '' ? raw.trim() : r.value
+    if (!found.placeholders.some((p) => p.field === field && p.value === value)) found.placeholders.push({field, value})
+    return undefined
+  }
   if (r.value === '' || out.includes(r.value)) return undefined
   out.push(r.value)
-  if (!r.mapped) unmapped.push({field, value: r.value})
+  if (!r.mapped) found.unmapped.push({field, value: r.value})
   return undefined
 }
 
-function normalizeField(
-  vocab: Vocabulary,
-  field: NormalizedField,
-  raw: unknown,
-  out: string[],
-  unmapped: UnmappedValue[],
-): string | undefined {
+function normalizeField(vocab: Vocabulary, field: NormalizedField, raw: unknown, out: string[], found: Found): string | undefined {
   if (raw === undefined || raw === null) return undefined
   if (typeof raw === 'string') {
-    if (!raw.includes(',')) return addValue(vocab, field, 'string', 0, raw, out, unmapped)
+    if (!raw.includes(',')) return addValue(vocab, field, 'string', 0, raw, out, found)
     const parts = raw.split(',')
     if (parts.length > MAX_VALUES_PER_FIELD) {
       let n = 0
@@ -99,7 +98,7 @@ function normalizeField(
       if (n > MAX_VALUES_PER_FIELD) return `${field}: ${n} comma-separated values (max ${MAX_VALUES_PER_FIELD})`
     }
     for (let i = 0; i < parts.length; i++) {
-      const err = addValue(vocab, field, 'comma', i, parts[i], out, unmapped)
+      const err = addValue(vocab, field, 'comma', i, parts[i], out, found)
       if (err !== undefined) return err
     }
     return undefined
@@ -112,7 +111,7 @@ function normalizeField(
         const type = describeType(el)
         return `${field}[${i}]: expected a string, got ${type}${type === 'array' ? ' (nested arrays are not supported)' : ''}`
       }
-      const err = addValue(vocab, field, 'element', i, el, out, unmapped)
+      const err = addValue(vocab, field, 'element', i, el, out, found)
       if (err !== undefined) return err
     }
     return undefined
@@ -123,16 +122,18 @@ function normalizeField(
 /**
  * Normalizes the four fields of one item. Accepted per field: an array of strings, a
  * string (comma-separated values allowed), missing/undefined/null (→ []). Anything else
- * makes the item an error item ({ok: false}) that must not be written.
+ * makes the item an error item ({ok: false}) that must not be written. A placeholder
+ * (`NA`, `none`, ...) counts as missing: a field of placeholders only gives [], a mix keeps
+ * the real values.
  */
 export function normalizeItem(data: Record<string, unknown>, vocab: Vocabulary): NormalizeOutcome {
-  const unmapped: UnmappedValue[] = []
+  const found: Found = {unmapped: [], placeholders: []}
   const values: NormalizedValues = {style: [], occasion: [], mood: [], season: []}
   for (const field of NORMALIZED_FIELDS) {
-    const reason = normalizeField(vocab, field, data[field], values[field], unmapped)
+    const reason = normalizeField(vocab, field, data[field], values[field], found)
     if (reason !== undefined) return {ok: false, field, reason}
   }
-  return {ok: true, values, unmapped, sourceHash: sourceHash(data)}
+  return {ok: true, values, unmapped: found.unmapped, placeholders: found.placeholders, sourceHash: sourceHash(data)}
 }
 
 const MAX_DEPTH = 32

@@ -43,11 +43,21 @@ function keyOfFolded(folded: string): string {
 }
 
 /**
- * Values that mean "nothing" (by lookup key, so `N/A`, `n-a` and `NA` meet): never a term or an
- * alias. vocabulary suggest leaves them out of drafts; normalization still maps them as unmapped
- * values (treating them as missing there is issue 16's remaining part).
+ * Values that mean "nothing" (by lookup key, so `N/A`, `n-a` and `NA` meet): treated as missing
+ * by normalization (counted as placeholders, never written), never a term or an alias. `-` folds
+ * to the empty key, as blanks do: a value made only of dashes or underscores is a placeholder, an
+ * empty or blank one is not (a trailing comma is not a "nothing" someone typed).
  */
 export const PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(['na', 'n/a', 'none', 'null', '-', 'unknown'].map((v) => keyOfFolded(foldValue(v))))
+
+function isPlaceholderKey(key: string, raw: string): boolean {
+  return PLACEHOLDER_KEYS.has(key) && (key !== '' || raw.trim() !== '')
+}
+
+/** True when a raw value means "nothing" (see PLACEHOLDER_KEYS). */
+export function isPlaceholder(raw: string): boolean {
+  return isPlaceholderKey(lookupKey(raw), raw)
+}
 
 /** The key aliases are matched on: `foldValue` with every space removed. */
 export function lookupKey(raw: string): string {
@@ -67,6 +77,10 @@ function termMapSchema(field: NormalizedField) {
         const key = lookupKey(alias)
         if (key === '') {
           ctx.addIssue({code: z.ZodIssueCode.custom, path: at, message: `alias "${alias}" of "${term}" is empty after folding`})
+          return
+        }
+        if (PLACEHOLDER_KEYS.has(key)) {
+          ctx.addIssue({code: z.ZodIssueCode.custom, path: at, message: `"${alias}" means "nothing" (a placeholder, treated as missing): it cannot be a term or an alias of "${term}"`})
           return
         }
         const owner = owners.get(key)
@@ -130,10 +144,12 @@ export class VocabularyError extends UsageError {
   }
 }
 
-/** One resolved value: its output form and whether the vocabulary knows it. */
+/** One resolved value: its output form, whether the vocabulary knows it, and whether it means "nothing" (never written). */
 export interface Resolution {
   readonly value: string
   readonly mapped: boolean
+  /** Present (true) only for a placeholder; `value` is then its folded form, for reports. */
+  readonly placeholder?: true
 }
 
 const CACHE_LIMIT = 20_000
@@ -143,8 +159,10 @@ export class Vocabulary {
   readonly version: string
   /**
    * The content's identity, apart from `version`: sha256 (16 hex digits) of every lookup
-   * key and the term it resolves to, sorted. An edited taxonomy that keeps its version
-   * gets another hash; reordering terms or aliases (which maps nothing differently) does not.
+   * key and the term it resolves to, sorted, and of the placeholder keys (which resolve to
+   * nothing). An edited taxonomy that keeps its version gets another hash; reordering terms
+   * or aliases (which maps nothing differently) does not; a tool that treats other values as
+   * placeholders maps the same file differently, so it gets another hash too.
    */
   readonly hash: string
   private readonly index: Record<NormalizedField, Map<string, string>>
@@ -189,15 +207,18 @@ export class Vocabulary {
 
   /**
    * The output form of a raw value: its canonical term when known (mapped), else its
-   * folded form (unmapped; '' when nothing is left after folding). Memoized.
+   * folded form (unmapped; '' when nothing is left after folding), flagged `placeholder`
+   * when it means "nothing". Memoized.
    */
   resolve(field: NormalizedField, raw: string): Resolution {
     const cache = this.cache[field]
     const hit = cache.get(raw)
     if (hit !== undefined) return hit
     const folded = foldValue(raw)
-    const term = this.index[field].get(keyOfFolded(folded))
-    const r: Resolution = term === undefined ? {value: folded, mapped: false} : {value: term, mapped: true}
+    const key = keyOfFolded(folded)
+    // Placeholders are never in the index (the schema refuses them as terms and aliases).
+    const term = this.index[field].get(key)
+    const r: Resolution = term !== undefined ? {value: term, mapped: true} : isPlaceholderKey(key, raw) ? {value: folded, mapped: false, placeholder: true} : {value: folded, mapped: false}
     if (cache.size >= CACHE_LIMIT) cache.clear()
     cache.set(raw, r)
     return r
@@ -215,7 +236,8 @@ export class Vocabulary {
 }
 
 function contentHash(index: Record<NormalizedField, Map<string, string>>): string {
-  const canonical = NORMALIZED_FIELDS.map((field) => [field, [...index[field]].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
+  const canonical: unknown[] = NORMALIZED_FIELDS.map((field) => [field, [...index[field]].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
+  canonical.push(['placeholders', [...PLACEHOLDER_KEYS].sort()])
   return crypto.createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16)
 }
 

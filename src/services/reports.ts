@@ -89,6 +89,8 @@ export const BackfillStatsSchema = RunStatsBaseSchema.extend({
   force: z.boolean(),
   unmapped: z.array(UnmappedEntrySchema),
   unmappedDistinct: z.number().int(),
+  /** Items with a value meaning "nothing" (NA, none, null, -, unknown, ...), treated as missing. */
+  placeholder: z.number().int(),
   estimate: EstimateSchema.nullable(),
 })
 export type BackfillStats = z.infer<typeof BackfillStatsSchema>

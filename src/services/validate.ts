@@ -233,6 +233,9 @@ export function checkConsistency(data: DocumentData, normalized: unknown, arrays
   const storedHash = isMap(normalized) ? normalized.source_hash : undefined
   const hasHash = typeof storedHash === 'string'
   const stale = hasHash && storedHash !== outcome.sourceHash
+  // Same version, other content (an edited file, or a tool from before placeholders were missing): outdated, not wrong.
+  const taxonomyHash = isMap(normalized) ? normalized.taxonomy_hash : undefined
+  const outdated = vocabulary !== undefined && typeof taxonomyHash === 'string' && taxonomyHash !== vocabulary.hash
   let differing = 0
   if (vocabulary) {
     for (const field of NORMALIZED_FIELDS) {
@@ -241,6 +244,7 @@ export function checkConsistency(data: DocumentData, normalized: unknown, arrays
       differing++
       const detail = `normalized.${field} is ${show(stored)} but the originals give ${show(outcome.values[field])}`
       if (stale) fail(field, `stale: original fields changed after normalization (${detail})`)
+      else if (outdated) fail(field, `outdated: ${detail}; written with other content of vocabulary ${vocabulary.version} (taxonomy_hash ${taxonomyHash}, now ${vocabulary.hash}): a backfill re-run refreshes it`)
       else if (hasHash) fail(field, `${detail}; the originals are unchanged since normalization, so the stored value was edited or computed wrongly`)
       else fail(field, `${detail} (stale or edited; no source_hash to tell)`)
     }

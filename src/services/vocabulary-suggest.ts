@@ -7,7 +7,7 @@ import {normalizeItem} from '../domain/normalization'
 import {UnmappedEntry, UnmappedEntrySchema} from './reports'
 import {scanBatches} from '../engine/scan'
 import type {Target} from '../firestore/target'
-import {DEFAULT_TAXONOMY_FILE, foldValue, loadTaxonomy, lookupKey, NORMALIZED_FIELDS, NormalizedField, PLACEHOLDER_KEYS, Taxonomy, Vocabulary} from '../domain/vocabulary'
+import {DEFAULT_TAXONOMY_FILE, foldValue, isPlaceholder, loadTaxonomy, lookupKey, NORMALIZED_FIELDS, NormalizedField, Taxonomy, Vocabulary} from '../domain/vocabulary'
 
 /**
  * A value is proposed as an alias when it shares at least half its words with a known spelling
@@ -77,7 +77,8 @@ export function propose(base: Taxonomy, unmapped: UnmappedEntry[]): {draft: Taxo
     const key = `${field}:${lookupKey(u.value)}`
     if (!NORMALIZED_FIELDS.includes(field) || u.value === '' || seen.has(key)) continue
     seen.add(key)
-    if (PLACEHOLDER_KEYS.has(lookupKey(u.value))) {
+    // From a scan, or a stats file of a tool from before placeholders were treated as missing.
+    if (isPlaceholder(u.value)) {
       suggestions.push({field, value: u.value, count: u.count, proposal: 'placeholder', term: null, similarity: 0})
       continue
     }
@@ -115,7 +116,7 @@ export function unmappedFromStats(file: string): UnmappedEntry[] {
   return parsed.data.unmapped
 }
 
-/** Reads every item in scope (the normalized fields only) and counts the values `vocabulary` does not know. */
+/** Reads every item in scope (the normalized fields only) and counts the values `vocabulary` does not know, and the placeholders (listed, never proposed). */
 export async function unmappedFromScan(db: Firestore, target: Target, vocabulary: Vocabulary, signal?: AbortSignal): Promise<{scanned: number; unmapped: UnmappedEntry[]}> {
   const counts = new Map<string, UnmappedEntry>()
   let scanned = 0
@@ -124,7 +125,7 @@ export async function unmappedFromScan(db: Firestore, target: Target, vocabulary
       scanned++
       const outcome = normalizeItem(doc.data() ?? {}, vocabulary)
       if (!outcome.ok) continue
-      for (const u of outcome.unmapped) {
+      for (const u of [...outcome.unmapped, ...outcome.placeholders]) {
         const key = `${u.field}:${u.value}`
         const entry = counts.get(key) ?? {field: u.field, value: u.value, count: 0}
         entry.count++

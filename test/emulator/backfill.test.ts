@@ -374,6 +374,29 @@ describe('wardrobe backfill: data', () => {
     })
   })
 
+  it('values meaning "nothing" are missing: normalized fields stay empty for them, real values are kept, items counted as placeholder in --json, the stats file and the summary', async () => {
+    const col = db.collection(COL)
+    await col.doc('ph-only').set({name: 'p', style: ['NA'], occasion: 'N/A', mood: ['none', 'NULL'], season: '-'})
+    await col.doc('ph-mixed').set({name: 'm', style: ['Unknown', 'Casual'], occasion: 'n/a, Work', mood: 'calm', season: ['Fall', 'na']})
+    await col.doc('ph-free').set({name: 'r', style: 'Casual', season: 'Fall'})
+    const res = await backfill(['--json'])
+    expect(res.code).toBe(0)
+    const stats = JSON.parse(res.stdout)
+    expect(stats).toMatchObject({updated: 3, failed: 0, placeholder: 2, unmapped: [], unmappedDistinct: 0})
+    expect(readJson(latestFile(out, 'backfill_stats_'))).toEqual(stats)
+    const docs = await docsOf(db)
+    const arrays = (id: string) => Object.fromEntries(NORMALIZED_FIELDS.map((f) => [f, docs.get(id)!.get(`normalized.${f}`)]))
+    expect(arrays('ph-only')).toEqual({style: [], occasion: [], mood: [], season: []})
+    expect(arrays('ph-mixed')).toEqual({style: ['casual'], occasion: ['work'], mood: ['calm'], season: ['fall']})
+    expect(arrays('ph-free')).toEqual({style: ['casual'], occasion: [], mood: [], season: ['fall']})
+    // Skipped items (already current) are counted too, and the dry run's summary says so.
+    const dry = await backfill(['--dry-run'])
+    expect(dry.code).toBe(0)
+    expect(readJson(latestFile(out, 'backfill_stats_'))).toMatchObject({dryRun: true, skipped: 3, placeholder: 2})
+    expect(dry.stdout).toContain('Placeholders: 2 items held values meaning "nothing"')
+    expect(dry.stdout).not.toContain('Unmapped values')
+  })
+
   it('a re-run on a collection without error items exits 0 and skips everything', async () => {
     await writeItems(db, COL, generateItems(40, {seed: 14, malformedRate: 0}))
     const first = await backfill(['--json'])

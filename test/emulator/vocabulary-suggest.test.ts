@@ -3,7 +3,7 @@ import path from 'node:path'
 import {Firestore} from 'firebase-admin/firestore'
 import {writeItems} from '../../src/dev/seed-data'
 import {loadVocabulary} from '../../src/domain/vocabulary'
-import {devArgs, latestFile, runCli, testDb, tmpDir, uniqueProject} from '../support/harness'
+import {devArgs, latestFile, readJson, runCli, testDb, tmpDir, uniqueProject} from '../support/harness'
 
 /**
  * The Phase 1 loop without hand-editing JSON: unmapped values in the collection (or in a dry
@@ -49,6 +49,9 @@ describe('wardrobe vocabulary suggest', () => {
     expect(vocabulary.canonical('style', 'Quiet Luxury')).toBe('quiet luxury')
     expect(vocabulary.canonical('season', 'Indian Summer')).toBe('summer')
     expect(vocabulary.canonical('style', 'NA')).toBeUndefined()
+    // Never proposed: the draft holds no placeholder spelling anywhere.
+    const draftText = fs.readFileSync(draft, 'utf8').toLowerCase()
+    for (const p of ['"na"', '"n/a"']) expect(draftText).not.toContain(p)
   })
 
   test("from a dry run's stats file, without reading the collection again", async () => {
@@ -59,7 +62,9 @@ describe('wardrobe vocabulary suggest', () => {
     // No emulator named: nothing is read but the file.
     const r = await runCli(['vocabulary', 'suggest', '--from-stats', stats, '--out', draft, '--json'], {env: ENV, cwd: out})
     expect(r.code).toBe(0)
-    expect(JSON.parse(r.stdout)).toMatchObject({scanned: null, suggestions: expected})
+    // The dry run counted the placeholders (2 items) and listed no value of theirs as unmapped: nothing to propose.
+    expect(readJson(stats)).toMatchObject({placeholder: 2})
+    expect(JSON.parse(r.stdout)).toMatchObject({scanned: null, suggestions: expected.filter((s) => s.proposal !== 'placeholder')})
     expect(JSON.parse(fs.readFileSync(draft, 'utf8')).fields.style.streetwear).toContain('streetwaer')
   })
 })

@@ -183,7 +183,7 @@ describe('normalizeItem', () => {
     expect(values({occasion: ['Weekend', 'Everyday', 'weekend']}).occasion).toEqual(['weekend', 'everyday'])
   })
 
-  it('keeps and reports unmapped values once per field, folded', () => {
+  it('keeps and reports unmapped values once per field, folded (NA is a placeholder, not a value)', () => {
     const r = ok({
       style: ['Casual', 'Cyber_Punk', 'cyber-punk', 'NA'],
       occasion: 'Moon Landing, Work',
@@ -191,17 +191,17 @@ describe('normalizeItem', () => {
       season: ['Summer'],
     })
     expect(r.values).toEqual({
-      style: ['casual', 'cyber punk', 'na'],
+      style: ['casual', 'cyber punk'],
       occasion: ['moon landing', 'work'],
       mood: ['cyber punk'],
       season: ['summer'],
     })
     expect(r.unmapped).toEqual([
       {field: 'style', value: 'cyber punk'},
-      {field: 'style', value: 'na'},
       {field: 'occasion', value: 'moon landing'},
       {field: 'mood', value: 'cyber punk'},
     ])
+    expect(r.placeholders).toEqual([{field: 'style', value: 'na'}])
   })
 
   it('maps catalogue usage values given as the style string', () => {
@@ -332,5 +332,62 @@ describe('performance', () => {
     const ms = Number(process.hrtime.bigint() - start) / 1e6
     expect(n).toBe(100_000)
     expect(ms).toBeLessThan(5000)
+  })
+})
+
+describe('placeholders: values meaning "nothing" are missing', () => {
+  // Every spelling of the issue, in other cases and with what folding removes around it.
+  const spellings = ['NA', 'na', 'Na', 'N/A', 'n/a', 'N / A', 'n-a', 'N_A', ' none ', 'None', 'NONE', 'null', 'NULL', 'Null', '-', ' - ', '--', '_', 'unknown', 'Unknown', 'UNKNOWN']
+
+  it.each(spellings)('%j alone, as an array element or a string, leaves the field empty and is counted', (raw) => {
+    for (const style of [[raw], raw]) {
+      const r = ok({style})
+      expect(r.values.style).toEqual([])
+      expect(r.unmapped).toEqual([])
+      expect(r.placeholders).toHaveLength(1)
+      expect(r.placeholders[0].field).toBe('style')
+    }
+  })
+
+  it('mixed with real values, keeps the real ones in first-seen order (arrays and comma-separated strings)', () => {
+    const r = ok({style: ['NA', 'Casual', 'none', 'Cyberpunk'], occasion: 'n/a, Work, -', mood: 'Unknown,calm', season: ['Fall', 'NULL']})
+    expect(r.values).toEqual({style: ['casual', 'cyberpunk'], occasion: ['work'], mood: ['calm'], season: ['fall']})
+    expect(r.unmapped).toEqual([{field: 'style', value: 'cyberpunk'}])
+    expect(r.placeholders).toEqual([
+      {field: 'style', value: 'na'},
+      {field: 'style', value: 'none'},
+      {field: 'occasion', value: 'n/a'},
+      {field: 'occasion', value: '-'},
+      {field: 'mood', value: 'unknown'},
+      {field: 'season', value: 'null'},
+    ])
+  })
+
+  it('a field of placeholders only is as missing; repeats are listed once per field and spelling', () => {
+    const r = ok({style: ['NA', 'na', 'N/A'], occasion: 'none, NONE', mood: '-', season: null})
+    expect(r.values).toEqual({style: [], occasion: [], mood: [], season: []})
+    expect(r.values).toEqual(ok({}).values)
+    expect(r.placeholders).toEqual([
+      {field: 'style', value: 'na'},
+      {field: 'style', value: 'n/a'},
+      {field: 'occasion', value: 'none'},
+      {field: 'mood', value: '-'},
+    ])
+  })
+
+  it('blanks and empty comma parts are dropped as before, not counted as placeholders', () => {
+    const r = ok({style: ['', '   ', 'Casual'], occasion: 'Work,, ,', mood: ''})
+    expect(r.values).toEqual({style: ['casual'], occasion: ['work'], mood: [], season: []})
+    expect(r.placeholders).toEqual([])
+  })
+
+  it('words containing a placeholder are values: "Nana", "None Such", "N/A Style", "unknown pleasures"', () => {
+    const r = ok({style: ['Nana', 'None Such', 'N/A Style', 'unknown pleasures']})
+    expect(r.values.style).toEqual(['nana', 'none such', 'n/a style', 'unknown pleasures'])
+    expect(r.placeholders).toEqual([])
+  })
+
+  it('the source hash still covers the placeholder as written: editing NA to Casual is a change', () => {
+    expect(ok({style: ['NA']}).sourceHash).not.toBe(ok({style: []}).sourceHash)
   })
 })

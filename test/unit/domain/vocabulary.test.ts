@@ -12,6 +12,7 @@ import {
   Vocabulary,
   VocabularyError,
   foldValue,
+  isPlaceholder,
   loadVocabulary,
   lookupKey,
   parseTaxonomy,
@@ -138,6 +139,15 @@ describe('shipped taxonomy', () => {
     expect(vocab.resolve('style', 'Street-Wear')).toEqual({value: 'streetwear', mapped: true})
   })
 
+  it('resolve flags a placeholder (never mapped, its folded form kept for reports); isPlaceholder agrees', () => {
+    expect(vocab.resolve('style', ' N/A ')).toEqual({value: 'n/a', mapped: false, placeholder: true})
+    expect(vocab.resolve('season', '-')).toEqual({value: '', mapped: false, placeholder: true})
+    expect(vocab.resolve('style', '')).toEqual({value: '', mapped: false})
+    expect(vocab.canonical('style', 'NA')).toBeUndefined()
+    for (const raw of ['NA', 'n-a', 'N/A', 'None', 'null', '-', '—', '__', 'UNKNOWN']) expect({raw, p: isPlaceholder(raw)}).toEqual({raw, p: true})
+    for (const raw of ['', '   ', 'nan', 'nah', 'n.a.', 'none such', 'casual']) expect({raw, p: isPlaceholder(raw)}).toEqual({raw, p: false})
+  })
+
   it('terms() returns a copy', () => {
     const t = vocab.terms('mood')
     t.push('mutated')
@@ -215,6 +225,20 @@ describe('taxonomy validation', () => {
     const tax = minimal()
     tax.fields.mood.cool = [' - ']
     expect(problem(tax)).toMatch(/empty after folding/)
+  })
+
+  it.each([
+    ['style', 'casual', 'N/A'],
+    ['mood', 'calm', 'none'],
+    ['season', 'fall', 'Unknown'],
+    ['occasion', 'work', 'NULL'],
+  ] as const)('rejects a placeholder as an alias (%s: %s ← %j) or as a term: it means "nothing"', (field, term, alias) => {
+    const tax = minimal()
+    ;(tax.fields[field] as Record<string, string[]>)[term] = [alias]
+    expect(problem(tax)).toMatch(/means "nothing" \(a placeholder, treated as missing\)/)
+    const asTerm = minimal()
+    ;(asTerm.fields[field] as Record<string, string[]>).na = []
+    expect(problem(asTerm)).toMatch(/"na" means "nothing"/)
   })
 
   it('the Vocabulary constructor validates too', () => {
