@@ -200,7 +200,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const handle = (snapshot: DocumentSnapshot, ticket: number, conflicts: number): Promise<void> | void => {
     const plan = spec.plan(snapshot)
     // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
-    if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped})
+    if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped, tag: plan.tag})
     if (plan.action === 'skip') {
       // Written before a crash past the checkpoint: not an update of this process, but a write of the run all the same.
       if (plan.own) writes++
