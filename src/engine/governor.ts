@@ -2,7 +2,7 @@ import type {Logger} from 'winston'
 import {AdaptiveThrottle, chooseLimit, CONTROL_POLL_MS, Control, describeLimit, LatencyLimit, Limit, rampAt, shareOf, windowState} from './control'
 import {errorMessage} from '../errors'
 import {describeOwner, lastChange, Ledger, liveMembers, MemberRecordSchema, parseRun, RunRecord} from './ledger'
-import {withDeadline} from './scan'
+import {withDeadline} from '../firestore/retry'
 
 export interface GovernorOptions {
   ledger: Ledger

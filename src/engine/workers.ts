@@ -4,7 +4,7 @@ import {Fence, LeaseLostError} from './lease'
 import type {Hold} from './job'
 import {addCounters, Counters, FINISH_DEADLINE_MS, Ledger, PartitionLease, PartitionStatus, RunEndedError, RunRecord, sumProgress, zeroCounters} from './ledger'
 import type {RunContext} from './run'
-import {withDeadline, withRetry} from './scan'
+import {withDeadline, withRetry} from '../firestore/retry'
 import type {GuardedWriter} from './writer'
 
 /** How one process takes part in a run: its workers, and its place among the processes. */

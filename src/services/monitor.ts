@@ -8,7 +8,7 @@ import {describeOwner, ErrorRecordSchema, holderGone, Ledger, MemberRecord, Memb
 import {formatDuration} from '../cli/progress'
 import {UnmappedEntrySchema, unmappedEntries} from './reports'
 import {controlView, ControlViewSchema} from './runs'
-import {withRetry} from '../engine/scan'
+import {withRetry} from '../firestore/retry'
 import {itemKey, itemsQuery, targetFlag, targetOf} from '../firestore/target'
 import {loadVocabulary} from '../domain/vocabulary'
 
