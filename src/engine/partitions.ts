@@ -1,6 +1,6 @@
 import {FieldPath, Firestore, Query} from 'firebase-admin/firestore'
 import {GrpcCode} from '../errors'
-import type {KeyRange} from './job'
+import type {KeyRange} from './checkpoint'
 import {AUTO_ID_ALPHABET, isAutoId} from './sampling'
 import {scanDocuments} from './scan'
 import {withRetry} from '../firestore/retry'

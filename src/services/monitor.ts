@@ -3,7 +3,7 @@ import {Firestore, Query, Timestamp, Transaction} from 'firebase-admin/firestore
 import {z} from 'zod'
 import {DEFAULT_LEDGER, Settings} from '../config'
 import {ACK_TIMEOUT_MS} from '../engine/control'
-import {RUN_SUBCOLLECTIONS} from '../engine/ledger-layout'
+import {RUN_SUBCOLLECTIONS} from '../domain/ledger-layout'
 import {describeOwner, ErrorRecordSchema, holderGone, Ledger, MemberRecord, MemberRecordSchema, PartitionRecord, PartitionRecordSchema, RUN_KINDS, RUN_STATUSES, RunRecord, RunRecordSchema, shardedRunGone, summarize, sumProgress} from '../engine/ledger'
 import {formatDuration} from '../cli/progress'
 import {UnmappedEntrySchema, unmappedEntries} from './reports'
