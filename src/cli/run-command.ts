@@ -6,8 +6,8 @@ import {exitCodeForRun, UsageError} from '../errors'
 import type {Plan, PlanContext} from '../services/plan'
 import {createProgress, formatDuration} from './progress'
 import {RunStatsBaseSchema, writeReportFile} from '../services/reports'
-import type {RunContext} from '../engine/run'
-import type {Sharding} from '../engine/workers'
+import type {RunContext} from '../engine/run-context'
+import type {Sharding} from '../engine/run-context'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
 

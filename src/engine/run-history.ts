@@ -1,6 +1,6 @@
 import {errorMessage} from '../errors'
 import {Ledger, RunRecordSchema} from './ledger'
-import type {RunContext} from './run'
+import type {RunContext} from './run-context'
 import {withRetry} from '../firestore/retry'
 
 /** What a run needs of the collection's earlier runs: a few fields of each record. */
