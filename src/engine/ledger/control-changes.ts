@@ -1,5 +1,6 @@
 /** Live control as the ledger records it: a new run's, a resumed run's, and an operator's change (`wardrobe runs pause|resume|stop|throttle`). */
-import {Control, ControlAction, ControlChange, ControlSchema, MAX_CHANGES, Window} from '../control'
+import {Control, ControlAction, ControlChange, ControlSchema, MAX_CHANGES} from '../control'
+import {Window} from '../../domain/windows'
 import {UsageError} from '../../errors'
 import type {Owner} from '../lease'
 import {MemberRecord, memberRecords, parseRun, RunRecord, serverNow} from './records'
