@@ -8,10 +8,10 @@ import {DocumentData, FieldPath, Firestore, UpdateData} from 'firebase-admin/fir
 import {planBackfill} from '../src/services/backfill'
 import type {runBackfill} from '../src/services/backfill'
 import type {collectMonitorReport} from '../src/services/monitor'
-import type {RunContext} from '../src/engine/run'
+import type {RunContext} from '../src/engine/run-context'
 import {SeedItem, writeItems} from '../src/dev/seed-data'
 import type {Vocabulary} from '../src/domain/vocabulary'
-import type {Sharding} from '../src/engine/workers'
+import type {Sharding} from '../src/engine/run-context'
 import {CpuMeter, CpuUse, processCpuSeconds, ROOT, timed} from './measure'
 
 /** The service layer of a checkout as built (dist/): the JavaScript the CLI runs. */

@@ -4,46 +4,17 @@
  * columns are kept as extra fields.
  */
 import fs from 'node:fs'
+import path from 'node:path'
+import {parse} from 'csv-parse/sync'
 import type {SeedItem} from '../src/dev/seed-data'
 
-export const DEFAULT_CATALOGUE = '/work/shared/data/fashion-catalogue-styles.csv'
-
-/** RFC 4180 rows: quoted cells may hold commas and doubled quotes. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = []
-  let row: string[] = []
-  let cell = ''
-  let quoted = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"'
-        i++
-      } else if (c === '"') quoted = false
-      else cell += c
-    } else if (c === '"') quoted = true
-    else if (c === ',') {
-      row.push(cell)
-      cell = ''
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++
-      row.push(cell)
-      rows.push(row)
-      row = []
-      cell = ''
-    } else cell += c
-  }
-  if (cell !== '' || row.length > 0) {
-    row.push(cell)
-    rows.push(row)
-  }
-  return rows
-}
+/** Beside the repository (the project's shared data folder); --dataset-file names another. */
+export const DEFAULT_CATALOGUE = path.resolve(__dirname, '..', '..', 'shared', 'data', 'fashion-catalogue-styles.csv')
 
 export function readCatalogue(file = DEFAULT_CATALOGUE): SeedItem[] {
   if (!fs.existsSync(file)) throw new Error(`catalogue ${file} not found (--dataset needs it; the benchmark runs without it)`)
-  const [header, ...rows] = parseCsv(fs.readFileSync(file, 'utf8'))
+  // Lenient like the catalogue's exporter: ragged rows, stray quotes.
+  const [header, ...rows] = parse(fs.readFileSync(file), {bom: true, relax_column_count: true, relax_quotes: true, skip_empty_lines: true}) as string[][]
   const col = (name: string) => header.indexOf(name)
   const [id, gender, master, sub, colour, season, usage, name] = ['id', 'gender', 'masterCategory', 'subCategory', 'baseColour', 'season', 'usage', 'productDisplayName'].map(col)
   if ([id, season, usage, name].some((i) => i < 0)) throw new Error(`catalogue ${file}: expected columns id, season, usage, productDisplayName`)

@@ -4,7 +4,8 @@
 const {spawnSync} = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const {clearEmulator, isEmulatorReachable, startEmulator} = require('../dist/dev/emulator')
+const {clearEmulator, startEmulator} = require('../dist/dev/emulator')
+const {isEmulatorReachable} = require('../dist/firestore/emulator-probe')
 
 const ROOT = path.resolve(__dirname, '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')

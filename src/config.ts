@@ -1,9 +1,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import {z} from 'zod'
-import {parseWindow, resolveTimezone, Window} from './engine/control'
+import {parseWindow, resolveTimezone, Window} from './domain/windows'
 import {UsageError} from './errors'
-import {ledgerOverlap} from './engine/ledger-layout'
+import {ledgerOverlap} from './domain/ledger-layout'
 import {DEFAULT_PRICES, Prices, PricesSchema} from './domain/prices'
 
 export const ENVIRONMENTS = ['development', 'staging', 'production'] as const

@@ -107,7 +107,7 @@ export abstract class WardrobeCommand<T> extends Command {
   protected async finally(err: Error | undefined): Promise<unknown> {
     for (const [sig, handler] of this.signalHandlers) process.off(sig, handler)
     if (this.connection) {
-      const {withDeadline} = await import('../engine/scan')
+      const {withDeadline} = await import('../firestore/retry')
       // Calls still pending after an outage (an abandoned ledger transaction) are refused once the client
       // terminates, and the client leaves one such rejection unobserved (googleapis/google-cloud-node#9122).
       process.on('unhandledRejection', rethrowUnlessTerminated)

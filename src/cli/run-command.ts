@@ -4,10 +4,10 @@ import {WardrobeCommand} from './base-command'
 import {BATCH_SIZE, DEFAULT_OUTAGE_AFTER_SECONDS, MIN_WAIT_SECONDS, Settings} from '../config'
 import {ExitCode, exitCodeForRun, UsageError} from '../errors'
 import {buildPlan, checkPlan, DEFAULT_MAX_DRIFT_PERCENT, Plan, PlanContext, planWarnings, readPlan, writePlan} from '../services/plan'
-import {createProgress, formatDuration} from './progress'
+import {createProgress} from './progress'
+import {formatDuration} from '../format'
 import {RunStatsBaseSchema, writeReportFile} from '../services/reports'
-import type {AppliedPlan, RunContext} from '../engine/run'
-import type {Sharding} from '../engine/workers'
+import type {AppliedPlan, RunContext, Sharding} from '../engine/run-context'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
 

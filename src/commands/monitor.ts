@@ -5,7 +5,7 @@ import {colorLevel, renderDashboard, renderWatchLine, screen} from '../cli/dashb
 import {errorMessage, ExitCode, isRetryable, UsageError} from '../errors'
 import {collectMonitorReport, FAIL_ON_LEVELS, FailOnLevel, healthAtOrPast, MonitorOptions, MonitorReport, MonitorReportSchema, targetArgsFor} from '../services/monitor'
 import {writeReportFile} from '../services/reports'
-import {OutageError} from '../engine/scan'
+import {OutageError} from '../firestore/retry'
 import {loadVocabulary} from '../domain/vocabulary'
 
 const REPORT_PREFIX = 'backfill_report'

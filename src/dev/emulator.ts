@@ -1,28 +1,13 @@
 import {ChildProcess, spawn, execFileSync} from 'node:child_process'
 import fs from 'node:fs'
-import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
+import {isEmulatorReachable} from '../firestore/emulator-probe'
 
 /** A Firestore emulator this process started (tests, demo, benchmarks). */
 export interface RunningEmulator {
   host: string
   stop(): Promise<void>
-}
-
-/**
- * True when something answers HTTP at host the way the Firestore emulator does. node:http, not
- * fetch: fetch's first use costs ~30 ms of start-up, paid by every command against an emulator.
- */
-export function isEmulatorReachable(host: string, timeoutMs = 1500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get(`http://${host}/`, {timeout: timeoutMs}, (res) => {
-      res.resume()
-      resolve(res.statusCode === 200)
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', () => resolve(false))
-  })
 }
 
 /** Deletes every document of a project on the emulator (its REST reset endpoint). */

@@ -1,3 +1,6 @@
+import type {DocumentReference} from 'firebase-admin/firestore'
+import type {Counters, Tags, Unmapped} from './ledger/records'
+
 /**
  * Tracks items in scan (document id) order and yields the low-water mark: the last id
  * such that every item up to and including it has finished (written and acknowledged,
@@ -50,4 +53,28 @@ export class Watermark<Outcome> {
   get pending(): number {
     return this.ids.length - this.head
   }
+}
+
+/** A checkpoint: every item up to `cursor` is acknowledged, and the counters cover exactly those. */
+export interface Progress {
+  cursor: string | null
+  counters: Counters
+  unmapped: Unmapped
+  tags: Tags
+}
+
+/** Where a job's progress lives: a run record, or one partition of a sharded run. */
+export interface ProgressStore {
+  /** What was saved before: the job starts after its cursor and adds to its counters. */
+  readonly saved: Progress
+  /** Throws LeaseLostError when the work was taken over by another worker. */
+  save(progress: Progress): Promise<void>
+  heartbeat(): Promise<void>
+  errorRef(key: string): DocumentReference
+}
+
+/** Keys (ids, or paths in a group) from `startAfter` (exclusive) to `endAt` (inclusive); null = open. */
+export interface KeyRange {
+  startAfter: string | null
+  endAt: string | null
 }

@@ -1,9 +1,10 @@
 import {DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Query, UpdateData} from 'firebase-admin/firestore'
-import {Watermark} from './checkpoint'
+import {KeyRange, ProgressStore, Watermark} from './checkpoint'
 import {CredentialsError, errorMessage} from '../errors'
 import {LeaseLostError} from './lease'
-import {Counters, Tags, Unmapped, zeroCounters} from './ledger'
-import {scanBatches, withRetry} from './scan'
+import {Counters, Tags, Unmapped, zeroCounters} from './ledger/records'
+import {scanBatches} from './scan'
+import {withRetry} from '../firestore/retry'
 import {itemKey, refKey, Target} from '../firestore/target'
 import {GuardedWriter} from './writer'
 
@@ -37,33 +38,9 @@ export function measureProgress(counters: Counters, total: number | null, starte
   return {counters, total, rate, etaSeconds: left === null || rate <= 0 ? null : left / rate, inFlight}
 }
 
-/** A checkpoint: every item up to `cursor` is acknowledged, and the counters cover exactly those. */
-export interface Progress {
-  cursor: string | null
-  counters: Counters
-  unmapped: Unmapped
-  tags: Tags
-}
-
-/** Where a job's progress lives: a run record, or one partition of a sharded run. */
-export interface ProgressStore {
-  /** What was saved before: the job starts after its cursor and adds to its counters. */
-  readonly saved: Progress
-  /** Throws LeaseLostError when the work was taken over by another worker. */
-  save(progress: Progress): Promise<void>
-  heartbeat(): Promise<void>
-  errorRef(key: string): DocumentReference
-}
-
 export interface Hold {
   readonly holding: boolean
   whenWriting(signal?: AbortSignal): Promise<void>
-}
-
-/** Keys (ids, or paths in a group) from `startAfter` (exclusive) to `endAt` (inclusive); null = open. */
-export interface KeyRange {
-  startAfter: string | null
-  endAt: string | null
 }
 
 export interface JobSpec {

@@ -1,7 +1,7 @@
 import {errorMessage} from '../errors'
 import {Ledger, RunRecordSchema} from './ledger'
-import type {RunContext} from './run'
-import {withRetry} from './scan'
+import type {RunContext} from './run-context'
+import {withRetry} from '../firestore/retry'
 
 /** What a run needs of the collection's earlier runs: a few fields of each record. */
 const HistoryRecordSchema = RunRecordSchema.pick({runId: true, kind: true, status: true, version: true, options: true})

@@ -1,79 +1,17 @@
-import {DocumentSnapshot, Firestore, Query} from 'firebase-admin/firestore'
-import type {Logger} from 'winston'
-import type {Settings} from '../config'
+import {DocumentSnapshot, Query} from 'firebase-admin/firestore'
 import {describeLimit, Limit} from './control'
 import {errorMessage, UsageError} from '../errors'
 import {RunGovernor} from './governor'
 import {JobProgress, JobResult, Plan, runJob} from './job'
 import {Fence, LeaseLostError} from './lease'
-import {Acquired, FINISH_DEADLINE_MS, Ledger, RunKind} from './ledger'
+import {FINISH_DEADLINE_MS, Ledger, RunKind} from './ledger'
 import {planPartitions} from './partitions'
-import {withDeadline, withRetry} from './scan'
+import {withDeadline, withRetry} from '../firestore/retry'
 import {describeTarget, itemsQuery, targetOf} from '../firestore/target'
-import {runSharded, Sharding, shardingRequested} from './workers'
+import {runSharded, shardingRequested} from './workers'
+import type {AppliedPlan, RunContext} from './run-context'
 import {GuardedWriter, Pacer} from './writer'
 
-
-/** What a writing run needs from its caller: the database, the target, and where to report. */
-export interface RunContext {
-  db: Firestore
-  /** The target is an emulator: unthrottled writes. */
-  emulator: boolean
-  settings: Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> &
-    Partial<Pick<Settings, 'group' | 'outageAfterMs' | 'maxRate' | 'targetLatencyMs' | 'windows' | 'timezone'>>
-  /** Workers, partitions, shard index/count, a run to join; absent = one worker. */
-  sharding?: Sharding
-  logger?: Logger
-  signal?: AbortSignal
-  onProgress?: (p: RunProgress) => void
-  /** Called once the run is known: new, resumed, or taken over from a dead holder. */
-  onStart?: (info: StartInfo) => void
-  /** What limits this process changed: paused (by whom), resumed, stopping, a new limit and its reason. */
-  onControl?: (limit: Limit, text: string) => void
-  /** The command line that resumes the run, recorded on a new run (`wardrobe runs resume` prints it). */
-  command?: string
-  /** Tuning for tests and benchmarks; defaults suit production. */
-  chunkSize?: number
-  checkpointIntervalMs?: number
-  /** How often the run's control is read (default 1 s); 0: never (the bench's cost-of-control baseline). */
-  controlPollMs?: number
-  /** A reviewed plan being applied (`--plan`): recorded on the run, and its drift limit stops the run. */
-  plan?: AppliedPlan
-}
-
-/** What a run applying a plan needs of it (the file's checks are services/plan.ts's). */
-export interface AppliedPlan {
-  hash: string
-  /** Items the plan counted to update and in error. */
-  update: number
-  error: number
-  /** How far above the plan's count of items to update the run may go, in percent. */
-  maxDriftPercent: number
-}
-
-/** Progress, with what limits the process (a tracked run only). */
-export interface RunProgress extends JobProgress {
-  limit?: Limit
-  /** The limit as shown (e.g. `limit 200/s (cap)`, `paused by ops@laptop: incident`). */
-  limitText?: string
-}
-
-export interface StartInfo {
-  runId: string | null
-  resumed: boolean
-  /** Joined a sharded run other workers hold. */
-  joined?: boolean
-  cursor: string | null
-  total: number | null
-  /** Partitions of a sharded run (0: one worker). */
-  partitions?: number
-  workers?: number
-  tookOverFrom?: Acquired['tookOverFrom']
-  /** Why the requested sharding was not applied (e.g. resuming a one-worker run). */
-  shardingNote?: string
-  /** Why the command's own control settings are not applied (joining a live run keeps the run's). */
-  controlNote?: string
-}
 
 export interface RunSpec {
   kind: RunKind

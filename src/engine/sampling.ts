@@ -1,5 +1,6 @@
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
-import {scanDocuments, withRetry} from './scan'
+import {scanDocuments} from './scan'
+import {withRetry} from '../firestore/retry'
 import {itemKey, itemsQuery, Target} from '../firestore/target'
 
 /**

@@ -3,24 +3,9 @@ import {JobProgress, JobResult, JobSpec, measureProgress, runJob} from './job'
 import {Fence, LeaseLostError} from './lease'
 import type {Hold} from './job'
 import {addCounters, Counters, FINISH_DEADLINE_MS, Ledger, PartitionLease, PartitionStatus, RunEndedError, RunRecord, sumProgress, zeroCounters} from './ledger'
-import type {RunContext} from './run'
-import {withDeadline, withRetry} from './scan'
+import type {RunContext, Sharding} from './run-context'
+import {withDeadline, withRetry} from '../firestore/retry'
 import type {GuardedWriter} from './writer'
-
-/** How one process takes part in a run: its workers, and its place among the processes. */
-export interface Sharding {
-  /** Partitions this process works on at once. */
-  workers: number
-  /** Partitions of a new sharded run (default 4 per worker of all processes). */
-  partitions?: number
-  /** This process among `shardCount` (a Cloud Run task, a Kubernetes Indexed Job pod): where its workers start claiming. */
-  shardIndex: number
-  shardCount: number
-  /** A run to join (or resume) by id. */
-  join?: string
-  /** How often an idle worker looks for a partition to take over. */
-  pollMs?: number
-}
 
 export function shardingRequested(s: Sharding | undefined): boolean {
   return Boolean(s && (s.workers > 1 || s.shardCount > 1 || (s.partitions ?? 1) > 1 || s.join !== undefined))

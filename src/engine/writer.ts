@@ -5,7 +5,7 @@ import {PUSHBACK_CODES, RAMP, rampAt} from './control'
 import {accessError, errorMessage, GrpcCode, grpcCode, isRetryable} from '../errors'
 import {Fence, LeaseLostError} from './lease'
 import {isHeldBack, registerSendGate} from '../firestore/connection'
-import {OutageError} from './scan'
+import {OutageError} from '../firestore/retry'
 
 export interface WriterOptions {
   /** Against an emulator writes go unthrottled (unless --max-rate). */

@@ -3,7 +3,7 @@ import {App, deleteApp, initializeApp} from 'firebase-admin/app'
 import {Firestore, getFirestore} from 'firebase-admin/firestore'
 import type {Settings} from '../config'
 import {keyFileCredential} from './credentials'
-import {isEmulatorReachable} from '../dev/emulator'
+import {isEmulatorReachable} from './emulator-probe'
 import {GrpcCode, UsageError} from '../errors'
 
 export interface Connection {

@@ -77,7 +77,7 @@ export async function checkCredentials(settings: Pick<Settings, 'environment' | 
   const credential = await credentialFor(settings).catch((err) => {
     throw fail(errorMessage(err))
   })
-  const {withDeadline} = await import('../engine/scan')
+  const {withDeadline} = await import('./retry')
   try {
     await withDeadline(credential.getAccessToken(), TOKEN_DEADLINE_MS, 'getting an access token')
   } catch (err) {

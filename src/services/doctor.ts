@@ -7,7 +7,7 @@ import {errorMessage, WardrobeError} from '../errors'
 import {connect, Connection} from '../firestore/connection'
 import {costOf} from '../domain/prices'
 import {EstimateSchema} from './reports'
-import {withDeadline} from '../engine/scan'
+import {withDeadline} from '../firestore/retry'
 import {describeTarget, itemsQuery, targetOf} from '../firestore/target'
 import {NORMALIZED_FIELDS} from '../domain/vocabulary'
 

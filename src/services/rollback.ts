@@ -5,7 +5,8 @@ import type {Plan} from '../engine/job'
 import {zeroCounters} from '../engine/ledger'
 import {ownedByTool, Owns, ownsFrom, toolChain} from '../domain/normalized'
 import {RollbackStats, RollbackStatsSchema} from './reports'
-import {baseStats, executeRun, RunContext, RunOutcome} from '../engine/run'
+import {baseStats, executeRun, RunOutcome} from '../engine/run'
+import type {RunContext} from '../engine/run-context'
 import {readRunHistory, RunHistory} from '../engine/run-history'
 
 export interface RollbackOptions {

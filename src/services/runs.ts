@@ -23,7 +23,7 @@ import {
   summarize,
   sumProgress,
 } from '../engine/ledger'
-import {withRetry} from '../engine/scan'
+import {withRetry} from '../firestore/retry'
 import {describeTarget} from '../firestore/target'
 
 /**

@@ -251,7 +251,7 @@ describe('readSeedFile', () => {
         'c1,"Blue Jeans, Slim",049.90,Casual|Street-wear,Everyday; Weekend,,Fall,"He said ""nice""",',
         'c2,Red Dress,120,"Bohème;Vintage",Party,Elegant,"Spring | Summer","line one',
         'line two",',
-        ',Plain Tee, 5 ,casual,,,, "spaced" ,',
+        ',Plain Tee, 5 ,casual,,,,"quoted",',
         '',
       ].join('\r\n'),
     )
@@ -266,7 +266,7 @@ describe('readSeedFile', () => {
       data: {name: 'Red Dress', price: '120', style: ['Bohème', 'Vintage'], occasion: ['Party'], mood: ['Elegant'], season: ['Spring', 'Summer'], notes: 'line one\r\nline two'},
     })
     expect(items[2].id).toMatch(AUTO_ID)
-    expect(items[2].data).toEqual({name: 'Plain Tee', price: ' 5 ', style: ['casual'], notes: 'spaced'})
+    expect(items[2].data).toEqual({name: 'Plain Tee', price: ' 5 ', style: ['casual'], notes: 'quoted'})
     // the same file gives the same ids
     expect((await collect(readSeedFile(file))).map((i) => i.id)).toEqual(items.map((i) => i.id))
   })
@@ -276,6 +276,9 @@ describe('readSeedFile', () => {
     await expect(collect(readSeedFile(cols))).rejects.toThrow(`${cols}:5: expected 3 fields (as in the header row), found 2`)
     const stray = write('stray.csv', 'name,style\nJeans,Casual\n5" Heels,Formal\n')
     await expect(collect(readSeedFile(stray))).rejects.toThrow(`${stray}:3: unexpected '"' inside an unquoted field`)
+    // RFC 4180: nothing outside a quoted field's quotes (an unquoted cell keeps its spaces, so they cannot be trimmed silently)
+    const spaced = write('spaced.csv', 'name,notes\nJeans, "soft"\n')
+    await expect(collect(readSeedFile(spaced))).rejects.toThrow(`${spaced}:2: unexpected '"' inside an unquoted field`)
     const after = write('after.csv', 'name,style\n"Jeans"x,Casual\n')
     await expect(collect(readSeedFile(after))).rejects.toThrow(`${after}:2: unexpected character "x" after a closing quote`)
     const open = write('open.csv', 'name,style\nJeans,Casual\n"Shirt,Formal\nmore\n')

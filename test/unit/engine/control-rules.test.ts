@@ -3,7 +3,8 @@
  * loop's limits, the choice and naming of a process's limit, its share of the run-wide cap,
  * and whether a change is acknowledged.
  */
-import {ackStatus, AdaptiveThrottle, chooseLimit, ControlSchema, describeLimit, LatencyLimit, parseWindow, rampAt, resolveTimezone, shareOf, windowState} from '../../../src/engine/control'
+import {ackStatus, AdaptiveThrottle, chooseLimit, ControlSchema, describeLimit, LatencyLimit, rampAt, shareOf} from '../../../src/engine/control'
+import {parseWindow, resolveTimezone, windowState} from '../../../src/domain/windows'
 import {UsageError} from '../../../src/errors'
 
 const at = (iso: string) => Date.parse(iso)
