@@ -1,6 +1,6 @@
 import chalk from 'chalk'
 import type {HealthStatus, MonitorReport, RunView, VersionBasis} from '../services/monitor'
-import {formatDuration} from './progress'
+import {formatDuration} from '../format'
 import {controlLines} from './runs-text'
 
 /**

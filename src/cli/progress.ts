@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress'
+import {formatDuration} from '../format'
 
 export interface ProgressSnapshot {
   done: number
@@ -14,14 +15,6 @@ export interface ProgressSnapshot {
 export interface ProgressRenderer {
   update(p: ProgressSnapshot): void
   stop(): void
-}
-
-export function formatDuration(seconds: number | null): string {
-  if (seconds === null || !Number.isFinite(seconds)) return '?'
-  const s = Math.round(seconds)
-  if (s < 60) return `${s}s`
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
 }
 
 const countsText = (counts: Record<string, number>) =>

@@ -1,5 +1,5 @@
 import {ACK_TIMEOUT_MS} from '../engine/control'
-import {formatDuration} from './progress'
+import {formatDuration} from '../format'
 import type {ControlView, ProcessView, RunChangeReport, RunListReport, RunShowReport, RunSummary} from '../services/runs'
 
 /**

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {formatDuration} from '../cli/progress'
+import {formatDuration} from '../format'
 import {BackfillStats, BackfillStatsSchema} from '../services/reports'
 import {loadVocabulary} from '../domain/vocabulary'
 import {RunCommand} from '../cli/run-command'

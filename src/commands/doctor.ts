@@ -1,7 +1,7 @@
 import {WardrobeCommand} from '../cli/base-command'
 import type {DoctorReport} from '../services/doctor'
 import {ExitCode} from '../errors'
-import {formatDuration} from '../cli/progress'
+import {formatDuration} from '../format'
 
 const MARK = {pass: '✓', fail: '✗', warn: '!', skipped: '-'} as const
 

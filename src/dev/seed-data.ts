@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import readline from 'node:readline'
 import type {Firestore} from 'firebase-admin/firestore'
+import {AUTO_ID_ALPHABET} from '../firestore/target'
 
 /** One document to write: its id and its fields. */
 export interface SeedItem {
@@ -62,7 +63,6 @@ export const SUPPORTED_SEED_EXTENSIONS = ['.json', '.ndjson', '.jsonl', '.csv'] 
 // ---------------------------------------------------------------------------------------
 // PRNG and ids
 
-const AUTO_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 const MAX_INDEX = 2 ** 32
 
 type Rng = () => number
