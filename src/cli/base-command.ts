@@ -39,7 +39,6 @@ export abstract class WardrobeCommand<T> extends Command {
   }
 
   protected logger?: Logger
-  private logReady?: Promise<void>
   private credentialsChecked = false
   protected connection?: Connection
   private readonly abort = new AbortController()
@@ -55,34 +54,13 @@ export abstract class WardrobeCommand<T> extends Command {
     return resolveSettings(flags)
   }
 
-  /**
-   * Opens the log file and the Firestore connection for the resolved settings. With `deferLog`
-   * the log file opens in the turn of the event loop after the connection, while the command's
-   * first requests are in flight: winston's load (about 50 ms of CPU) then overlaps the wait for
-   * Firestore. A command that opens so calls `logOpened()` before it first uses `this.logger`.
-   */
-  protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number], options: {deferLog?: boolean} = {}): Promise<Connection> {
+  /** Opens the log file and the Firestore connection for the resolved settings. */
+  protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number]): Promise<Connection> {
     await this.checkCredentials(settings)
     const [{createLogger}, {connect}] = await Promise.all([import('./logger'), import('../firestore/connection')])
-    const openLog = async () => {
-      this.logger = await createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
-    }
-    if (!options.deferLog) await openLog()
-    try {
-      this.connection = await connect(settings, (m) => this.warning(m))
-    } finally {
-      if (options.deferLog) {
-        this.logReady = new Promise<void>((resolve) => setImmediate(resolve)).then(openLog)
-        // Observed here, thrown by logOpened(): a log file that cannot open fails the command as before.
-        this.logReady.catch(() => {})
-      }
-    }
+    this.logger = await createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
+    this.connection = await connect(settings, (m) => this.warning(m))
     return this.connection
-  }
-
-  /** Resolves once the log file of `open(…, {deferLog: true})` is open (throws why it could not open). */
-  protected async logOpened(): Promise<void> {
-    await this.logReady
   }
 
   /** Credentials the real service needs, checked once, before anything is asked or opened (exit 2 with the fix). */
@@ -136,14 +114,12 @@ export abstract class WardrobeCommand<T> extends Command {
       // The client waits for its pending calls before it closes; after an outage they may retry for minutes.
       await withDeadline(this.connection.close(), CLOSE_DEADLINE_MS, 'closing the Firestore connection').catch(() => {})
     }
-    await this.logReady?.catch(() => {})
     if (this.logger) await (await import('./logger')).closeLogger(this.logger)
     return super.finally(err)
   }
 
   protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     const exit = err instanceof WardrobeError ? err.exitCode : (err.oclif?.exit ?? err.exitCode ?? ExitCode.FAILURE)
-    await this.logReady?.catch(() => {})
     this.logger?.error(err.message, {exit})
     if (this.jsonEnabled()) {
       process.exitCode = exit

@@ -42,8 +42,7 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
     const taxonomyFile = flags.taxonomy ?? settings.taxonomy
     const shipped = loadVocabulary()
     const measured = taxonomyFile ? loadVocabulary(taxonomyFile) : undefined
-    // The log file is written once the report is in: winston loads while Firestore answers.
-    const {db} = await this.open(settings, flags['log-level'], {deferLog: true})
+    const {db} = await this.open(settings, flags['log-level'])
     const options: MonitorOptions = {
       // Without a taxonomy file, the version is judged from the ledger (collectMonitorReport).
       vocabularyVersion: measured?.version,
@@ -58,7 +57,6 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
 
     if (!flags.watch) {
       const report = await collect()
-      await this.logOpened()
       const file = flags['save-report'] ? writeReportFile(settings.outputDir, REPORT_PREFIX, MonitorReportSchema, report) : undefined
       if (!this.jsonEnabled()) {
         this.log(renderDashboard(report, {colorLevel: colorLevel(process.stdout), width: process.stdout.columns}).join('\n'))
@@ -69,7 +67,6 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
       return report
     }
 
-    await this.logOpened()
     const last = await this.watch(collect, {intervalMs: flags.interval * 1000, failOn, signal})
     if (last && flags['save-report']) {
       const file = writeReportFile(settings.outputDir, REPORT_PREFIX, MonitorReportSchema, last)
