@@ -1,6 +1,6 @@
-/** Plain-text formats shared by the report builders and the terminal views. */
+/** Text forms shared by services and the terminal (no terminal code here). */
 
-/** `42s`, `3m07s`, `2h05m`; `?` when unknown. */
+/** A duration as `42s`, `3m05s` or `2h07m`; `?` when unknown. */
 export function formatDuration(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds)) return '?'
   const s = Math.round(seconds)

@@ -1,10 +1,9 @@
 import {FieldPath, Firestore, Query} from 'firebase-admin/firestore'
 import {GrpcCode} from '../errors'
 import type {KeyRange} from './checkpoint'
-import {AUTO_ID_ALPHABET, isAutoId} from './sampling'
 import {scanDocuments} from './scan'
 import {withRetry} from '../firestore/retry'
-import {itemKey, itemsQuery, Target} from '../firestore/target'
+import {AUTO_ID_ALPHABET, isAutoId, itemKey, itemsQuery, Target} from '../firestore/target'
 
 /** A transaction creates every partition record with the run; Firestore allows 500 writes in one. */
 export const MAX_PARTITIONS = 400

@@ -50,6 +50,17 @@ function compareSegments(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
 }
 
+/**
+ * Firestore auto ids: 20 characters drawn uniformly from this alphabet. Random keys over it
+ * spread evenly among generated ids (validation's sampler, even partition splits).
+ */
+export const AUTO_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+const AUTO_ID = /^[A-Za-z0-9]{20}$/
+
+export function isAutoId(id: string): boolean {
+  return AUTO_ID.test(id)
+}
+
 export function describeTarget(target: Target): string {
   return target.group ? `collection group ${target.collection}` : target.collection
 }

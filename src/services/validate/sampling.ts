@@ -1,12 +1,12 @@
 import {DocumentSnapshot, FieldPath, Firestore, Query} from 'firebase-admin/firestore'
-import {scanDocuments} from './scan'
-import {withRetry} from '../firestore/retry'
-import {itemKey, itemsQuery, Target} from '../firestore/target'
+import {scanDocuments} from '../../engine/scan'
+import {withRetry} from '../../firestore/retry'
+import {AUTO_ID_ALPHABET, isAutoId, itemKey, itemsQuery, Target} from '../../firestore/target'
 
 /**
  * Random samples of a collection spread over its whole key space (never the first N by id).
  *
- * key-space: Firestore auto ids are 20 characters drawn uniformly from this alphabet, so a
+ * key-space: Firestore auto ids are 20 characters drawn uniformly from AUTO_ID_ALPHABET, so a
  *   uniformly random 20-character key lands in the gap before a uniformly random item. The
  *   sampler draws such keys and takes the document(s) at or after each one
  *   (`orderBy(documentId()).startAt(key).limit(k)`), wrapping around to the start of the
@@ -24,8 +24,6 @@ import {itemKey, itemsQuery, Target} from '../firestore/target'
  * index in production, and would miss exactly the items whose `normalized` is broken.
  */
 
-export const AUTO_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-const AUTO_ID = /^[A-Za-z0-9]{20}$/
 const MAX_PER_KEY = 25
 
 export type SampleMethod = 'key-space' | 'scan' | 'all'
@@ -63,10 +61,6 @@ export function randomAutoIdKey(random: () => number = Math.random): string {
   let key = ''
   for (let i = 0; i < 20; i++) key += AUTO_ID_ALPHABET[Math.floor(random() * AUTO_ID_ALPHABET.length)]
   return key
-}
-
-export function isAutoId(id: string): boolean {
-  return AUTO_ID.test(id)
 }
 
 const count = async (q: Query, signal?: AbortSignal): Promise<number> => (await withRetry(() => q.count().get(), {signal})).data().count
