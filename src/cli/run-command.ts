@@ -7,6 +7,7 @@ import type {Plan, PlanContext} from '../services/plan'
 import {createProgress, formatDuration} from './progress'
 import {RunStatsBaseSchema, writeReportFile} from '../services/reports'
 import type {RunContext} from '../engine/run'
+import {resumeCommandFromArgv} from '../engine/run-identity'
 import type {Sharding} from '../engine/workers'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
@@ -118,7 +119,6 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
 
   /** The same command line, minus --from-start: re-running it resumes from the checkpoint. */
   protected resumeCommand(): string {
-    const args = this.argv.filter((a) => a !== '--from-start')
-    return [this.config.bin, this.id ?? '', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
+    return resumeCommandFromArgv(this.config.bin, this.id ?? '', this.argv)
   }
 }

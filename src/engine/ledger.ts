@@ -6,6 +6,7 @@ import {ExitCode, GrpcCode, UsageError, WardrobeError} from '../errors'
 import type {KeyRange, Progress, ProgressStore} from './job'
 import {LOCK_COLLECTION, RUN_SUBCOLLECTIONS} from './ledger-layout'
 import {currentOwner, describeOwner, Fence, holderGone, isMe, LeaseLostError, Owner, OwnerSchema, trustMs} from './lease'
+import {sameRun} from './run-identity'
 
 export {currentOwner, describeOwner, holderGone, LeaseLostError, OwnerSchema}
 export type {Owner}
@@ -50,7 +51,7 @@ export const RunRecordSchema = z.object({
   /** `collection` names a collection group. */
   group: z.boolean().default(false),
   version: z.string().nullable(),
-  /** Same command = same resume key: re-running it resumes this run. */
+  /** Same command = same resume key (run-identity's resumeKey): re-running it resumes this run. */
   resumeKey: z.string(),
   options: z.record(z.string(), z.unknown()).default({}),
   owner: OwnerSchema,
@@ -379,7 +380,7 @@ export class Ledger {
           // Our own acquisition, committed unseen and retried by the client: it is ours already.
           if (holder.leaseId !== null && holder.leaseId === leaseId) return {run: holder, resumed: holder.resumes > 0, joined: false}
           const sameLedger = holderRef.parent.id === this.collectionName
-          const sameCommand = sameLedger && holder.kind === req.kind && holder.resumeKey === req.resumeKey && (req.join === undefined || req.join === holder.runId)
+          const sameCommand = sameLedger && sameRun(holder, req) && (req.join === undefined || req.join === holder.runId)
           const running = holder.partitions > 0 ? await tx.get(holderRef.collection(PARTITIONS).where('status', '==', 'running')) : null
           const members = holder.partitions > 0 ? memberRecords(await tx.get(holderRef.collection(PROCESSES))) : undefined
           const gone =
@@ -413,11 +414,11 @@ export class Ledger {
       )
       const candidates = unfinished.docs.map((d) => parseRun(d.data())).sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
       const at = new Date()
-      const resumable = req.fromStart ? undefined : candidates.find((r) => r.undoneBy === null && (req.join === undefined ? r.resumeKey === req.resumeKey : r.runId === req.join))
+      const resumable = req.fromStart ? undefined : candidates.find((r) => r.undoneBy === null && (req.join === undefined ? sameRun(r, req) : r.runId === req.join))
       if (req.join !== undefined && !resumable) {
         throw new UsageError(`run ${req.join} is not an unfinished ${req.kind} run of ${req.collection}`, `list runs with \`wardrobe monitor\`; drop --join to start or resume the run of this command`)
       }
-      if (resumable && resumable.resumeKey !== req.resumeKey) {
+      if (resumable && !sameRun(resumable, req)) {
         throw new UsageError(`run ${resumable.runId} was started with other options (${resumable.resumeKey})`, 'pass the same options as the run you join (taxonomy, --force, scope)')
       }
       // Splitting the key space may take a scan: done outside the transaction, then acquire again.
@@ -433,7 +434,7 @@ export class Ledger {
         if (r.runId === resumable?.runId || r.runId === tookOverFrom?.runId) continue
         // A running record here holds no lock (an older ledger's leftover): mark it so. --from-start, or a rollback since, leaves old runs behind for good.
         if (r.status === 'running') this.set(tx, r.runId, {status: 'interrupted', leaseId: null, error: 'taken over by a new run'})
-        else if ((req.fromStart || r.undoneBy !== null) && r.resumeKey === req.resumeKey) this.set(tx, r.runId, {status: 'superseded', finishedAt: at})
+        else if ((req.fromStart || r.undoneBy !== null) && sameRun(r, req)) this.set(tx, r.runId, {status: 'superseded', finishedAt: at})
       }
       let run: RunRecord
       if (resumable) {

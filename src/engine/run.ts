@@ -66,7 +66,7 @@ export interface StartInfo {
 export interface RunSpec {
   kind: RunKind
   version: string | null
-  /** Runs of the same command share it; an unfinished one with the same key is resumed. */
+  /** Runs of the same command share it (run-identity's resumeKey); an unfinished one with the same key is resumed. */
   resumeKey: string
   options: Record<string, unknown>
   select: string[]
@@ -132,8 +132,7 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     collection: settings.collection,
     group: target.group,
     version: spec.version,
-    // A collection group and the collection of the same name are different scopes of one lock.
-    resumeKey: target.group ? `${spec.resumeKey}|group` : spec.resumeKey,
+    resumeKey: spec.resumeKey,
     options: spec.options,
     fromStart: spec.fromStart,
     staleAfterMs: settings.staleAfterMs,

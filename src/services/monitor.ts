@@ -9,7 +9,8 @@ import {formatDuration} from '../cli/progress'
 import {UnmappedEntrySchema, unmappedEntries} from './reports'
 import {controlView, ControlViewSchema} from './runs'
 import {withRetry} from '../engine/scan'
-import {itemKey, itemsQuery, targetFlag, targetOf} from '../firestore/target'
+import {CommandContext, commandLine, resumeCommandFor, taxonomyArgs} from '../engine/run-identity'
+import {itemKey, itemsQuery, targetOf} from '../firestore/target'
 import {loadVocabulary} from '../domain/vocabulary'
 
 /**
@@ -278,19 +279,6 @@ export const MonitorReportSchema = z.object({
 })
 export type MonitorReport = z.infer<typeof MonitorReportSchema>
 
-/** How to spell the commands the recommendations give. */
-export interface CommandContext {
-  bin: string
-  /** Flags that point a command at the same target (environment and project come from the run). */
-  targetArgs: string[]
-  /** The taxonomy file the monitor measures against, when it is not the shipped one. */
-  taxonomyFile?: string
-  /** Version of the taxonomy shipped with the package (a backfill without --taxonomy uses it). */
-  shippedVersion: string
-  /** Its content hash. */
-  shippedHash?: string
-}
-
 export interface MonitorOptions {
   /** The version to measure against, when given (--taxonomy, or the config file's taxonomy); else judged from the ledger (`judgeVersion`). */
   vocabularyVersion?: string
@@ -311,8 +299,6 @@ export interface MonitorOptions {
 
 export type MonitorSettings = Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'emulatorHost' | 'configFile' | 'group'>>
 
-const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)
-
 /** Flags that point another command at the monitor's target (emulator, ledger, config file). */
 export function targetArgsFor(settings: MonitorSettings, cwd = process.cwd()): string[] {
   const args: string[] = []
@@ -321,32 +307,6 @@ export function targetArgsFor(settings: MonitorSettings, cwd = process.cwd()): s
   // The cwd's wardrobe.config.json is found again without the flag.
   if (settings.configFile && path.resolve(settings.configFile) !== path.join(cwd, 'wardrobe.config.json')) args.push('--config', settings.configFile)
   return args
-}
-
-function commandLine(ctx: CommandContext, command: string, target: {environment: string; projectId: string; collection: string; group?: boolean}, extra: string[], placeholder?: string): string {
-  const words = [ctx.bin, command, '--environment', target.environment, '--project', target.projectId, ...targetFlag(targetOf(target)), ...ctx.targetArgs, ...extra].map(shellWord)
-  // A placeholder the operator fills in stays unquoted so it reads as one.
-  return placeholder ? `${words.join(' ')} --taxonomy ${placeholder}` : words.join(' ')
-}
-
-/** `--taxonomy` for a backfill at `version`: none for the shipped one, the monitor's file, or a placeholder. */
-function taxonomyArgs(ctx: CommandContext, version: string | null, currentVersion: string): {args: string[]; placeholder?: string} {
-  if (version !== null && version === currentVersion && ctx.taxonomyFile) return {args: ['--taxonomy', ctx.taxonomyFile]}
-  if (version === null || version === ctx.shippedVersion) return {args: []}
-  return {args: [], placeholder: `<taxonomy file with version ${version}>`}
-}
-
-/** The command that resumes an unfinished run: the same command again (same resume key). */
-export function resumeCommandFor(run: RunRecord, ctx: CommandContext, currentVersion: string): string {
-  const target = {environment: run.environment, projectId: run.projectId, collection: run.collection, group: run.group}
-  if (run.kind === 'rollback') {
-    const scope: string[] = []
-    if (typeof run.options.version === 'string') scope.push('--version', run.options.version)
-    if (typeof run.options.run === 'string') scope.push('--run', run.options.run)
-    return commandLine(ctx, 'rollback', target, scope)
-  }
-  const tax = taxonomyArgs(ctx, run.version, currentVersion)
-  return commandLine(ctx, 'backfill', target, [...(run.options.force === true ? ['--force'] : []), ...tax.args], tax.placeholder)
 }
 
 // The epsilon keeps 58.3 from showing as 58.2 through binary rounding.
