@@ -1,4 +1,16 @@
-/** Exit codes shared by every command (README "Exit codes"). */
+/**
+ * Exit codes shared by every command, as SPEC and README "Exit codes" give them. Every
+ * "outcome → exit code" decision is one of the functions below; commands only apply them.
+ *
+ * | code | outcome                                                       | exitCodeFor…               |
+ * |------|---------------------------------------------------------------|----------------------------|
+ * | 0    | ok                                                            | every one                  |
+ * | 1    | unexpected failure; a run or a validation ended in error      | Error, Run, Validation     |
+ * | 2    | usage, config or safety refusal (UsageError, a bad flag)      | Error                      |
+ * | 3    | finished, but some items failed                               | Run                        |
+ * | 4    | validation failed; health at --fail-on; a doctor check failed | Validation, Health, Checks |
+ * | 130  | interrupted (a second Ctrl-C exits with it at once)           | Run, Validation            |
+ */
 export const ExitCode = {
   OK: 0,
   FAILURE: 1,
@@ -81,6 +93,35 @@ export function exitCodeForRun(s: {status: string; failed: number}): ExitCode {
   if (s.status === 'interrupted') return ExitCode.INTERRUPTED
   if (s.status === 'failed') return ExitCode.FAILURE
   return s.failed > 0 ? ExitCode.ITEMS_FAILED : ExitCode.OK
+}
+
+/** A validation's exit code: passed 0, interrupted 130, error 1; failed (or no data to judge) 4. */
+export function exitCodeForValidation(r: {status: string}): ExitCode {
+  switch (r.status) {
+    case 'passed':
+      return ExitCode.OK
+    case 'interrupted':
+      return ExitCode.INTERRUPTED
+    case 'error':
+      return ExitCode.FAILURE
+    default:
+      return ExitCode.CHECK_FAILED
+  }
+}
+
+/** Monitor's gate: health at or past `--fail-on` exits 4, else 0. */
+export function exitCodeForHealth(atOrPastFailOn: boolean): ExitCode {
+  return atOrPastFailOn ? ExitCode.CHECK_FAILED : ExitCode.OK
+}
+
+/** Preflight checks (doctor): one failed exits 4; warnings alone exit 0. */
+export function exitCodeForChecks(r: {ok: boolean}): ExitCode {
+  return r.ok ? ExitCode.OK : ExitCode.CHECK_FAILED
+}
+
+/** An error that ends a command: a WardrobeError's own code, else oclif's (2 for a bad flag), else 1. */
+export function exitCodeForError(err: Error & {exitCode?: number; oclif?: {exit?: number}}): number {
+  return err instanceof WardrobeError ? err.exitCode : (err.oclif?.exit ?? err.exitCode ?? ExitCode.FAILURE)
 }
 
 /** The IAM permission each operation of a run needs. */

@@ -2,7 +2,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import type {Logger} from 'winston'
 import {DEFAULT_COLLECTION, DEFAULT_LEDGER, ENVIRONMENTS, resolveSettings, Settings, SettingsFlags} from '../config'
 import {confirmTarget} from './confirmation'
-import {ExitCode, WardrobeError} from '../errors'
+import {exitCodeForError, ExitCode, WardrobeError} from '../errors'
 import type {Connection} from '../firestore/connection'
 import {LOG_LEVELS} from './logger'
 
@@ -119,7 +119,7 @@ export abstract class WardrobeCommand<T> extends Command {
   }
 
   protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
-    const exit = err instanceof WardrobeError ? err.exitCode : (err.oclif?.exit ?? err.exitCode ?? ExitCode.FAILURE)
+    const exit = exitCodeForError(err)
     this.logger?.error(err.message, {exit})
     if (this.jsonEnabled()) {
       process.exitCode = exit

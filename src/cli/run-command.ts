@@ -8,6 +8,7 @@ import {createProgress} from './progress'
 import {formatDuration} from '../format'
 import {RunStatsBaseSchema, writeReportFile} from '../services/reports'
 import type {AppliedPlan, RunContext, Sharding} from '../engine/run-context'
+import {resumeCommandFromArgv} from '../engine/run-identity'
 
 type RunStats = z.infer<typeof RunStatsBaseSchema>
 
@@ -135,7 +136,6 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
 
   /** The same command line, minus --from-start: re-running it resumes from the checkpoint. */
   protected resumeCommand(): string {
-    const args = this.argv.filter((a) => a !== '--from-start')
-    return [this.config.bin, this.id ?? '', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
+    return resumeCommandFromArgv(this.config.bin, this.id ?? '', this.argv)
   }
 }

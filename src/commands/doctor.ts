@@ -1,6 +1,6 @@
 import {WardrobeCommand} from '../cli/base-command'
 import type {DoctorReport} from '../services/doctor'
-import {ExitCode} from '../errors'
+import {exitCodeForChecks} from '../errors'
 import {formatDuration} from '../format'
 
 const MARK = {pass: '✓', fail: '✗', warn: '!', skipped: '-'} as const
@@ -22,7 +22,7 @@ Exits 0 when no check fails (warnings included), 4 when one does.`
     const {runDoctor} = await import('../services/doctor')
     const report = await runDoctor({resolve: () => this.settingsFrom(flags), environment: flags.environment})
     if (!this.jsonEnabled()) this.log(render(report).join('\n'))
-    if (!report.ok) process.exitCode = ExitCode.CHECK_FAILED
+    process.exitCode = exitCodeForChecks(report)
     return report
   }
 }

@@ -2,7 +2,7 @@ import path from 'node:path'
 import {Flags} from '@oclif/core'
 import {WardrobeCommand} from '../cli/base-command'
 import {colorLevel, renderDashboard, renderWatchLine, screen} from '../cli/dashboard'
-import {errorMessage, ExitCode, isRetryable, UsageError} from '../errors'
+import {errorMessage, exitCodeForHealth, ExitCode, isRetryable, UsageError} from '../errors'
 import {collectMonitorReport, FAIL_ON_LEVELS, FailOnLevel, healthAtOrPast, MonitorOptions, MonitorReport, MonitorReportSchema, targetArgsFor} from '../services/monitor'
 import {writeReportFile} from '../services/reports'
 import {OutageError} from '../firestore/retry'
@@ -113,10 +113,10 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
   }
 
   private exitFor(report: MonitorReport, failOn?: FailOnLevel): void {
-    if (failOn && healthAtOrPast(report.health.status, failOn)) {
-      this.note(`Health ${report.health.status} is at or past --fail-on ${failOn}: exit ${ExitCode.CHECK_FAILED}`)
-      process.exitCode = ExitCode.CHECK_FAILED
-    }
+    const code = exitCodeForHealth(failOn !== undefined && healthAtOrPast(report.health.status, failOn))
+    if (code === ExitCode.OK) return
+    this.note(`Health ${report.health.status} is at or past --fail-on ${failOn}: exit ${code}`)
+    process.exitCode = code
   }
 }
 

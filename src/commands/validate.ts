@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import chalk from 'chalk'
 import {WardrobeCommand} from '../cli/base-command'
-import {ExitCode, UsageError} from '../errors'
+import {exitCodeForValidation, UsageError} from '../errors'
 import {createProgress} from '../cli/progress'
 import {writeReportFile} from '../services/reports'
 import {DEFAULT_SAMPLE_SIZE, FAILURE_LIST_CAP, runValidation, ValidationReport, ValidationReportSchema} from '../services/validate'
@@ -76,7 +76,7 @@ The sample is drawn at random over the whole key space, not the first items by i
     progress.stop()
     const file = flags['save-report'] ? writeReportFile(settings.outputDir, 'validation_report', ValidationReportSchema, report) : null
     this.render(report, file)
-    process.exitCode = exitCodeFor(report)
+    process.exitCode = exitCodeForValidation(report)
     return report
   }
 
@@ -156,19 +156,6 @@ export function parseRate(text: string, flag = '--max-failure-rate', example = '
     throw new UsageError(`${flag} ${JSON.stringify(text)} is not a rate between 0 and 1`, `e.g. ${flag} ${example}`)
   }
   return value
-}
-
-export function exitCodeFor(r: Pick<ValidationReport, 'status'>): number {
-  switch (r.status) {
-    case 'passed':
-      return ExitCode.OK
-    case 'interrupted':
-      return ExitCode.INTERRUPTED
-    case 'error':
-      return ExitCode.FAILURE
-    default:
-      return ExitCode.CHECK_FAILED
-  }
 }
 
 function table(head: string[], rows: string[][], right: boolean[]): string {

@@ -10,13 +10,14 @@ import {withDeadline, withRetry} from '../firestore/retry'
 import {describeTarget, itemsQuery, targetOf} from '../firestore/target'
 import {runSharded, shardingRequested} from './workers'
 import type {AppliedPlan, RunContext} from './run-context'
+import {planScoped} from './run-identity'
 import {GuardedWriter, Pacer} from './writer'
 
 
 export interface RunSpec {
   kind: RunKind
   version: string | null
-  /** Runs of the same command share it; an unfinished one with the same key is resumed. */
+  /** Runs of the same command share it (run-identity's resumeKey); an unfinished one with the same key is resumed. */
   resumeKey: string
   options: Record<string, unknown>
   select: string[]
@@ -88,9 +89,7 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     collection: settings.collection,
     group: target.group,
     version: spec.version,
-    // A collection group and the collection of the same name are different scopes of one lock.
-    // Under a plan, its own run: one started without the plan's guard is never resumed by it (nor the reverse).
-    resumeKey: `${spec.resumeKey}${target.group ? '|group' : ''}${ctx.plan ? `|plan=${ctx.plan.hash}` : ''}`,
+    resumeKey: planScoped(spec.resumeKey, ctx.plan?.hash),
     planHash: ctx.plan?.hash,
     options: spec.options,
     fromStart: spec.fromStart,

@@ -6,6 +6,8 @@ import {BackfillStats, BackfillStatsSchema, unmappedEntries} from './reports'
 import {baseStats, executeRun, RunOutcome} from '../engine/run'
 import type {RunContext} from '../engine/run-context'
 import {readRunHistory} from '../engine/run-history'
+import {resumeKey} from '../engine/run-identity'
+import {targetOf} from '../firestore/target'
 import {NORMALIZED_FIELDS, Vocabulary} from '../domain/vocabulary'
 import {estimateWriteSeconds} from '../engine/writer'
 
@@ -64,8 +66,7 @@ export async function runBackfill(ctx: RunContext, options: BackfillOptions): Pr
   const spec = {
     kind: 'backfill' as const,
     version: vocabulary.version,
-    // An edited taxonomy that keeps its version is another command: its own run, not a resume.
-    resumeKey: `backfill|version=${vocabulary.version}|taxonomy=${vocabulary.hash}|force=${options.force}`,
+    resumeKey: resumeKey({kind: 'backfill', version: vocabulary.version, taxonomyHash: vocabulary.hash, force: options.force, group: targetOf(ctx.settings).group}),
     options: {batchSize: options.batchSize, force: options.force, maxRate: options.maxRate ?? null, taxonomyHash: vocabulary.hash},
     select: BACKFILL_FIELDS,
     plan: (doc: {data(): DocumentData | undefined}, runId: string | null) => {

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto'
 import {DocumentData, FieldValue} from 'firebase-admin/firestore'
 import {UsageError} from '../errors'
 import type {Plan} from '../engine/job'
@@ -8,6 +7,8 @@ import {RollbackStats, RollbackStatsSchema} from './reports'
 import {baseStats, executeRun, RunOutcome} from '../engine/run'
 import type {RunContext} from '../engine/run-context'
 import {readRunHistory, RunHistory} from '../engine/run-history'
+import {resumeKey} from '../engine/run-identity'
+import {targetOf} from '../firestore/target'
 
 export interface RollbackOptions {
   /** Only items whose `normalized` is at this version. */
@@ -76,8 +77,7 @@ export async function runRollback(ctx: RunContext, options: RollbackOptions): Pr
   const spec = {
     kind: 'rollback' as const,
     version: version ?? null,
-    // Another set of runs to undo is another command: a rollback never resumes into runs it was not started for.
-    resumeKey: `rollback|version=${version ?? '*'}|run=${run ?? '*'}${targets ? `|targets=${digest(targets)}` : ''}`,
+    resumeKey: resumeKey({kind: 'rollback', version: version ?? null, run: run ?? null, targets, group: targetOf(ctx.settings).group}),
     // `targets`: what this rollback undoes, for later rollbacks to leave alone once it completes.
     options: {batchSize: options.batchSize, version: version ?? null, run: run ?? null, maxRate: options.maxRate ?? null, targets},
     select: ['normalized'],
@@ -120,8 +120,4 @@ function nothingToDo(): RunOutcome {
   const now = new Date()
   const result = {status: 'completed' as const, counters: zeroCounters(), unmapped: {}, tags: {}, errorSamples: [], cursor: null}
   return {result, runId: null, resumed: false, total: 0, scannedHere: 0, partitions: 0, startedAt: now, finishedAt: now, writeRetries: 0}
-}
-
-function digest(ids: string[]): string {
-  return crypto.createHash('sha256').update(ids.join('\n')).digest('hex').slice(0, 12)
 }

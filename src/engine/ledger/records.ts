@@ -45,7 +45,7 @@ export const RunRecordSchema = z.object({
   /** `collection` names a collection group. */
   group: z.boolean().default(false),
   version: z.string().nullable(),
-  /** Same command = same resume key: re-running it resumes this run. */
+  /** Same command = same resume key (run-identity's resumeKey): re-running it resumes this run. */
   resumeKey: z.string(),
   options: z.record(z.string(), z.unknown()).default({}),
   owner: OwnerSchema,

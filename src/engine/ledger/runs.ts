@@ -8,6 +8,7 @@ import {ControlRequest, lastChange, newControl, resumedControl} from './control-
 import {LockHeldError, memberRecords, parseRun, PartitionRecordSchema, partitionRecords, RunKind, RunRecord, RunRecordSchema, serverNow, shardedRunGone, stored, summarize, zeroCounters} from './records'
 import {newMember} from './shards'
 import {Lease, LedgerStore, newLeaseId, PARTITIONS, PROCESSES} from './store'
+import {sameRun} from '../run-identity'
 
 /** How long a run's final ledger write may take: during an outage it would otherwise wait on the client's own retries. */
 export const FINISH_DEADLINE_MS = 15_000
@@ -79,7 +80,7 @@ export async function acquire(ledger: LedgerStore, req: AcquireRequest): Promise
         // Our own acquisition, committed unseen and retried by the client: it is ours already.
         if (holder.leaseId !== null && holder.leaseId === leaseId) return {run: holder, resumed: holder.resumes > 0, joined: false}
         const sameLedger = holderRef.parent.id === ledger.collectionName
-        const sameCommand = sameLedger && holder.kind === req.kind && holder.resumeKey === req.resumeKey && (req.join === undefined || req.join === holder.runId)
+        const sameCommand = sameLedger && sameRun(holder, req) && (req.join === undefined || req.join === holder.runId)
         const running = holder.partitions > 0 ? await tx.get(holderRef.collection(PARTITIONS).where('status', '==', 'running')) : null
         const members = holder.partitions > 0 ? memberRecords(await tx.get(holderRef.collection(PROCESSES))) : undefined
         const gone =
@@ -113,11 +114,11 @@ export async function acquire(ledger: LedgerStore, req: AcquireRequest): Promise
     )
     const candidates = unfinished.docs.map((d) => parseRun(d.data())).sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
     const at = new Date()
-    const resumable = req.fromStart ? undefined : candidates.find((r) => r.undoneBy === null && (req.join === undefined ? r.resumeKey === req.resumeKey : r.runId === req.join))
+    const resumable = req.fromStart ? undefined : candidates.find((r) => r.undoneBy === null && (req.join === undefined ? sameRun(r, req) : r.runId === req.join))
     if (req.join !== undefined && !resumable) {
       throw new UsageError(`run ${req.join} is not an unfinished ${req.kind} run of ${req.collection}`, `list runs with \`wardrobe monitor\`; drop --join to start or resume the run of this command`)
     }
-    if (resumable && resumable.resumeKey !== req.resumeKey) {
+    if (resumable && !sameRun(resumable, req)) {
       throw new UsageError(`run ${resumable.runId} was started with other options (${resumable.resumeKey})`, 'pass the same options as the run you join (taxonomy, --force, scope)')
     }
     // Splitting the key space may take a scan: done outside the transaction, then acquire again.
@@ -133,7 +134,7 @@ export async function acquire(ledger: LedgerStore, req: AcquireRequest): Promise
       if (r.runId === resumable?.runId || r.runId === tookOverFrom?.runId) continue
       // A running record here holds no lock (an older ledger's leftover): mark it so. --from-start, or a rollback since, leaves old runs behind for good.
       if (r.status === 'running') ledger.set(tx, r.runId, {status: 'interrupted', leaseId: null, error: 'taken over by a new run'})
-      else if ((req.fromStart || r.undoneBy !== null) && r.resumeKey === req.resumeKey) ledger.set(tx, r.runId, {status: 'superseded', finishedAt: at})
+      else if ((req.fromStart || r.undoneBy !== null) && sameRun(r, req)) ledger.set(tx, r.runId, {status: 'superseded', finishedAt: at})
     }
     let run: RunRecord
     if (resumable) {

@@ -2,13 +2,13 @@
  * `wardrobe monitor`: schema (the report), versions (which vocabulary version items are judged
  * by), collect (collectMonitorReport: one read-only snapshot of counts, items, runs and error
  * records), run-view (a run as monitor shows it), health (thresholds and rules, pure) and
- * commands (the command lines it recommends). The names the command, the dashboard, the library
+ * commands (the flags that point a recommended command at the monitor's target; the command lines
+ * themselves are engine/run-identity's). The names the command, the dashboard, the library
  * entry and the tests use.
  */
 export {collectMonitorReport} from './collect'
 export type {MonitorOptions} from './collect'
-export {resumeCommandFor, targetArgsFor} from './commands'
-export type {CommandContext} from './commands'
+export {targetArgsFor} from './commands'
 export {assessHealth, DEFAULT_THRESHOLDS, healthAtOrPast} from './health'
 export type {HealthFacts, HealthThresholds} from './health'
 export {FAIL_ON_LEVELS, MonitorReportSchema} from './schema'

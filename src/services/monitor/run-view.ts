@@ -1,6 +1,6 @@
 import {describeOwner, holderGone, MemberRecord, PartitionRecord, RunRecord, shardedRunGone, summarize} from '../../engine/ledger'
 import {controlView} from '../runs/view'
-import {CommandContext, resumeCommandFor} from './commands'
+import {CommandContext, resumeCommandFor} from '../../engine/run-identity'
 import {floor1, MonitorSettings, RunView} from './schema'
 
 /** A run record as monitor shows it: live or stalled, its rate and ETA, its resume command and control. */
