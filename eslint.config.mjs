@@ -3,7 +3,19 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 const node = Object.fromEntries(
-  ['process', 'console', 'require', 'module', '__dirname', 'Buffer', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate'].map((g) => [g, 'readonly']),
+  [
+    'process',
+    'console',
+    'require',
+    'module',
+    '__dirname',
+    'Buffer',
+    'setTimeout',
+    'clearTimeout',
+    'setInterval',
+    'clearInterval',
+    'setImmediate',
+  ].map((g) => [g, 'readonly']),
 )
 
 export default tseslint.config(
@@ -15,12 +27,15 @@ export default tseslint.config(
       // Terminal escapes (\x1b) and the ASCII range (\x00-\x7f) are what these patterns are about.
       'no-control-regex': 'off',
       // `{dropped: _, ...rest}` and `_arg` name what is deliberately left out.
-      '@typescript-eslint/no-unused-vars': ['error', {argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true}],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true},
+      ],
     },
   },
   {
     // Plain CommonJS: the bin script, the demo and test preloads that Node loads with --require.
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.cjs'],
     languageOptions: {sourceType: 'commonjs', globals: node},
     rules: {'@typescript-eslint/no-require-imports': 'off'},
   },

@@ -33,7 +33,8 @@ export function loadEngine(checkout = ROOT): Engine {
   const lib = path.join(dist, 'lib')
   return {
     runBackfill: (require(path.join(lib, 'backfill')) as {runBackfill: typeof runBackfill}).runBackfill,
-    collectMonitorReport: (require(path.join(lib, 'monitor')) as {collectMonitorReport: typeof collectMonitorReport}).collectMonitorReport,
+    collectMonitorReport: (require(path.join(lib, 'monitor')) as {collectMonitorReport: typeof collectMonitorReport})
+      .collectMonitorReport,
   }
   /* eslint-enable @typescript-eslint/no-require-imports */
 }
@@ -48,10 +49,18 @@ export interface Measured {
   cpu: CpuUse | null
 }
 
-const measured = (items: number, seconds: number, cpu: CpuUse | null): Measured => ({items, seconds, rate: items / seconds, cpu})
+const measured = (items: number, seconds: number, cpu: CpuUse | null): Measured => ({
+  items,
+  seconds,
+  rate: items / seconds,
+  cpu,
+})
 
 /** Runs `fn` timed, and CPU-metered when a meter is given. */
-async function metered<T>(meter: CpuMeter | undefined, fn: () => Promise<T>): Promise<{value: T; seconds: number; cpu: CpuUse | null}> {
+async function metered<T>(
+  meter: CpuMeter | undefined,
+  fn: () => Promise<T>,
+): Promise<{value: T; seconds: number; cpu: CpuUse | null}> {
   meter?.begin()
   const {value, seconds} = await timed(fn)
   return {value, seconds, cpu: meter ? meter.end() : null}
@@ -73,7 +82,8 @@ export async function settle(emulatorPid: number | null, maxMs = 8000): Promise<
     const before = processCpuSeconds(emulatorPid)
     await new Promise((r) => setTimeout(r, 250))
     const after = processCpuSeconds(emulatorPid)
-    if (before === null || after === null || after - before < 0.04 || Date.now() - start > maxMs) return (Date.now() - start) / 1000
+    if (before === null || after === null || after - before < 0.04 || Date.now() - start > maxMs)
+      return (Date.now() - start) / 1000
   }
 }
 
@@ -88,7 +98,13 @@ export const CEILING_WINDOW = 2000
  * (a) The write ceiling: BulkWriter updates of `normalized` with no reads, unthrottled. The
  * values are what the backfill would write for each item, computed before the clock starts.
  */
-export async function ceiling(db: Firestore, items: Iterable<SeedItem>, vocabulary: Vocabulary, meter?: CpuMeter, window = CEILING_WINDOW): Promise<Measured> {
+export async function ceiling(
+  db: Firestore,
+  items: Iterable<SeedItem>,
+  vocabulary: Vocabulary,
+  meter?: CpuMeter,
+  window = CEILING_WINDOW,
+): Promise<Measured> {
   const col = db.collection(COLLECTION)
   const updates: {id: string; data: UpdateData<DocumentData>}[] = []
   for (const item of items) {
@@ -127,7 +143,12 @@ export async function ceiling(db: Firestore, items: Iterable<SeedItem>, vocabula
  * (b) What a plain script does: cursor pages of 500 by document id, one WriteBatch commit
  * per page, in sequence; whole documents, no preconditions.
  */
-export async function naive(db: Firestore, vocabulary: Vocabulary, meter?: CpuMeter, pageSize = 500): Promise<Measured> {
+export async function naive(
+  db: Firestore,
+  vocabulary: Vocabulary,
+  meter?: CpuMeter,
+  pageSize = 500,
+): Promise<Measured> {
   const col = db.collection(COLLECTION)
   let scanned = 0
   const {seconds, cpu} = await metered(meter, async () => {
@@ -176,25 +197,57 @@ export async function backfillService(
   const ctx: RunContext = {
     db,
     emulator: true,
-    settings: {environment: 'development', projectId, collection: COLLECTION, ledgerCollection: LEDGER, staleAfterMs: 60_000},
+    settings: {
+      environment: 'development',
+      projectId,
+      collection: COLLECTION,
+      ledgerCollection: LEDGER,
+      staleAfterMs: 60_000,
+    },
     sharding: options.sharding,
     controlPollMs: options.controlPollMs,
     onStart: () => (started = (Date.now() - t0) / 1000),
     onProgress: (p) => {
-      if (firstSettled === null && p.counters.updated + p.counters.skipped + p.counters.failed > 0) firstSettled = (Date.now() - t0) / 1000
+      if (firstSettled === null && p.counters.updated + p.counters.skipped + p.counters.failed > 0)
+        firstSettled = (Date.now() - t0) / 1000
     },
   }
   const dryRun = options.dryRun ?? false
-  const {value: stats, seconds, cpu} = await metered(options.meter, () => engine.runBackfill(ctx, {vocabulary, batchSize: options.batchSize ?? 500, dryRun, force: false, fromStart: false}))
+  const {
+    value: stats,
+    seconds,
+    cpu,
+  } = await metered(options.meter, () =>
+    engine.runBackfill(ctx, {vocabulary, batchSize: options.batchSize ?? 500, dryRun, force: false, fromStart: false}),
+  )
   if (stats.status !== 'completed') throw new Error(`backfill ${stats.status}: ${stats.error}`)
-  if (!dryRun && stats.updated !== stats.scanned) throw new Error(`backfill updated ${stats.updated} of ${stats.scanned} items`)
-  return {...measured(stats.scanned, seconds, cpu), updated: stats.updated, failed: stats.failed, phases: {started, firstSettled}}
+  if (!dryRun && stats.updated !== stats.scanned)
+    throw new Error(`backfill updated ${stats.updated} of ${stats.scanned} items`)
+  return {
+    ...measured(stats.scanned, seconds, cpu),
+    updated: stats.updated,
+    failed: stats.failed,
+    phases: {started, firstSettled},
+  }
 }
 
 /** One monitor report through the service layer, in seconds. */
-export async function monitorService(db: Firestore, projectId: string, vocabulary: Vocabulary, engine: Engine): Promise<{seconds: number; aggregations: number}> {
-  const settings = {environment: 'development' as const, projectId, collection: COLLECTION, ledgerCollection: LEDGER, staleAfterMs: 60_000}
-  const {value, seconds} = await timed(() => engine.collectMonitorReport(db, settings, {vocabularyVersion: vocabulary.version}))
+export async function monitorService(
+  db: Firestore,
+  projectId: string,
+  vocabulary: Vocabulary,
+  engine: Engine,
+): Promise<{seconds: number; aggregations: number}> {
+  const settings = {
+    environment: 'development' as const,
+    projectId,
+    collection: COLLECTION,
+    ledgerCollection: LEDGER,
+    staleAfterMs: 60_000,
+  }
+  const {value, seconds} = await timed(() =>
+    engine.collectMonitorReport(db, settings, {vocabularyVersion: vocabulary.version}),
+  )
   return {seconds, aggregations: value.reads.aggregations}
 }
 

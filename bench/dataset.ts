@@ -12,12 +12,28 @@ import type {SeedItem} from '../src/dev/seed-data'
 export const DEFAULT_CATALOGUE = path.resolve(__dirname, '..', '..', 'shared', 'data', 'fashion-catalogue-styles.csv')
 
 export function readCatalogue(file = DEFAULT_CATALOGUE): SeedItem[] {
-  if (!fs.existsSync(file)) throw new Error(`catalogue ${file} not found (--dataset needs it; the benchmark runs without it)`)
+  if (!fs.existsSync(file))
+    throw new Error(`catalogue ${file} not found (--dataset needs it; the benchmark runs without it)`)
   // Lenient like the catalogue's exporter: ragged rows, stray quotes.
-  const [header, ...rows] = parse(fs.readFileSync(file), {bom: true, relax_column_count: true, relax_quotes: true, skip_empty_lines: true}) as string[][]
+  const [header, ...rows] = parse(fs.readFileSync(file), {
+    bom: true,
+    relax_column_count: true,
+    relax_quotes: true,
+    skip_empty_lines: true,
+  }) as string[][]
   const col = (name: string) => header.indexOf(name)
-  const [id, gender, master, sub, colour, season, usage, name] = ['id', 'gender', 'masterCategory', 'subCategory', 'baseColour', 'season', 'usage', 'productDisplayName'].map(col)
-  if ([id, season, usage, name].some((i) => i < 0)) throw new Error(`catalogue ${file}: expected columns id, season, usage, productDisplayName`)
+  const [id, gender, master, sub, colour, season, usage, name] = [
+    'id',
+    'gender',
+    'masterCategory',
+    'subCategory',
+    'baseColour',
+    'season',
+    'usage',
+    'productDisplayName',
+  ].map(col)
+  if ([id, season, usage, name].some((i) => i < 0))
+    throw new Error(`catalogue ${file}: expected columns id, season, usage, productDisplayName`)
   const seen = new Set<string>()
   const items: SeedItem[] = []
   for (const r of rows) {

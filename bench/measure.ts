@@ -38,13 +38,22 @@ export interface ProcessRun {
  * exists, else by polling /proc/<pid>/status VmHWM (a high-water mark, so polling only
  * misses growth in the last interval before exit).
  */
-export async function runCli(args: string[], options: {cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; script?: string}): Promise<ProcessRun> {
+export async function runCli(
+  args: string[],
+  options: {cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; script?: string},
+): Promise<ProcessRun> {
   const useTime = fs.existsSync(GNU_TIME)
   const rssFile = path.join(options.cwd, `.rss-${process.pid}-${Date.now()}`)
   const script = options.script ?? BIN
-  const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, script, ...args]] : [process.execPath, [script, ...args]]
+  const [cmd, argv] = useTime
+    ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, script, ...args]]
+    : [process.execPath, [script, ...args]]
   const start = process.hrtime.bigint()
-  const child = spawn(cmd, argv, {cwd: options.cwd, env: {...process.env, NO_COLOR: '1', ...options.env}, stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn(cmd, argv, {
+    cwd: options.cwd,
+    env: {...process.env, NO_COLOR: '1', ...options.env},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
@@ -96,7 +105,11 @@ export interface Machine {
 export function describeMachine(): Machine {
   let emulator = 'Cloud SDK Firestore emulator (version unknown)'
   try {
-    const out = execFileSync('gcloud', ['version'], {encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore']})
+    const out = execFileSync('gcloud', ['version'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
     const sdk = /Google Cloud SDK (\S+)/.exec(out)?.[1]
     const emu = /cloud-firestore-emulator (\S+)/.exec(out)?.[1]
     if (emu) emulator = `cloud-firestore-emulator ${emu}${sdk ? ` (Google Cloud SDK ${sdk})` : ''}`
@@ -180,7 +193,11 @@ export interface JvmHeap {
 export function jvmHeap(pid: number | null): JvmHeap | null {
   if (pid === null) return null
   try {
-    const [header, values] = execFileSync('jstat', ['-gcutil', String(pid)], {encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore']})
+    const [header, values] = execFileSync('jstat', ['-gcutil', String(pid)], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
       .trim()
       .split('\n')
       .map((l) => l.trim().split(/\s+/))

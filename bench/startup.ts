@@ -46,7 +46,14 @@ export function buildBaselines(dir: string): {minimalCli: string; bareCount: str
   fs.mkdirSync(path.join(dir, 'bin'), {recursive: true})
   fs.mkdirSync(path.join(dir, 'commands'), {recursive: true})
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'))
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({name: 'minimal-cli', version: '1.0.0', oclif: {bin: 'minimal', commands: './commands', topicSeparator: ' '}}))
+  fs.writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({
+      name: 'minimal-cli',
+      version: '1.0.0',
+      oclif: {bin: 'minimal', commands: './commands', topicSeparator: ' '},
+    }),
+  )
   fs.writeFileSync(path.join(dir, 'commands', 'hello.js'), MINIMAL_COMMAND)
   // The same entry as wardrobe's bin/run.js, so that only what lies behind it differs.
   fs.copyFileSync(path.join(ROOT, 'bin', 'run.js'), path.join(dir, 'bin', 'run.js'))
@@ -55,25 +62,69 @@ export function buildBaselines(dir: string): {minimalCli: string; bareCount: str
 }
 
 /** `host`: an emulator; `projectId`: a project on it with nothing in the collection monitor reads. */
-export async function measureStartup(o: {dir: string; host: string; projectId: string; repeat: number; log: (m: string) => void}): Promise<StartupPair[]> {
+export async function measureStartup(o: {
+  dir: string
+  host: string
+  projectId: string
+  repeat: number
+  log: (m: string) => void
+}): Promise<StartupPair[]> {
   const {minimalCli, bareCount} = buildBaselines(path.join(o.dir, 'baselines'))
   const cwd = o.dir
   const env = {FIRESTORE_EMULATOR_HOST: o.host, METADATA_SERVER_DETECTION: 'none'}
   const collection = 'wardrobe_items'
-  const monitorArgs = ['monitor', '--environment', 'development', '--emulator-host', o.host, '--project', o.projectId, '--collection', collection, '--output-dir', o.dir]
+  const monitorArgs = [
+    'monitor',
+    '--environment',
+    'development',
+    '--emulator-host',
+    o.host,
+    '--project',
+    o.projectId,
+    '--collection',
+    collection,
+    '--output-dir',
+    o.dir,
+  ]
   const pairs: {name: string; baseline: string; wardrobe: string[]; other: {script: string; args: string[]}}[] = [
-    {name: 'wardrobe --help', baseline: 'minimal --help', wardrobe: ['--help'], other: {script: minimalCli, args: ['--help']}},
-    {name: 'wardrobe --version', baseline: 'minimal --version', wardrobe: ['--version'], other: {script: minimalCli, args: ['--version']}},
-    {name: 'wardrobe backfill --help', baseline: 'minimal hello --help', wardrobe: ['backfill', '--help'], other: {script: minimalCli, args: ['hello', '--help']}},
-    {name: 'wardrobe monitor, empty collection', baseline: 'firebase-admin init + one count()', wardrobe: monitorArgs, other: {script: bareCount, args: [o.projectId, collection]}},
+    {
+      name: 'wardrobe --help',
+      baseline: 'minimal --help',
+      wardrobe: ['--help'],
+      other: {script: minimalCli, args: ['--help']},
+    },
+    {
+      name: 'wardrobe --version',
+      baseline: 'minimal --version',
+      wardrobe: ['--version'],
+      other: {script: minimalCli, args: ['--version']},
+    },
+    {
+      name: 'wardrobe backfill --help',
+      baseline: 'minimal hello --help',
+      wardrobe: ['backfill', '--help'],
+      other: {script: minimalCli, args: ['hello', '--help']},
+    },
+    {
+      name: 'wardrobe monitor, empty collection',
+      baseline: 'firebase-admin init + one count()',
+      wardrobe: monitorArgs,
+      other: {script: bareCount, args: [o.projectId, collection]},
+    },
   ]
   const results: StartupPair[] = []
   for (const pair of pairs) {
     const ours: number[] = []
     const theirs: number[] = []
     const once = async (which: 'ours' | 'theirs') => {
-      const run = which === 'ours' ? await runCli(pair.wardrobe, {cwd, env}) : await runCli(pair.other.args, {cwd, env, script: pair.other.script})
-      if (run.code !== 0) throw new Error(`${which === 'ours' ? pair.name : pair.baseline} exited ${run.code}:\n${run.stderr.slice(-2000)}`)
+      const run =
+        which === 'ours'
+          ? await runCli(pair.wardrobe, {cwd, env})
+          : await runCli(pair.other.args, {cwd, env, script: pair.other.script})
+      if (run.code !== 0)
+        throw new Error(
+          `${which === 'ours' ? pair.name : pair.baseline} exited ${run.code}:\n${run.stderr.slice(-2000)}`,
+        )
       ;(which === 'ours' ? ours : theirs).push(run.seconds)
     }
     // One unmeasured run each first: the file system cache, not start-up, would differ otherwise.
@@ -81,10 +132,20 @@ export async function measureStartup(o: {dir: string; host: string; projectId: s
     await once('theirs')
     ours.length = 0
     theirs.length = 0
-    for (let i = 0; i < o.repeat; i++) for (const which of i % 2 === 0 ? (['ours', 'theirs'] as const) : (['theirs', 'ours'] as const)) await once(which)
+    for (let i = 0; i < o.repeat; i++)
+      for (const which of i % 2 === 0 ? (['ours', 'theirs'] as const) : (['theirs', 'ours'] as const)) await once(which)
     const ratio = median(ours) / median(theirs)
-    o.log(`start-up: ${pair.name} ${median(ours).toFixed(3)} s, ${pair.baseline} ${median(theirs).toFixed(3)} s: ${ratio.toFixed(2)}×`)
-    results.push({name: pair.name, baseline: pair.baseline, wardrobeSeconds: ours, baselineSeconds: theirs, ratio, met: ratio <= STARTUP_TARGET})
+    o.log(
+      `start-up: ${pair.name} ${median(ours).toFixed(3)} s, ${pair.baseline} ${median(theirs).toFixed(3)} s: ${ratio.toFixed(2)}×`,
+    )
+    results.push({
+      name: pair.name,
+      baseline: pair.baseline,
+      wardrobeSeconds: ours,
+      baselineSeconds: theirs,
+      ratio,
+      met: ratio <= STARTUP_TARGET,
+    })
   }
   return results
 }
@@ -93,6 +154,9 @@ export function startupTable(pairs: StartupPair[]): string[] {
   return [
     `| start-up (median wall time of the process) | wardrobe | baseline | ratio (target <= ${STARTUP_TARGET}) |`,
     '|---|---:|---:|---:|',
-    ...pairs.map((p) => `| ${p.name} vs ${p.baseline} | ${median(p.wardrobeSeconds).toFixed(3)} s | ${median(p.baselineSeconds).toFixed(3)} s | **${p.ratio.toFixed(2)}**${p.met ? '' : ' (not met)'} |`),
+    ...pairs.map(
+      (p) =>
+        `| ${p.name} vs ${p.baseline} | ${median(p.wardrobeSeconds).toFixed(3)} s | ${median(p.baselineSeconds).toFixed(3)} s | **${p.ratio.toFixed(2)}**${p.met ? '' : ' (not met)'} |`,
+    ),
   ]
 }

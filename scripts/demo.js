@@ -31,7 +31,9 @@ async function main() {
     emulator = await startEmulator()
     host = emulator.host
   }
-  process.stderr.write(`Firestore emulator at ${host}, project ${PROJECT}, output in ${path.relative(process.cwd(), OUT) || '.'}\n`)
+  process.stderr.write(
+    `Firestore emulator at ${host}, project ${PROJECT}, output in ${path.relative(process.cwd(), OUT) || '.'}\n`,
+  )
   fs.mkdirSync(OUT, {recursive: true})
   await clearEmulator(host, PROJECT)
   const common = ['--environment', 'development', '--emulator-host', host, '--project', PROJECT, '--output-dir', OUT]
@@ -53,7 +55,8 @@ function extraSteps(common) {
   const has = (name) => fs.existsSync(path.join(ROOT, 'dist', 'commands', `${name}.js`))
   const steps = []
   if (has('monitor')) steps.push(['Monitor: progress and health', ['monitor', ...common], [0]])
-  if (has('validate')) steps.push(['Validate a random sample of 200', ['validate', '--sample-size', '200', ...common], [0]])
+  if (has('validate'))
+    steps.push(['Validate a random sample of 200', ['validate', '--sample-size', '200', ...common], [0]])
   steps.push(['Rollback dry run: what an undo would do', ['rollback', '--dry-run', ...common], [0]])
   return steps
 }

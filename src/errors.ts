@@ -142,10 +142,14 @@ export function accessError(err: unknown, operation: AccessOperation, collection
   const code = grpcCode(err)
   if (code === GrpcCode.PERMISSION_DENIED) {
     const permission = PERMISSIONS[operation]
-    return new WardrobeError(`Firestore denied ${operation} ${collection}: the account lacks ${permission} (PERMISSION_DENIED); grant it (e.g. roles/datastore.user), then run the same command again to resume`)
+    return new WardrobeError(
+      `Firestore denied ${operation} ${collection}: the account lacks ${permission} (PERMISSION_DENIED); grant it (e.g. roles/datastore.user), then run the same command again to resume`,
+    )
   }
   if (code === GrpcCode.UNAUTHENTICATED) {
-    return new CredentialsError(`Firestore rejected the credentials ${operation} ${collection}: they are expired, revoked or invalid (UNAUTHENTICATED); renew them (gcloud auth application-default login, or a new service-account key), then run the same command again to resume`)
+    return new CredentialsError(
+      `Firestore rejected the credentials ${operation} ${collection}: they are expired, revoked or invalid (UNAUTHENTICATED); renew them (gcloud auth application-default login, or a new service-account key), then run the same command again to resume`,
+    )
   }
   return null
 }

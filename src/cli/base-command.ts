@@ -13,7 +13,9 @@ function rethrowUnlessTerminated(reason: unknown): void {
   if (!(reason instanceof Error && reason.message === 'The client has already been terminated')) throw reason
 }
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof WardrobeCommand)['baseFlags'] & T['flags']>
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof WardrobeCommand)['baseFlags'] & T['flags']
+>
 
 /**
  * Help is rendered from oclif.manifest.json without loading a command, as long as no flag has a
@@ -27,15 +29,51 @@ export abstract class WardrobeCommand<T> extends Command {
   static enableJsonFlag = true
 
   static baseFlags = {
-    environment: Flags.option({options: ENVIRONMENTS, default: 'development' as const, summary: 'Target environment; development only ever talks to an emulator.', helpGroup: 'TARGET'})(),
-    project: Flags.string({summary: 'Firebase project id (default from wardrobe.config.json; demo-wardrobe in development).', helpGroup: 'TARGET'}),
-    collection: Flags.string({summary: 'Collection of wardrobe items (or collection in the config file).', helpGroup: 'TARGET', defaultHelp: DEFAULT_COLLECTION, exclusive: ['collection-group']}),
-    'collection-group': Flags.string({summary: 'Every collection of this name at any depth (e.g. wardrobe for users/{uid}/wardrobe), instead of --collection.', helpGroup: 'TARGET'}),
-    config: Flags.string({summary: 'Config file (default ./wardrobe.config.json or $WARDROBE_CONFIG).', helpGroup: 'TARGET'}),
-    'emulator-host': Flags.string({summary: 'Firestore emulator host:port (default $FIRESTORE_EMULATOR_HOST in development).', helpGroup: 'TARGET'}),
-    'ledger-collection': Flags.string({summary: 'Collection holding run records (or ledgerCollection); never the items collection.', helpGroup: 'TARGET', defaultHelp: DEFAULT_LEDGER}),
-    'output-dir': Flags.string({summary: 'Where log, stats and report files go (or outputDir in the config file).', defaultHelp: '.', helpGroup: 'OUTPUT'}),
-    'log-level': Flags.option({options: LOG_LEVELS, default: 'info' as const, summary: 'Level of backfill_normalize.log.', helpGroup: 'OUTPUT'})(),
+    environment: Flags.option({
+      options: ENVIRONMENTS,
+      default: 'development' as const,
+      summary: 'Target environment; development only ever talks to an emulator.',
+      helpGroup: 'TARGET',
+    })(),
+    project: Flags.string({
+      summary: 'Firebase project id (default from wardrobe.config.json; demo-wardrobe in development).',
+      helpGroup: 'TARGET',
+    }),
+    collection: Flags.string({
+      summary: 'Collection of wardrobe items (or collection in the config file).',
+      helpGroup: 'TARGET',
+      defaultHelp: DEFAULT_COLLECTION,
+      exclusive: ['collection-group'],
+    }),
+    'collection-group': Flags.string({
+      summary:
+        'Every collection of this name at any depth (e.g. wardrobe for users/{uid}/wardrobe), instead of --collection.',
+      helpGroup: 'TARGET',
+    }),
+    config: Flags.string({
+      summary: 'Config file (default ./wardrobe.config.json or $WARDROBE_CONFIG).',
+      helpGroup: 'TARGET',
+    }),
+    'emulator-host': Flags.string({
+      summary: 'Firestore emulator host:port (default $FIRESTORE_EMULATOR_HOST in development).',
+      helpGroup: 'TARGET',
+    }),
+    'ledger-collection': Flags.string({
+      summary: 'Collection holding run records (or ledgerCollection); never the items collection.',
+      helpGroup: 'TARGET',
+      defaultHelp: DEFAULT_LEDGER,
+    }),
+    'output-dir': Flags.string({
+      summary: 'Where log, stats and report files go (or outputDir in the config file).',
+      defaultHelp: '.',
+      helpGroup: 'OUTPUT',
+    }),
+    'log-level': Flags.option({
+      options: LOG_LEVELS,
+      default: 'info' as const,
+      summary: 'Level of backfill_normalize.log.',
+      helpGroup: 'OUTPUT',
+    })(),
   }
 
   protected logger?: Logger
@@ -123,7 +161,14 @@ export abstract class WardrobeCommand<T> extends Command {
     this.logger?.error(err.message, {exit})
     if (this.jsonEnabled()) {
       process.exitCode = exit
-      this.logJson({status: exit, error: {name: err.name, message: err.message, suggestion: err instanceof WardrobeError ? (err.suggestion ?? null) : null}})
+      this.logJson({
+        status: exit,
+        error: {
+          name: err.name,
+          message: err.message,
+          suggestion: err instanceof WardrobeError ? (err.suggestion ?? null) : null,
+        },
+      })
       return
     }
     if (err instanceof WardrobeError || exit === ExitCode.USAGE) {
@@ -137,4 +182,3 @@ export abstract class WardrobeCommand<T> extends Command {
     return super.catch(err)
   }
 }
-

@@ -18,7 +18,10 @@ export interface ConfirmOptions {
  * Gate for writing commands. Production needs the project id typed (or --yes), and is
  * refused when nobody can answer; staging warns. Runs before anything is written.
  */
-export async function confirmTarget(settings: Pick<Settings, 'environment' | 'projectId'>, options: ConfirmOptions): Promise<void> {
+export async function confirmTarget(
+  settings: Pick<Settings, 'environment' | 'projectId'>,
+  options: ConfirmOptions,
+): Promise<void> {
   const {environment, projectId} = settings
   if (environment === 'development') return
   if (environment === 'staging') {
@@ -31,7 +34,10 @@ export async function confirmTarget(settings: Pick<Settings, 'environment' | 'pr
   }
   const interactive = options.interactive ?? Boolean(process.stdin.isTTY && process.stderr.isTTY)
   if (options.json || !interactive) {
-    throw new UsageError(`refusing to ${options.action} in production project ${projectId} without confirmation`, 'run it in a terminal and type the project id, or pass --yes in scripts')
+    throw new UsageError(
+      `refusing to ${options.action} in production project ${projectId} without confirmation`,
+      'run it in a terminal and type the project id, or pass --yes in scripts',
+    )
   }
   const ask = options.ask ?? askOnStderr
   let answer: string
@@ -40,7 +46,11 @@ export async function confirmTarget(settings: Pick<Settings, 'environment' | 'pr
   } catch {
     throw new UsageError('confirmation aborted; nothing was written')
   }
-  if (answer.trim() !== projectId) throw new UsageError(`"${answer.trim()}" is not ${projectId}; nothing was written`, 'type the project id exactly, or pass --yes')
+  if (answer.trim() !== projectId)
+    throw new UsageError(
+      `"${answer.trim()}" is not ${projectId}; nothing was written`,
+      'type the project id exactly, or pass --yes',
+    )
 }
 
 async function askOnStderr(message: string): Promise<string> {

@@ -18,7 +18,10 @@ const loadChalk = (): typeof chalkModule => require('chalk')
  * present and not empty). chalk 4's supports-color honours FORCE_COLOR and --no-color
  * but not NO_COLOR, hence the explicit check.
  */
-export function colorLevel(stream: {isTTY?: boolean} = process.stdout, env: NodeJS.ProcessEnv = process.env): 0 | 1 | 2 | 3 {
+export function colorLevel(
+  stream: {isTTY?: boolean} = process.stdout,
+  env: NodeJS.ProcessEnv = process.env,
+): 0 | 1 | 2 | 3 {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return 0
   if (!stream.isTTY && env.FORCE_COLOR === undefined) return 0
   const {supportsColor} = loadChalk()
@@ -56,7 +59,10 @@ function basisLabel(b: VersionBasis): string {
 
 // Integers grouped by hand, as toLocaleString('en-US') groups them: its first call sets up
 // ICU number formatting, about 15 ms of a one-shot monitor's CPU.
-const num = (n: number) => (Number.isSafeInteger(n) && !Object.is(n, -0) ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',') : n.toLocaleString('en-US'))
+const num = (n: number) =>
+  Number.isSafeInteger(n) && !Object.is(n, -0)
+    ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
+    : n.toLocaleString('en-US')
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length))
 const padLeft = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s)
 const clip = (s: string, n: number) => (s.length <= n ? s : s.slice(0, n - 1) + '…')
@@ -73,7 +79,7 @@ function clipAnsi(line: string, n: number): string {
   if (visibleLength(line) <= n) return line
   let out = ''
   let shown = 0
-  for (let i = 0; i < line.length; ) {
+  for (let i = 0; i < line.length;) {
     ANSI.lastIndex = i
     const m = ANSI.exec(line)
     if (m) {
@@ -123,15 +129,22 @@ function bar(c: Paint, percent: number, width: number): string {
 }
 
 function runLine(c: Paint, r: RunView, nowIso: string): string {
-  const progress = r.total !== null ? `${padLeft(`${r.percent ?? 0}%`, 6)} ${num(r.scanned)}/${num(r.total)}` : `${num(r.scanned)} scanned`
+  const progress =
+    r.total !== null
+      ? `${padLeft(`${r.percent ?? 0}%`, 6)} ${num(r.scanned)}/${num(r.total)}`
+      : `${num(r.scanned)} scanned`
   const parts = [c.bold(r.runId), r.kind, healthColor(c, r.status)(pad(r.status, 11)), progress, `${num(r.rate)}/s`]
-  if (r.status === 'running') parts.push(`ETA ${formatDuration(r.etaSeconds)}`, `heartbeat ${r.heartbeatAgeSeconds}s ago`)
+  if (r.status === 'running')
+    parts.push(`ETA ${formatDuration(r.etaSeconds)}`, `heartbeat ${r.heartbeatAgeSeconds}s ago`)
   else if (r.status === 'stalled') parts.push(`heartbeat ${formatDuration(r.heartbeatAgeSeconds)} ago`)
   else parts.push(`finished ${ago(r.finishedAt, nowIso)}`)
   parts.push(`upd ${num(r.updated)} skip ${num(r.skipped)} fail ${num(r.failed)}`, `v${r.version ?? '*'}`)
   const p = r.partitions
   if (p && (r.status === 'running' || r.status === 'stalled')) {
-    const states = [`${p.done}/${p.total} partitions done`, `${p.running} running on ${p.workers} worker${p.workers === 1 ? '' : 's'}`]
+    const states = [
+      `${p.done}/${p.total} partitions done`,
+      `${p.running} running on ${p.workers} worker${p.workers === 1 ? '' : 's'}`,
+    ]
     if (p.stalled) states.push(c.red(`${p.stalled} stalled`))
     if (p.pending + p.interrupted) states.push(`${p.pending + p.interrupted} waiting`)
     if (p.failed) states.push(c.red(`${p.failed} failed`))
@@ -163,7 +176,9 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   const heading = (t: string, extra = '') => out.push('', c.bold.underline(t) + (extra ? '  ' + extra : ''))
 
   const watch = options.intervalSeconds ? c.gray(`  every ${options.intervalSeconds}s · Ctrl-C to stop`) : ''
-  out.push(`${c.bold('wardrobe monitor')}  ${report.projectId}/${report.collectionGroup ? `**/${report.collection}` : report.collection}  ${report.environment}  vocabulary ${report.version} ${c.gray(`(${basisLabel(report.versionBasis)})`)}`)
+  out.push(
+    `${c.bold('wardrobe monitor')}  ${report.projectId}/${report.collectionGroup ? `**/${report.collection}` : report.collection}  ${report.environment}  vocabulary ${report.version} ${c.gray(`(${basisLabel(report.versionBasis)})`)}`,
+  )
   out.push(c.gray(`as of ${localTime(report.readTime)}`) + watch)
 
   heading('HEALTH', healthColor(c, health.status)(health.status.toUpperCase()))
@@ -179,15 +194,33 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   }
 
   heading('ITEMS')
-  const row = (label: string, n: number, rest = '') => out.push(`  ${pad(label, 22)}${padLeft(num(n), 12)}${rest ? '  ' + rest : ''}`)
+  const row = (label: string, n: number, rest = '') =>
+    out.push(`  ${pad(label, 22)}${padLeft(num(n), 12)}${rest ? '  ' + rest : ''}`)
   row('total', counts.total)
-  row(`normalized (${report.version})`, counts.normalizedCurrent, `${padLeft(counts.completionPercent.toFixed(1), 5)}%  ${bar(c, counts.completionPercent, 30)}`)
+  row(
+    `normalized (${report.version})`,
+    counts.normalizedCurrent,
+    `${padLeft(counts.completionPercent.toFixed(1), 5)}%  ${bar(c, counts.completionPercent, 30)}`,
+  )
   const listed = (vs: typeof counts.versions) => vs.map((v) => `${v.version}: ${num(v.count)}`)
   const others = listed(counts.versions.filter((v) => v.relation === 'older'))
   if (counts.outdatedUnknownVersions > 0) others.push(`unrecorded versions: ${num(counts.outdatedUnknownVersions)}`)
   row('outdated versions', counts.normalizedOutdated, counts.normalizedOutdated > 0 ? c.yellow(others.join(', ')) : '')
-  if (counts.normalizedNewer > 0) row('newer versions', counts.normalizedNewer, c.yellow(listed(counts.versions.filter((v) => v.relation === 'newer' || v.relation === 'incomparable')).join(', ')))
-  row('not normalized', counts.notNormalized, counts.notNormalized > 0 && report.errors.total > 0 ? c.gray(`incl. up to ${num(report.errors.total)} error items`) : '')
+  if (counts.normalizedNewer > 0)
+    row(
+      'newer versions',
+      counts.normalizedNewer,
+      c.yellow(
+        listed(counts.versions.filter((v) => v.relation === 'newer' || v.relation === 'incomparable')).join(', '),
+      ),
+    )
+  row(
+    'not normalized',
+    counts.notNormalized,
+    counts.notNormalized > 0 && report.errors.total > 0
+      ? c.gray(`incl. up to ${num(report.errors.total)} error items`)
+      : '',
+  )
 
   heading('RUNS')
   const runs = [...report.runs.active, ...report.runs.recent]
@@ -195,16 +228,25 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   for (const r of runs) {
     out.push('  ' + runLine(c, r, now))
     if (r.error) out.push(`    ${c.red(r.error)}`)
-    for (const l of r.control ? controlLines(r.control) : []) out.push(`    ${l.alert ? c.yellow.bold(l.text) : c.gray(l.text)}`)
+    for (const l of r.control ? controlLines(r.control) : [])
+      out.push(`    ${l.alert ? c.yellow.bold(l.text) : c.gray(l.text)}`)
   }
   if (report.runs.unreadable > 0) out.push(c.yellow(`  ${report.runs.unreadable} run records could not be read`))
 
   const e = report.errors
-  heading('ERROR ITEMS', e.runId ? `${num(e.total)} in run ${e.runId}${e.rate !== null ? ` (${(e.rate * 100).toFixed(1)}% of the ${num(e.processed ?? 0)} items it processed)` : ''}` : c.gray('no backfill run yet'))
+  heading(
+    'ERROR ITEMS',
+    e.runId
+      ? `${num(e.total)} in run ${e.runId}${e.rate !== null ? ` (${(e.rate * 100).toFixed(1)}% of the ${num(e.processed ?? 0)} items it processed)` : ''}`
+      : c.gray('no backfill run yet'),
+  )
   for (const item of e.latest) {
-    out.push(`  ${pad(item.itemId, 22)} ${pad(item.field ?? '-', 9)} ${c.gray(pad(ago(item.at, now), 9))} ${item.reason}`)
+    out.push(
+      `  ${pad(item.itemId, 22)} ${pad(item.field ?? '-', 9)} ${c.gray(pad(ago(item.at, now), 9))} ${item.reason}`,
+    )
   }
-  if (e.total > e.latest.length) out.push(c.gray(`  … ${num(e.total - e.latest.length)} more under ${report.ledgerCollection}/${e.runId}/errors`))
+  if (e.total > e.latest.length)
+    out.push(c.gray(`  … ${num(e.total - e.latest.length)} more under ${report.ledgerCollection}/${e.runId}/errors`))
 
   const u = report.unmapped
   if (u.distinct > 0) {
@@ -215,7 +257,9 @@ export function renderDashboard(report: MonitorReport, options: DashboardOptions
   heading('RECENT NORMALIZATIONS')
   if (report.recent.length === 0) out.push(c.gray('  none'))
   for (const item of report.recent) {
-    out.push(`  ${pad(item.id, 22)} ${pad(clip(item.name ?? '-', 32), 32)} ${pad(item.normalizedAt ? localTime(item.normalizedAt) : '-', 19)}  ${c.gray(`v${item.version ?? '?'}`)}`)
+    out.push(
+      `  ${pad(item.id, 22)} ${pad(clip(item.name ?? '-', 32), 32)} ${pad(item.normalizedAt ? localTime(item.normalizedAt) : '-', 19)}  ${c.gray(`v${item.version ?? '?'}`)}`,
+    )
   }
 
   if (width === undefined) return out
@@ -250,8 +294,13 @@ export function renderWatchLine(report: MonitorReport): string {
   ]
   for (const r of report.runs.active) {
     const control = r.control && r.control.state !== 'running' ? ` ${r.control.state}` : ''
-    const ack = r.control?.ack?.status === 'not acknowledged' ? ` change #${r.control.ack.seq} not acknowledged by ${r.control.ack.waitingOn.join(', ')}` : ''
-    parts.push(`${r.kind} ${r.runId} ${r.status}${control} ${r.scanned}/${r.total ?? '?'} ${r.rate}/s ETA ${formatDuration(r.etaSeconds)}${ack}`)
+    const ack =
+      r.control?.ack?.status === 'not acknowledged'
+        ? ` change #${r.control.ack.seq} not acknowledged by ${r.control.ack.waitingOn.join(', ')}`
+        : ''
+    parts.push(
+      `${r.kind} ${r.runId} ${r.status}${control} ${r.scanned}/${r.total ?? '?'} ${r.rate}/s ETA ${formatDuration(r.etaSeconds)}${ack}`,
+    )
   }
   return parts.join(' | ')
 }

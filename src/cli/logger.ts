@@ -7,7 +7,11 @@ export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
 /** JSON lines into `<outputDir>/backfill_normalize.log`; the terminal gets only what commands render. */
-export async function createLogger(outputDir: string, level: LogLevel = 'info', command = 'wardrobe'): Promise<winston.Logger> {
+export async function createLogger(
+  outputDir: string,
+  level: LogLevel = 'info',
+  command = 'wardrobe',
+): Promise<winston.Logger> {
   // Loaded here, not at the top: LOG_LEVELS is needed to define flags, winston only once a command runs.
   const {default: winston} = await import('winston')
   fs.mkdirSync(outputDir, {recursive: true})

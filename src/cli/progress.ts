@@ -26,7 +26,10 @@ const countsText = (counts: Record<string, number>) =>
  * Progress on stderr (stdout carries data only): a live cli-progress bar on a TTY,
  * otherwise one plain line every `intervalMs`.
  */
-export function createProgress(label: string, options: {stream?: NodeJS.WriteStream; intervalMs?: number; enabled?: boolean} = {}): ProgressRenderer {
+export function createProgress(
+  label: string,
+  options: {stream?: NodeJS.WriteStream; intervalMs?: number; enabled?: boolean} = {},
+): ProgressRenderer {
   const stream = options.stream ?? process.stderr
   if (options.enabled === false) return {update() {}, stop() {}}
   if (stream.isTTY) {
@@ -43,7 +46,12 @@ export function createProgress(label: string, options: {stream?: NodeJS.WriteStr
     let started = false
     return {
       update(p) {
-        const payload = {rate: Math.round(p.rate), etaText: formatDuration(p.etaSeconds), countsText: countsText(p.counts), noteText: p.note ? ` | ${p.note}` : ''}
+        const payload = {
+          rate: Math.round(p.rate),
+          etaText: formatDuration(p.etaSeconds),
+          countsText: countsText(p.counts),
+          noteText: p.note ? ` | ${p.note}` : '',
+        }
         if (!started) {
           bar.start(p.total ?? p.done, p.done, payload)
           started = true
@@ -62,7 +70,9 @@ export function createProgress(label: string, options: {stream?: NodeJS.WriteStr
   let printed: ProgressSnapshot | undefined
   const line = (p: ProgressSnapshot) => {
     const pct = p.total ? ` (${Math.floor((100 * p.done) / Math.max(p.total, 1))}%)` : ''
-    stream.write(`${label}: ${p.done}/${p.total ?? '?'}${pct}, ${Math.round(p.rate)}/s, ETA ${formatDuration(p.etaSeconds)}, ${countsText(p.counts)}${p.note ? `; ${p.note}` : ''}\n`)
+    stream.write(
+      `${label}: ${p.done}/${p.total ?? '?'}${pct}, ${Math.round(p.rate)}/s, ETA ${formatDuration(p.etaSeconds)}, ${countsText(p.counts)}${p.note ? `; ${p.note}` : ''}\n`,
+    )
   }
   return {
     update(p) {

@@ -3,7 +3,16 @@ import {Flags} from '@oclif/core'
 import {WardrobeCommand} from '../cli/base-command'
 import {colorLevel, renderDashboard, renderWatchLine, screen} from '../cli/dashboard'
 import {errorMessage, exitCodeForHealth, ExitCode, isRetryable, UsageError} from '../errors'
-import {collectMonitorReport, FAIL_ON_LEVELS, FailOnLevel, healthAtOrPast, MonitorOptions, MonitorReport, MonitorReportSchema, targetArgsFor} from '../services/monitor'
+import {
+  collectMonitorReport,
+  FAIL_ON_LEVELS,
+  FailOnLevel,
+  healthAtOrPast,
+  MonitorOptions,
+  MonitorReport,
+  MonitorReportSchema,
+  targetArgsFor,
+} from '../services/monitor'
 import {writeReportFile} from '../services/reports'
 import {OutageError} from '../firestore/retry'
 import {loadVocabulary} from '../domain/vocabulary'
@@ -22,23 +31,44 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
   static examples = [
     {description: 'One report of the local emulator', command: '<%= config.bin %> <%= command.id %>'},
     {description: 'Follow a running backfill', command: '<%= config.bin %> <%= command.id %> --watch --interval 10'},
-    {description: 'Runbook gate: save the report and exit 4 on critical health', command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --save-report --fail-on critical --json'},
+    {
+      description: 'Runbook gate: save the report and exit 4 on critical health',
+      command:
+        '<%= config.bin %> <%= command.id %> --environment production --project my-app --save-report --fail-on critical --json',
+    },
   ]
 
   static flags = {
     watch: Flags.boolean({default: false, summary: 'Keep sampling every --interval seconds until Ctrl-C.'}),
     interval: Flags.integer({default: 30, min: 1, summary: 'Seconds between samples with --watch.'}),
-    'save-report': Flags.boolean({default: false, summary: 'Write backfill_report_YYYYMMDD_HHMMSS.json into --output-dir (with --watch: the last sample, when watching stops).'}),
-    'fail-on': Flags.option({options: FAIL_ON_LEVELS, summary: 'Exit 4 when health is at or past this level (with --watch: at the first such sample).'})(),
-    taxonomy: Flags.string({summary: 'Vocabulary whose version counts as current (default: the config file\'s taxonomy, else the latest completed backfill\'s version, else the shipped one).'}),
-    'max-error-rate': Flags.string({default: '0.05', summary: 'Error items per processed item above which health is warning (0..1); critical above 0.25.'}),
+    'save-report': Flags.boolean({
+      default: false,
+      summary:
+        'Write backfill_report_YYYYMMDD_HHMMSS.json into --output-dir (with --watch: the last sample, when watching stops).',
+    }),
+    'fail-on': Flags.option({
+      options: FAIL_ON_LEVELS,
+      summary: 'Exit 4 when health is at or past this level (with --watch: at the first such sample).',
+    })(),
+    taxonomy: Flags.string({
+      summary:
+        "Vocabulary whose version counts as current (default: the config file's taxonomy, else the latest completed backfill's version, else the shipped one).",
+    }),
+    'max-error-rate': Flags.string({
+      default: '0.05',
+      summary: 'Error items per processed item above which health is warning (0..1); critical above 0.25.',
+    }),
   }
 
   async run(): Promise<MonitorReport | undefined> {
     const {flags} = await this.parse(Monitor)
     const settings = this.settingsFrom(flags)
     const maxErrorRate = Number(flags['max-error-rate'])
-    if (!(maxErrorRate >= 0 && maxErrorRate <= 1)) throw new UsageError(`--max-error-rate ${flags['max-error-rate']} is not between 0 and 1`, 'e.g. --max-error-rate 0.05 for 5%')
+    if (!(maxErrorRate >= 0 && maxErrorRate <= 1))
+      throw new UsageError(
+        `--max-error-rate ${flags['max-error-rate']} is not between 0 and 1`,
+        'e.g. --max-error-rate 0.05 for 5%',
+      )
     const taxonomyFile = flags.taxonomy ?? settings.taxonomy
     const shipped = loadVocabulary()
     const measured = taxonomyFile ? loadVocabulary(taxonomyFile) : undefined
@@ -48,7 +78,13 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
       vocabularyVersion: measured?.version,
       vocabularyHash: measured?.hash,
       versionSource: flags.taxonomy ? 'flag' : 'config',
-      commands: {bin: this.config.bin, targetArgs: targetArgsFor(settings), taxonomyFile: taxonomyFile ? path.resolve(taxonomyFile) : undefined, shippedVersion: shipped.version, shippedHash: shipped.hash},
+      commands: {
+        bin: this.config.bin,
+        targetArgs: targetArgsFor(settings),
+        taxonomyFile: taxonomyFile ? path.resolve(taxonomyFile) : undefined,
+        shippedVersion: shipped.version,
+        shippedHash: shipped.hash,
+      },
       thresholds: {errorRateWarning: maxErrorRate},
     }
     const signal = this.interruptSignal(() => {})
@@ -57,9 +93,13 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
 
     if (!flags.watch) {
       const report = await collect()
-      const file = flags['save-report'] ? writeReportFile(settings.outputDir, REPORT_PREFIX, MonitorReportSchema, report) : undefined
+      const file = flags['save-report']
+        ? writeReportFile(settings.outputDir, REPORT_PREFIX, MonitorReportSchema, report)
+        : undefined
       if (!this.jsonEnabled()) {
-        this.log(renderDashboard(report, {colorLevel: colorLevel(process.stdout), width: process.stdout.columns}).join('\n'))
+        this.log(
+          renderDashboard(report, {colorLevel: colorLevel(process.stdout), width: process.stdout.columns}).join('\n'),
+        )
         if (file) this.log(`\nReport: ${file}`)
       }
       this.exitFor(report, failOn)
@@ -78,7 +118,10 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
   }
 
   /** Samples until Ctrl-C/SIGTERM (or a sample at --fail-on); returns the last report. */
-  private async watch(collect: (previous?: MonitorReport) => Promise<MonitorReport>, o: {intervalMs: number; failOn?: FailOnLevel; signal: AbortSignal}): Promise<MonitorReport | undefined> {
+  private async watch(
+    collect: (previous?: MonitorReport) => Promise<MonitorReport>,
+    o: {intervalMs: number; failOn?: FailOnLevel; signal: AbortSignal},
+  ): Promise<MonitorReport | undefined> {
     const json = this.jsonEnabled()
     const tty = !json && Boolean(process.stdout.isTTY)
     let last: MonitorReport | undefined
@@ -92,7 +135,12 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
           last = report
           if (json) process.stdout.write(JSON.stringify(report) + '\n')
           else if (tty) {
-            const lines = renderDashboard(report, {colorLevel: colorLevel(process.stdout), width: process.stdout.columns, height: process.stdout.rows ? process.stdout.rows - 1 : undefined, intervalSeconds: o.intervalMs / 1000})
+            const lines = renderDashboard(report, {
+              colorLevel: colorLevel(process.stdout),
+              width: process.stdout.columns,
+              height: process.stdout.rows ? process.stdout.rows - 1 : undefined,
+              intervalSeconds: o.intervalMs / 1000,
+            })
             process.stdout.write(screen.frame(lines))
           } else process.stdout.write(renderWatchLine(report) + '\n')
           if (o.failOn && healthAtOrPast(report.health.status, o.failOn)) break
@@ -100,7 +148,9 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
           if (o.signal.aborted) break
           // Transient outages (already retried) skip a sample; anything else ends the watch.
           if (!(err instanceof OutageError || isRetryable(err))) throw err
-          process.stderr.write(`monitor: sample failed at ${new Date().toISOString()}: ${errorMessage(err)}; next try in ${o.intervalMs / 1000}s\n`)
+          process.stderr.write(
+            `monitor: sample failed at ${new Date().toISOString()}: ${errorMessage(err)}; next try in ${o.intervalMs / 1000}s\n`,
+          )
           this.logger?.warn('monitor sample failed', {error: errorMessage(err)})
         }
         await sleep(started + o.intervalMs - Date.now(), o.signal)

@@ -11,7 +11,10 @@ Without a scope every write of this tool is undone, back to the state before the
   static examples = [
     {description: 'See what would be removed or restored', command: '<%= config.bin %> <%= command.id %> --dry-run'},
     {description: 'Undo one run', command: '<%= config.bin %> <%= command.id %> --run backfill-20261128T101500-a1b2c3'},
-    {description: 'Production, from a runbook', command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --version 1.0 --yes'},
+    {
+      description: 'Production, from a runbook',
+      command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --version 1.0 --yes',
+    },
   ]
 
   static flags = {
@@ -23,10 +26,28 @@ Without a scope every write of this tool is undone, back to the state before the
   async run(): Promise<RollbackStats> {
     const {flags} = await this.parse(Rollback)
     const settings = this.settingsFrom(flags)
-    const options = {version: flags.version, run: flags.run, batchSize: settings.batchSize, dryRun: flags['dry-run'], fromStart: flags['from-start'], maxRate: settings.maxRate}
+    const options = {
+      version: flags.version,
+      run: flags.run,
+      batchSize: settings.batchSize,
+      dryRun: flags['dry-run'],
+      fromStart: flags['from-start'],
+      maxRate: settings.maxRate,
+    }
     const {runRollback} = await import('../services/rollback')
     const scope = flags.run ? `run ${flags.run}` : flags.version ? `version ${flags.version}` : 'every backfill'
-    return this.execute(settings, flags, {label: 'rollback', action: `roll back ${scope} on ${settings.collection}`, reportPrefix: 'rollback_stats', schema: RollbackStatsSchema, plan: {vocabulary: null, rollbackScope: {version: flags.version ?? null, run: flags.run ?? null}}}, (ctx) => runRollback(ctx, options))
+    return this.execute(
+      settings,
+      flags,
+      {
+        label: 'rollback',
+        action: `roll back ${scope} on ${settings.collection}`,
+        reportPrefix: 'rollback_stats',
+        schema: RollbackStatsSchema,
+        plan: {vocabulary: null, rollbackScope: {version: flags.version ?? null, run: flags.run ?? null}},
+      },
+      (ctx) => runRollback(ctx, options),
+    )
   }
 
   protected renderDetails(s: RollbackStats): void {
@@ -35,7 +56,12 @@ Without a scope every write of this tool is undone, back to the state before the
       return
     }
     const verb = s.dryRun ? 'would be' : 'were'
-    this.log(`${s.removed} items ${verb} left without normalized, ${s.restored} ${verb} given back their earlier normalized.`)
-    if (s.foreign > 0) this.log(`${s.foreign} items hold a normalized this tool did not write (no backfill run of the ledger): left as they are.`)
+    this.log(
+      `${s.removed} items ${verb} left without normalized, ${s.restored} ${verb} given back their earlier normalized.`,
+    )
+    if (s.foreign > 0)
+      this.log(
+        `${s.foreign} items hold a normalized this tool did not write (no backfill run of the ledger): left as they are.`,
+      )
   }
 }

@@ -12,7 +12,9 @@ export interface RunningEmulator {
 
 /** Deletes every document of a project on the emulator (its REST reset endpoint). */
 export async function clearEmulator(host: string, projectId: string): Promise<void> {
-  const res = await fetch(`http://${host}/emulator/v1/projects/${projectId}/databases/(default)/documents`, {method: 'DELETE'})
+  const res = await fetch(`http://${host}/emulator/v1/projects/${projectId}/databases/(default)/documents`, {
+    method: 'DELETE',
+  })
   if (!res.ok) throw new Error(`could not clear emulator project ${projectId}: HTTP ${res.status}`)
 }
 
@@ -36,9 +38,12 @@ export function emulatorLauncher(): string {
   } catch {
     gcloud = ''
   }
-  const launcher = gcloud && path.join(path.dirname(gcloud), '..', 'platform', 'cloud-firestore-emulator', 'cloud_firestore_emulator')
+  const launcher =
+    gcloud && path.join(path.dirname(gcloud), '..', 'platform', 'cloud-firestore-emulator', 'cloud_firestore_emulator')
   if (!launcher || !fs.existsSync(launcher)) {
-    throw new Error('Firestore emulator not found: install google-cloud-cli-firestore-emulator (and Java 17+), or set FIRESTORE_EMULATOR_BIN to its cloud_firestore_emulator launcher')
+    throw new Error(
+      'Firestore emulator not found: install google-cloud-cli-firestore-emulator (and Java 17+), or set FIRESTORE_EMULATOR_BIN to its cloud_firestore_emulator launcher',
+    )
   }
   return launcher
 }

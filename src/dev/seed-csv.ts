@@ -56,7 +56,11 @@ export async function* readCsvFile(file: string): AsyncGenerator<SeedItem> {
       return undefined
     }
     if (row.cells.length !== header.length) {
-      throw new SeedFileError(file, row.line, `expected ${header.length} fields (as in the header row), found ${row.cells.length}`)
+      throw new SeedFileError(
+        file,
+        row.line,
+        `expected ${header.length} fields (as in the header row), found ${row.cells.length}`,
+      )
     }
     const record: Record<string, unknown> = {}
     header.forEach((name, i) => {
@@ -89,11 +93,11 @@ export async function* readCsvFile(file: string): AsyncGenerator<SeedItem> {
 function csvProblem(err: CsvError): string {
   switch (err.code) {
     case 'INVALID_OPENING_QUOTE':
-      return 'unexpected \'"\' inside an unquoted field (quote the whole field, with nothing before its opening quote, and double inner quotes)'
+      return "unexpected '\"' inside an unquoted field (quote the whole field, with nothing before its opening quote, and double inner quotes)"
     case 'CSV_INVALID_CLOSING_QUOTE':
       return `unexpected character ${JSON.stringify(/got "(.*?)" at line/s.exec(err.message)?.[1] ?? '')} after a closing quote`
     case 'CSV_QUOTE_NOT_CLOSED':
-      return 'unterminated quoted field (missing closing \'"\')'
+      return "unterminated quoted field (missing closing '\"')"
     default:
       return err.message
   }

@@ -38,6 +38,8 @@ export function readSeedFile(file: string): AsyncIterable<SeedItem> {
     case '.csv':
       return readCsvFile(file)
     default:
-      throw new Error(`unsupported seed file ${file}: extension "${ext || '(none)'}" is not one of ${SUPPORTED_SEED_EXTENSIONS.join(', ')}`)
+      throw new Error(
+        `unsupported seed file ${file}: extension "${ext || '(none)'}" is not one of ${SUPPORTED_SEED_EXTENSIONS.join(', ')}`,
+      )
   }
 }

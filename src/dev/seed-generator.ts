@@ -1,8 +1,10 @@
 /**
  * A deterministic generator of realistic (and realistically messy) wardrobe items for the
  * development emulator, tests and bench: the same seed and index always give the same item.
+ * Over 350 lines because half of it is the generator's own word lists (data, not logic).
  */
-import {AUTO_ID_ALPHABET, SEED_FIELDS, SeedField, SeedItem} from './seed-item'
+import {AUTO_ID_ALPHABET} from '../firestore/target'
+import {SEED_FIELDS, SeedField, SeedItem} from './seed-item'
 
 export interface GenerateOptions {
   /** PRNG seed; the same seed always yields the same items. Default 1. */
@@ -150,17 +152,97 @@ const UNMAPPED: Record<SeedField, string[]> = {
 
 /** Category, the garments in it and adjectives that fit them ("Blue Slim Jeans"). */
 const CATEGORIES: Array<[string, string[], string[]]> = [
-  ['Tops', ['T-Shirt', 'Shirt', 'Blouse', 'Sweater', 'Hoodie', 'Tank Top', 'Polo', 'Cardigan'], ['Slim', 'Oversized', 'Classic', 'Cropped', 'Linen', 'Striped', 'Knitted', 'Organic Cotton']],
-  ['Bottoms', ['Jeans', 'Chinos', 'Skirt', 'Shorts', 'Trousers', 'Joggers', 'Leggings'], ['Slim', 'Relaxed', 'Wide-Leg', 'Cropped', 'High-Rise', 'Linen', 'Denim', 'Tailored']],
-  ['Dresses', ['Dress', 'Maxi Dress', 'Midi Dress', 'Slip Dress', 'Jumpsuit'], ['Floral', 'Linen', 'Satin', 'Wrap', 'Knitted', 'Pleated']],
-  ['Outerwear', ['Jacket', 'Coat', 'Blazer', 'Parka', 'Trench Coat', 'Puffer', 'Bomber'], ['Wool', 'Leather', 'Quilted', 'Oversized', 'Tailored', 'Waterproof', 'Cropped']],
-  ['Shoes', ['Sneakers', 'Boots', 'Loafers', 'Sandals', 'Heels', 'Chelsea Boots', 'Trainers'], ['Leather', 'Suede', 'Canvas', 'Chunky', 'Classic', 'Platform']],
-  ['Accessories', ['Scarf', 'Belt', 'Cap', 'Tote Bag', 'Beanie', 'Sunglasses', 'Watch'], ['Wool', 'Leather', 'Canvas', 'Classic', 'Vintage', 'Knitted']],
+  [
+    'Tops',
+    ['T-Shirt', 'Shirt', 'Blouse', 'Sweater', 'Hoodie', 'Tank Top', 'Polo', 'Cardigan'],
+    ['Slim', 'Oversized', 'Classic', 'Cropped', 'Linen', 'Striped', 'Knitted', 'Organic Cotton'],
+  ],
+  [
+    'Bottoms',
+    ['Jeans', 'Chinos', 'Skirt', 'Shorts', 'Trousers', 'Joggers', 'Leggings'],
+    ['Slim', 'Relaxed', 'Wide-Leg', 'Cropped', 'High-Rise', 'Linen', 'Denim', 'Tailored'],
+  ],
+  [
+    'Dresses',
+    ['Dress', 'Maxi Dress', 'Midi Dress', 'Slip Dress', 'Jumpsuit'],
+    ['Floral', 'Linen', 'Satin', 'Wrap', 'Knitted', 'Pleated'],
+  ],
+  [
+    'Outerwear',
+    ['Jacket', 'Coat', 'Blazer', 'Parka', 'Trench Coat', 'Puffer', 'Bomber'],
+    ['Wool', 'Leather', 'Quilted', 'Oversized', 'Tailored', 'Waterproof', 'Cropped'],
+  ],
+  [
+    'Shoes',
+    ['Sneakers', 'Boots', 'Loafers', 'Sandals', 'Heels', 'Chelsea Boots', 'Trainers'],
+    ['Leather', 'Suede', 'Canvas', 'Chunky', 'Classic', 'Platform'],
+  ],
+  [
+    'Accessories',
+    ['Scarf', 'Belt', 'Cap', 'Tote Bag', 'Beanie', 'Sunglasses', 'Watch'],
+    ['Wool', 'Leather', 'Canvas', 'Classic', 'Vintage', 'Knitted'],
+  ],
 ]
-const COLORS = ['Blue', 'Black', 'White', 'Navy', 'Beige', 'Olive', 'Red', 'Grey', 'Burgundy', 'Camel', 'Pink', 'Green', 'Cream', 'Brown', 'Lavender']
-const BRANDS = ['Uniqlo', 'Zara', 'H&M', "Levi's", 'Nike', 'Adidas', 'COS', 'Mango', 'Patagonia', 'Arket', 'Everlane', 'Sézane', 'Muji', 'Massimo Dutti', 'Carhartt WIP', 'Acne Studios']
-const TAGS = ['favorite', 'new', 'gift', 'sale', 'second-hand', 'capsule', 'needs-repair', 'summer-trip', 'work-uniform', 'rarely-worn']
-const MATERIALS = ['cotton', 'organic cotton', 'linen', 'wool', 'cashmere', 'polyester', 'denim', 'leather', 'silk', 'viscose', 'recycled nylon']
+const COLORS = [
+  'Blue',
+  'Black',
+  'White',
+  'Navy',
+  'Beige',
+  'Olive',
+  'Red',
+  'Grey',
+  'Burgundy',
+  'Camel',
+  'Pink',
+  'Green',
+  'Cream',
+  'Brown',
+  'Lavender',
+]
+const BRANDS = [
+  'Uniqlo',
+  'Zara',
+  'H&M',
+  "Levi's",
+  'Nike',
+  'Adidas',
+  'COS',
+  'Mango',
+  'Patagonia',
+  'Arket',
+  'Everlane',
+  'Sézane',
+  'Muji',
+  'Massimo Dutti',
+  'Carhartt WIP',
+  'Acne Studios',
+]
+const TAGS = [
+  'favorite',
+  'new',
+  'gift',
+  'sale',
+  'second-hand',
+  'capsule',
+  'needs-repair',
+  'summer-trip',
+  'work-uniform',
+  'rarely-worn',
+]
+const MATERIALS = [
+  'cotton',
+  'organic cotton',
+  'linen',
+  'wool',
+  'cashmere',
+  'polyester',
+  'denim',
+  'leather',
+  'silk',
+  'viscose',
+  'recycled nylon',
+]
 const SIZES = ['XS', 'S', 'M', 'L', 'XL', 'XXL', '28', '30', '32', '34', '36', '38', '40', '42', 'One Size']
 const USER_POOL = 1000
 const CREATED_FROM = Date.UTC(2022, 0, 1)
@@ -265,10 +347,12 @@ function malformedValue(rng: Rng, field: SeedField, kind: MalformedKind): unknow
  * know which items a normalizer must reject; the item itself carries no such marker.
  */
 export function generateItem(index: number, options: Omit<GenerateOptions, 'startIndex'> = {}): GeneratedItem {
-  if (!Number.isInteger(index) || index < 0 || index >= MAX_INDEX) throw new RangeError(`item index must be an integer in [0, 2^32), got ${index}`)
+  if (!Number.isInteger(index) || index < 0 || index >= MAX_INDEX)
+    throw new RangeError(`item index must be an integer in [0, 2^32), got ${index}`)
   const seed = (options.seed ?? 1) >>> 0
   const malformedRate = options.malformedRate ?? 0.02
-  if (!(malformedRate >= 0 && malformedRate <= 1)) throw new RangeError(`malformedRate must be between 0 and 1, got ${malformedRate}`)
+  if (!(malformedRate >= 0 && malformedRate <= 1))
+    throw new RangeError(`malformedRate must be between 0 and 1, got ${malformedRate}`)
   const kinds = options.malformedKinds ?? WRITABLE_MALFORMED_KINDS
   if (malformedRate > 0 && kinds.length === 0) throw new RangeError('malformedKinds is empty but malformedRate > 0')
   const rng = mulberry32(fmix32((fmix32(index) ^ fmix32(seed + 0x9e3779b9)) >>> 0))
@@ -314,6 +398,7 @@ export function generateItem(index: number, options: Omit<GenerateOptions, 'star
 export function* generateItems(count: number, options: GenerateOptions = {}): Generator<SeedItem, void, undefined> {
   const start = options.startIndex ?? 0
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`)
-  if (!Number.isInteger(start) || start < 0 || start + count > MAX_INDEX) throw new RangeError(`startIndex + count must stay within [0, 2^32), got ${start} + ${count}`)
+  if (!Number.isInteger(start) || start < 0 || start + count > MAX_INDEX)
+    throw new RangeError(`startIndex + count must stay within [0, 2^32), got ${start} + ${count}`)
   for (let i = start; i < start + count; i++) yield generateItem(i, options).item
 }

@@ -1,5 +1,6 @@
 /** A seed item, and the rules every source of them shares: ids, what Firestore can store, file problems. */
 import {createHash} from 'node:crypto'
+import {AUTO_ID_ALPHABET} from '../firestore/target'
 
 /** One document to write: its id and its fields. */
 export interface SeedItem {
@@ -10,8 +11,6 @@ export interface SeedItem {
 /** The four fields the backfill normalizes. */
 export const SEED_FIELDS = ['style', 'occasion', 'mood', 'season'] as const
 export type SeedField = (typeof SEED_FIELDS)[number]
-
-export const AUTO_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
 /** A deterministic auto-like id from arbitrary text (used for seed-file rows without id). */
 export function hashedId(text: string): string {
@@ -40,7 +39,6 @@ export class SeedFileError extends Error {
 function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim()
 }
-
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -83,7 +81,14 @@ function idProblem(id: string): string | null {
 }
 
 /** Turns a parsed record into a SeedItem; `ordinal` (1-based record number) feeds generated ids. */
-export function toSeedItem(file: string, line: number, ordinal: number, record: Record<string, unknown>, seen: Set<string>, idText: () => string): SeedItem {
+export function toSeedItem(
+  file: string,
+  line: number,
+  ordinal: number,
+  record: Record<string, unknown>,
+  seen: Set<string>,
+  idText: () => string,
+): SeedItem {
   const {id: rawId, ...data} = record
   let id: string
   if (rawId === undefined || rawId === null || rawId === '') {

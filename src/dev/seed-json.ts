@@ -9,7 +9,10 @@ function jsonErrorLine(text: string, err: unknown): {line: number; problem: stri
   const pos = m ? Number(m[1]) : jsonErrorOffset(text)
   let line = 1
   for (let i = 0; i < pos && i < text.length; i++) if (text.charCodeAt(i) === 10) line++
-  const reason = message.replace(/ in JSON at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '').replace(/ at position \d+.*$/s, '')
+  const reason = message
+    .replace(/ in JSON at position \d+.*$/s, '')
+    .replace(/, ".*" is not valid JSON$/s, '')
+    .replace(/ at position \d+.*$/s, '')
   return {line, problem: `invalid JSON: ${reason}`}
 }
 
@@ -180,14 +183,19 @@ export async function* readJsonFile(file: string): AsyncGenerator<SeedItem> {
     items = parsed.items
     underItemsKey = true
   } else {
-    throw new SeedFileError(file, 1, `expected an array of items or an object with an "items" array, found ${describe(parsed)}`)
+    throw new SeedFileError(
+      file,
+      1,
+      `expected an array of items or an object with an "items" array, found ${describe(parsed)}`,
+    )
   }
   let lines: number[] | undefined
   const lineOf = (i: number) => (lines ??= elementLines(text, underItemsKey))[i] ?? 1
   const seen = new Set<string>()
   for (let i = 0; i < items.length; i++) {
     const record = items[i]
-    if (!isPlainObject(record)) throw new SeedFileError(file, lineOf(i), `item ${i + 1} must be an object, found ${describe(record)}`)
+    if (!isPlainObject(record))
+      throw new SeedFileError(file, lineOf(i), `item ${i + 1} must be an object, found ${describe(record)}`)
     try {
       yield toSeedItem(file, 0, i + 1, record, seen, () => JSON.stringify(record))
     } catch (error) {
@@ -213,7 +221,8 @@ export async function* readNdjsonFile(file: string): AsyncGenerator<SeedItem> {
       } catch (error) {
         throw new SeedFileError(file, line, jsonErrorLine(text, error).problem)
       }
-      if (!isPlainObject(record)) throw new SeedFileError(file, line, `expected a JSON object, found ${describe(record)}`)
+      if (!isPlainObject(record))
+        throw new SeedFileError(file, line, `expected a JSON object, found ${describe(record)}`)
       yield toSeedItem(file, line, ++ordinal, record, seen, () => text)
     }
   } finally {

@@ -37,7 +37,8 @@ export async function writeItems(
       const ref = (col ?? db.collection((collection as (index: number) => string)(enqueued))).doc(item.id)
       const bad = unstorableStringPath(item.data)
       // refused up front: Firestore would fail the whole batch RPC, not just this write
-      if (bad) throw new Error(`cannot write ${ref.path}: ${bad} holds a lone UTF-16 surrogate, which Firestore cannot store`)
+      if (bad)
+        throw new Error(`cannot write ${ref.path}: ${bad} holds a lone UTF-16 surrogate, which Firestore cannot store`)
       writer.set(ref, item.data).then(
         () => {
           written++
@@ -48,7 +49,10 @@ export async function writeItems(
         },
         (error: unknown) => {
           failures++
-          failure ??= new Error(`could not write ${ref.path}: ${error instanceof Error ? error.message : String(error)}`, {cause: error})
+          failure ??= new Error(
+            `could not write ${ref.path}: ${error instanceof Error ? error.message : String(error)}`,
+            {cause: error},
+          )
         },
       )
       if (++enqueued % FLUSH_EVERY === 0) await writer.flush()

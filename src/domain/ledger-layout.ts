@@ -20,10 +20,18 @@ export const RUN_SUBCOLLECTIONS = ['errors', 'partitions', 'processes'] as const
  * collection of its id at any depth, the runs' subcollections included, whatever the
  * ledger is called (`ledgerNameMatters: false`).
  */
-export function ledgerOverlap(target: {collection: string; group: boolean}, ledger: string): {relation: string; ledgerNameMatters: boolean} | null {
+export function ledgerOverlap(
+  target: {collection: string; group: boolean},
+  ledger: string,
+): {relation: string; ledgerNameMatters: boolean} | null {
   const {collection, group} = target
   if (collection === ledger) return {relation: 'is', ledgerNameMatters: true}
-  if (collection === LOCK_COLLECTION) return {relation: 'is the lock collection of every ledger, including', ledgerNameMatters: false}
-  if (group && (RUN_SUBCOLLECTIONS as readonly string[]).includes(collection)) return {relation: `takes in the ${collection} records of every run (${ledger}/{runId}/${collection}) of`, ledgerNameMatters: false}
+  if (collection === LOCK_COLLECTION)
+    return {relation: 'is the lock collection of every ledger, including', ledgerNameMatters: false}
+  if (group && (RUN_SUBCOLLECTIONS as readonly string[]).includes(collection))
+    return {
+      relation: `takes in the ${collection} records of every run (${ledger}/{runId}/${collection}) of`,
+      ledgerNameMatters: false,
+    }
   return null
 }

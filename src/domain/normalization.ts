@@ -33,7 +33,9 @@ function isWellFormed(s: string): boolean {
 // One-shot hashing (Node >= 20.12) avoids a Hash object per item; older 20.x falls back.
 const oneShotHash = (crypto as {hash?: (algorithm: string, data: string, encoding: 'hex') => string}).hash
 function sha256Hex(text: string): string {
-  return oneShotHash !== undefined ? oneShotHash('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex')
+  return oneShotHash !== undefined
+    ? oneShotHash('sha256', text, 'hex')
+    : crypto.createHash('sha256').update(text).digest('hex')
 }
 
 /** A short name for a value's type, in Firestore terms where it has one ("map", "Timestamp", ...). */
@@ -68,10 +70,19 @@ interface Found {
  * Checks one raw value, resolves it and appends it to `out` (first-seen order, no
  * duplicates, no empty strings, no placeholders). Returns an error reason, or undefined when fine.
  */
-function addValue(vocab: Vocabulary, field: NormalizedField, where: Where, index: number, raw: string, out: string[], found: Found): string | undefined {
+function addValue(
+  vocab: Vocabulary,
+  field: NormalizedField,
+  where: Where,
+  index: number,
+  raw: string,
+  out: string[],
+  found: Found,
+): string | undefined {
   if (raw.length > MAX_VALUE_LENGTH) {
     const len = raw.trim().length
-    if (len > MAX_VALUE_LENGTH) return `${label(field, where, index)}: value is ${len} characters long (max ${MAX_VALUE_LENGTH})`
+    if (len > MAX_VALUE_LENGTH)
+      return `${label(field, where, index)}: value is ${len} characters long (max ${MAX_VALUE_LENGTH})`
   }
   if (!isWellFormed(raw)) return `${label(field, where, index)}: invalid Unicode (lone UTF-16 surrogate)`
   const r = vocab.resolve(field, raw)
@@ -87,7 +98,13 @@ function addValue(vocab: Vocabulary, field: NormalizedField, where: Where, index
   return undefined
 }
 
-function normalizeField(vocab: Vocabulary, field: NormalizedField, raw: unknown, out: string[], found: Found): string | undefined {
+function normalizeField(
+  vocab: Vocabulary,
+  field: NormalizedField,
+  raw: unknown,
+  out: string[],
+  found: Found,
+): string | undefined {
   if (raw === undefined || raw === null) return undefined
   if (typeof raw === 'string') {
     if (!raw.includes(',')) return addValue(vocab, field, 'string', 0, raw, out, found)
@@ -186,7 +203,11 @@ function stableStringify(value: unknown, depth: number, seen: Set<object>): stri
     let s = type === 'map' ? '{' : `{"$type":${JSON.stringify(type)}`
     let first = type === 'map'
     for (const k of keys) {
-      s += (first ? '' : ',') + JSON.stringify(k) + ':' + stableStringify((obj as Record<string, unknown>)[k], depth + 1, seen)
+      s +=
+        (first ? '' : ',') +
+        JSON.stringify(k) +
+        ':' +
+        stableStringify((obj as Record<string, unknown>)[k], depth + 1, seen)
       first = false
     }
     return s + '}'

@@ -79,5 +79,9 @@ export interface VocabularyIdentity {
  * `taxonomy_hash` (written before it existed) is not current and is normalized once more.
  */
 export function isCurrent(normalized: unknown, vocabulary: VocabularyIdentity): boolean {
-  return isMap(normalized) && normalized.normalized_version === vocabulary.version && normalized.taxonomy_hash === vocabulary.hash
+  return (
+    isMap(normalized) &&
+    normalized.normalized_version === vocabulary.version &&
+    normalized.taxonomy_hash === vocabulary.hash
+  )
 }

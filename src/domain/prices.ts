@@ -16,10 +16,18 @@ export const PricesSchema = z
   .strict()
 export type Prices = z.infer<typeof PricesSchema>
 
-export const DEFAULT_PRICES: Prices = {readsPer100k: 0.06, writesPer100k: 0.18, deletesPer100k: 0.02, takenOn: '2026-12-01'}
+export const DEFAULT_PRICES: Prices = {
+  readsPer100k: 0.06,
+  writesPer100k: 0.18,
+  deletesPer100k: 0.02,
+  takenOn: '2026-12-01',
+}
 
 /** USD for these operations, to the cent. */
-export function costOf(ops: {reads: number; writes: number; deletes?: number}, prices: Prices): {reads: number; writes: number; deletes: number; total: number} {
+export function costOf(
+  ops: {reads: number; writes: number; deletes?: number},
+  prices: Prices,
+): {reads: number; writes: number; deletes: number; total: number} {
   const usd = (n: number, per100k: number) => Math.round((n / 100_000) * per100k * 100) / 100
   const reads = usd(ops.reads, prices.readsPer100k)
   const writes = usd(ops.writes, prices.writesPer100k)

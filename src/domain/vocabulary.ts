@@ -13,7 +13,11 @@ export type NormalizedField = (typeof NORMALIZED_FIELDS)[number]
 function packageRoot(from: string): string {
   for (let dir = from; ; dir = path.dirname(dir)) {
     const manifest = path.join(dir, 'package.json')
-    if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as {name?: string}).name === 'wardrobe-backfill') return dir
+    if (
+      fs.existsSync(manifest) &&
+      (JSON.parse(fs.readFileSync(manifest, 'utf8')) as {name?: string}).name === 'wardrobe-backfill'
+    )
+      return dir
     if (path.dirname(dir) === dir) throw new Error(`wardrobe-backfill's package.json not found above ${from}`)
   }
 }
@@ -48,7 +52,9 @@ function keyOfFolded(folded: string): string {
  * to the empty key, as blanks do: a value made only of dashes or underscores is a placeholder, an
  * empty or blank one is not (a trailing comma is not a "nothing" someone typed).
  */
-export const PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(['na', 'n/a', 'none', 'null', '-', 'unknown'].map((v) => keyOfFolded(foldValue(v))))
+export const PLACEHOLDER_KEYS: ReadonlySet<string> = new Set(
+  ['na', 'n/a', 'none', 'null', '-', 'unknown'].map((v) => keyOfFolded(foldValue(v))),
+)
 
 function isPlaceholderKey(key: string, raw: string): boolean {
   return PLACEHOLDER_KEYS.has(key) && (key !== '' || raw.trim() !== '')
@@ -76,11 +82,19 @@ function termMapSchema(field: NormalizedField) {
       const claim = (alias: string, term: string, at: (string | number)[]): void => {
         const key = lookupKey(alias)
         if (key === '') {
-          ctx.addIssue({code: z.ZodIssueCode.custom, path: at, message: `alias "${alias}" of "${term}" is empty after folding`})
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: at,
+            message: `alias "${alias}" of "${term}" is empty after folding`,
+          })
           return
         }
         if (PLACEHOLDER_KEYS.has(key)) {
-          ctx.addIssue({code: z.ZodIssueCode.custom, path: at, message: `"${alias}" means "nothing" (a placeholder, treated as missing): it cannot be a term or an alias of "${term}"`})
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: at,
+            message: `"${alias}" means "nothing" (a placeholder, treated as missing): it cannot be a term or an alias of "${term}"`,
+          })
           return
         }
         const owner = owners.get(key)
@@ -218,7 +232,12 @@ export class Vocabulary {
     const key = keyOfFolded(folded)
     // Placeholders are never in the index (the schema refuses them as terms and aliases).
     const term = this.index[field].get(key)
-    const r: Resolution = term !== undefined ? {value: term, mapped: true} : isPlaceholderKey(key, raw) ? {value: folded, mapped: false, placeholder: true} : {value: folded, mapped: false}
+    const r: Resolution =
+      term !== undefined
+        ? {value: term, mapped: true}
+        : isPlaceholderKey(key, raw)
+          ? {value: folded, mapped: false, placeholder: true}
+          : {value: folded, mapped: false}
     if (cache.size >= CACHE_LIMIT) cache.clear()
     cache.set(raw, r)
     return r
@@ -236,13 +255,21 @@ export class Vocabulary {
 }
 
 function contentHash(index: Record<NormalizedField, Map<string, string>>): string {
-  const canonical: unknown[] = NORMALIZED_FIELDS.map((field) => [field, [...index[field]].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))])
+  const canonical: unknown[] = NORMALIZED_FIELDS.map((field) => [
+    field,
+    [...index[field]].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  ])
   canonical.push(['placeholders', [...PLACEHOLDER_KEYS].sort()])
   return crypto.createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16)
 }
 
 function formatPath(p: (string | number)[]): string {
-  return p.length === 0 ? '(root)' : p.map((s) => (typeof s === 'number' ? `[${s}]` : s)).join('.').replaceAll('.[', '[')
+  return p.length === 0
+    ? '(root)'
+    : p
+        .map((s) => (typeof s === 'number' ? `[${s}]` : s))
+        .join('.')
+        .replaceAll('.[', '[')
 }
 
 function formatIssues(err: z.ZodError, max = 5): string {

@@ -20,7 +20,10 @@ function secondsOfDay(text: string): number | null {
 export function parseWindow(text: string): Window {
   const [start, end, extra] = text.split('-')
   if (extra !== undefined || secondsOfDay(start ?? '') === null || secondsOfDay(end ?? '') === null || start === end) {
-    throw new UsageError(`--window ${text} is not a window`, 'pass --window HH:MM-HH:MM (24-hour, in --timezone; e.g. 22:00-06:00 spans midnight), once per window')
+    throw new UsageError(
+      `--window ${text} is not a window`,
+      'pass --window HH:MM-HH:MM (24-hour, in --timezone; e.g. 22:00-06:00 spans midnight), once per window',
+    )
   }
   return {start, end}
 }
@@ -31,7 +34,10 @@ export function resolveTimezone(zone?: string): string {
   try {
     new Intl.DateTimeFormat('en-US', {timeZone: zone})
   } catch {
-    throw new UsageError(`--timezone ${zone} is not a time zone`, 'pass an IANA zone name, e.g. Europe/Paris, America/New_York or UTC')
+    throw new UsageError(
+      `--timezone ${zone} is not a time zone`,
+      'pass an IANA zone name, e.g. Europe/Paris, America/New_York or UTC',
+    )
   }
   return zone
 }
@@ -41,7 +47,17 @@ const formatters = new Map<string, Intl.DateTimeFormat>()
 /** Seconds since midnight at `now` in `zone`. */
 function zoneSecondsOfDay(now: number, zone: string): number {
   let f = formatters.get(zone)
-  if (!f) formatters.set(zone, (f = new Intl.DateTimeFormat('en-GB', {timeZone: zone, hour12: false, hour: '2-digit', minute: '2-digit', second: '2-digit'})))
+  if (!f)
+    formatters.set(
+      zone,
+      (f = new Intl.DateTimeFormat('en-GB', {
+        timeZone: zone,
+        hour12: false,
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+      })),
+    )
   const parts = Object.fromEntries(f.formatToParts(new Date(now)).map((p) => [p.type, p.value]))
   return (Number(parts.hour) % 24) * 3600 + Number(parts.minute) * 60 + Number(parts.second)
 }

@@ -63,7 +63,8 @@ export const RAMP = {initialOpsPerSecond: 500, growth: 1.5, stepMinutes: 5, maxO
 
 /** The run-wide ramp at `elapsedMs` since the run's ramp start. */
 export function rampAt(elapsedMs: number): number {
-  const ramp = RAMP.initialOpsPerSecond * RAMP.growth ** Math.floor(Math.max(0, elapsedMs) / (RAMP.stepMinutes * 60_000))
+  const ramp =
+    RAMP.initialOpsPerSecond * RAMP.growth ** Math.floor(Math.max(0, elapsedMs) / (RAMP.stepMinutes * 60_000))
   return Math.min(ramp, RAMP.maxOpsPerSecond)
 }
 
@@ -73,7 +74,9 @@ export const describeWindows = (c: Pick<Control, 'windows' | 'timezone'>): strin
 // ---- closed loop
 
 /** Codes that say Firestore is pushing back (the SRE book's "rejected" requests). */
-export const PUSHBACK_CODES = new Set([8 /* RESOURCE_EXHAUSTED */, 14 /* UNAVAILABLE */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */])
+export const PUSHBACK_CODES = new Set([
+  8 /* RESOURCE_EXHAUSTED */, 14 /* UNAVAILABLE */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */,
+])
 
 /**
  * Client-side adaptive throttling (Google SRE book, "Handling Overload"; Beam's Firestore
@@ -93,7 +96,8 @@ export class AdaptiveThrottle {
     let b = this.buckets.get(key)
     if (!b) {
       this.buckets.set(key, (b = {requests: 0, accepts: 0}))
-      for (const k of this.buckets.keys()) if (k <= key - AdaptiveThrottle.WINDOW_MS / AdaptiveThrottle.BUCKET_MS) this.buckets.delete(k)
+      for (const k of this.buckets.keys())
+        if (k <= key - AdaptiveThrottle.WINDOW_MS / AdaptiveThrottle.BUCKET_MS) this.buckets.delete(k)
     }
     b.requests++
     if (accepted) b.accepts++
@@ -101,7 +105,8 @@ export class AdaptiveThrottle {
 
   /** The reject probability and the limit it implies (Infinity while nothing is rejected). */
   limit(now: number): {rejectProbability: number; limit: number} {
-    const oldest = Math.floor(now / AdaptiveThrottle.BUCKET_MS) - AdaptiveThrottle.WINDOW_MS / AdaptiveThrottle.BUCKET_MS
+    const oldest =
+      Math.floor(now / AdaptiveThrottle.BUCKET_MS) - AdaptiveThrottle.WINDOW_MS / AdaptiveThrottle.BUCKET_MS
     let requests = 0
     let accepts = 0
     let first = Infinity
@@ -149,7 +154,10 @@ export class LatencyLimit {
     if (this.samples.length < LatencyLimit.MIN_SAMPLES) return null
     const sorted = this.samples.map((s) => s.ms).sort((a, b) => a - b)
     const span = Math.max(1000, now - this.samples[0].at)
-    return {p95: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))], achieved: (this.samples.length * 1000) / span}
+    return {
+      p95: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))],
+      achieved: (this.samples.length * 1000) / span,
+    }
   }
 
   /** The limit now; adjusts at most once a second. */
@@ -164,7 +172,8 @@ export class LatencyLimit {
       // Under the target, or too few writes lately to judge (a deep cut writes little): probe upwards.
       this.current += this.step
       // No longer the bound: the process achieves well below it.
-      if (recent !== null && this.current > 2 * recent.achieved + this.step * LatencyLimit.STEPS_TO_RECOVER) this.current = Infinity
+      if (recent !== null && this.current > 2 * recent.achieved + this.step * LatencyLimit.STEPS_TO_RECOVER)
+        this.current = Infinity
     }
     return this.current
   }
@@ -188,7 +197,15 @@ export interface Limit {
  * window stops it; otherwise the least of its share of the run-wide cap, its share of the
  * shared ramp, and the closed loop's limits.
  */
-export function chooseLimit(l: {state: ControlState; window: WindowState; share: number; cap: number | null; ramp: number | null; errors: number; latency: number}): Limit {
+export function chooseLimit(l: {
+  state: ControlState
+  window: WindowState
+  share: number
+  cap: number | null
+  ramp: number | null
+  errors: number
+  latency: number
+}): Limit {
   if (l.state === 'stopping') return {perSecond: 0, reason: 'stopping'}
   if (l.state === 'paused') return {perSecond: 0, reason: 'paused'}
   if (!l.window.open) return {perSecond: 0, reason: 'window'}

@@ -1,5 +1,15 @@
 import type {Logger} from 'winston'
-import {AdaptiveThrottle, chooseLimit, CONTROL_POLL_MS, Control, describeLimit, LatencyLimit, Limit, rampAt, shareOf} from './control'
+import {
+  AdaptiveThrottle,
+  chooseLimit,
+  CONTROL_POLL_MS,
+  Control,
+  describeLimit,
+  LatencyLimit,
+  Limit,
+  rampAt,
+  shareOf,
+} from './control'
 import {windowState} from '../domain/windows'
 import {errorMessage} from '../errors'
 import {describeOwner, lastChange, Ledger, liveMembers, MemberRecordSchema, parseRun, RunRecord} from './ledger'
@@ -105,7 +115,11 @@ export class RunGovernor {
       latency: this.latency?.limit(local) ?? Infinity,
     })
     if (limit.reason === 'paused') limit = {...limit, detail: lastChange(c).replace(/^pause by /, '')}
-    if (limit.reason === 'window' && win.changesAt !== null) limit = {...limit, detail: `goes on at ${clockIn(win.changesAt, c.timezone ?? 'UTC')} (in ${Math.ceil((win.changesAt - now) / 60_000)} min)`}
+    if (limit.reason === 'window' && win.changesAt !== null)
+      limit = {
+        ...limit,
+        detail: `goes on at ${clockIn(win.changesAt, c.timezone ?? 'UTC')} (in ${Math.ceil((win.changesAt - now) / 60_000)} min)`,
+      }
     this.cached = {at: local, limit}
     return limit
   }
@@ -143,7 +157,11 @@ export class RunGovernor {
     for (const t of this.timers) clearInterval(t)
     for (const wake of this.waiting.splice(0)) wake()
     // Bounded: in an outage the write would wait on the client's own retries for minutes.
-    await withDeadline(this.o.ledger.memberHeartbeat(this.runId, {leftAt: new Date(), state: null}), LEAVE_DEADLINE_MS, 'leaving the run').catch(() => {})
+    await withDeadline(
+      this.o.ledger.memberHeartbeat(this.runId, {leftAt: new Date(), state: null}),
+      LEAVE_DEADLINE_MS,
+      'leaving the run',
+    ).catch(() => {})
   }
 
   private async poll(): Promise<void> {
@@ -168,11 +186,18 @@ export class RunGovernor {
   private apply(control: Control): void {
     const before = this.control
     this.control = control
-    if (control.targetLatencyMs !== before.targetLatencyMs) this.latency = control.targetLatencyMs ? new LatencyLimit(control.targetLatencyMs) : null
+    if (control.targetLatencyMs !== before.targetLatencyMs)
+      this.latency = control.targetLatencyMs ? new LatencyLimit(control.targetLatencyMs) : null
     if (control.state === 'stopping') this.stopper.abort()
     this.refresh()
     if (control.seq === before.seq) return
-    this.o.logger?.info('control change applied', {runId: this.runId, seq: control.seq, state: control.state, maxRate: control.maxRate, change: lastChange(control)})
+    this.o.logger?.info('control change applied', {
+      runId: this.runId,
+      seq: control.seq,
+      state: control.state,
+      maxRate: control.maxRate,
+      change: lastChange(control),
+    })
     // Acknowledged at once, not with the next heartbeat: `runs show` tells the operator it took.
     void this.beat()
   }
@@ -183,7 +208,8 @@ export class RunGovernor {
     this.cached = null
     const limit = this.limit()
     const text = describeLimit(limit)
-    const key = limit.reason === 'paused' || limit.reason === 'window' || limit.reason === 'stopping' ? text : limit.reason
+    const key =
+      limit.reason === 'paused' || limit.reason === 'window' || limit.reason === 'stopping' ? text : limit.reason
     if (key !== this.shown) {
       this.shown = key
       this.o.logger?.info('rate limit', {runId: this.runId, reason: limit.reason, perSecond: limit.perSecond, text})
@@ -201,14 +227,28 @@ export class RunGovernor {
     const limit = this.limit()
     const state = limit.reason === 'stopping' ? 'stopping' : limit.perSecond === 0 ? 'paused' : 'writing'
     try {
-      await this.o.ledger.memberHeartbeat(this.runId, {seenSeq: this.control.seq, state, limit: limit.perSecond, reason: describeLimit(limit), rate: Math.round(rate)})
+      await this.o.ledger.memberHeartbeat(this.runId, {
+        seenSeq: this.control.seq,
+        state,
+        limit: limit.perSecond,
+        reason: describeLimit(limit),
+        rate: Math.round(rate),
+      })
       const sentAt = Date.now()
       const snap = await this.o.ledger.membersOf(this.runId).get()
       this.measureOffset(sentAt, snap.readTime.toMillis())
-      const live = liveMembers(snap.docs.map((d) => MemberRecordSchema.parse(d.data())), this.o.staleAfterMs, snap.readTime.toMillis())
+      const live = liveMembers(
+        snap.docs.map((d) => MemberRecordSchema.parse(d.data())),
+        this.o.staleAfterMs,
+        snap.readTime.toMillis(),
+      )
       const share = shareOf(this.o.workers, live)
       if (share !== this.share) {
-        this.o.logger?.info('rate share', {runId: this.runId, share, processes: live.map((m) => describeOwner(m.owner))})
+        this.o.logger?.info('rate share', {
+          runId: this.runId,
+          share,
+          processes: live.map((m) => describeOwner(m.owner)),
+        })
         this.share = share
         this.refresh()
       }
@@ -227,5 +267,13 @@ export class RunGovernor {
 
 /** `HH:MM` of an instant in a zone. */
 function clockIn(at: number, zone: string): string {
-  return new Intl.DateTimeFormat('en-GB', {timeZone: zone, hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false}).format(new Date(at)) + ` ${zone}`
+  return (
+    new Intl.DateTimeFormat('en-GB', {
+      timeZone: zone,
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hour12: false,
+    }).format(new Date(at)) + ` ${zone}`
+  )
 }

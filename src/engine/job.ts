@@ -1,4 +1,12 @@
-import {DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Query, UpdateData} from 'firebase-admin/firestore'
+import {
+  DocumentData,
+  DocumentReference,
+  DocumentSnapshot,
+  FieldValue,
+  Firestore,
+  Query,
+  UpdateData,
+} from 'firebase-admin/firestore'
 import {KeyRange, ProgressStore, Watermark} from './checkpoint'
 import {CredentialsError, errorMessage} from '../errors'
 import {LeaseLostError} from './lease'
@@ -31,7 +39,13 @@ export interface JobProgress {
 }
 
 /** Progress since `startedAt`, when `startScanned` items were already counted (a resumed run's). */
-export function measureProgress(counters: Counters, total: number | null, startedAt: number, startScanned: number, inFlight: number): JobProgress {
+export function measureProgress(
+  counters: Counters,
+  total: number | null,
+  startedAt: number,
+  startScanned: number,
+  inFlight: number,
+): JobProgress {
   const elapsed = (Date.now() - startedAt) / 1000
   const rate = elapsed > 0 ? (counters.scanned - startScanned) / elapsed : 0
   const left = total === null ? null : Math.max(0, total - counters.scanned)
@@ -162,7 +176,13 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   }
 
   /** An error item: sampled, recorded under the run (unless dry), counted as failed; the run goes on. */
-  const recordError = async (ref: DocumentReference, ticket: number, field: string | null, reason: string, conflicts: number): Promise<void> => {
+  const recordError = async (
+    ref: DocumentReference,
+    ticket: number,
+    field: string | null,
+    reason: string,
+    conflicts: number,
+  ): Promise<void> => {
     const key = refKey(ref, spec.target)
     if (errorSamples.length < sampleSize) errorSamples.push({id: key, field, reason})
     if (!spec.dryRun) await writer!.set(store!.errorRef(key), {itemId: key, field, reason, at: new Date()})
@@ -177,7 +197,8 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   const handle = (snapshot: DocumentSnapshot, ticket: number, conflicts: number): Promise<void> | void => {
     const plan = spec.plan(snapshot)
     // After a conflict, the run's own write means a retried write whose first attempt landed: an update.
-    if (plan.action === 'skip' && plan.own && conflicts > 0) return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped, tag: plan.tag})
+    if (plan.action === 'skip' && plan.own && conflicts > 0)
+      return settle(ticket, {counter: 'updated', conflicts: conflicts - 1, unmapped: plan.unmapped, tag: plan.tag})
     if (plan.action === 'skip') {
       // Written before a crash past the checkpoint: not an update of this process, but a write of the run all the same.
       if (plan.own) writes++
@@ -200,11 +221,18 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     })
   }
 
-  const replan = async (ref: DocumentReference, ticket: number, conflicts: number, sent: UpdateData<DocumentData>, written: Outcome): Promise<void> => {
+  const replan = async (
+    ref: DocumentReference,
+    ticket: number,
+    conflicts: number,
+    sent: UpdateData<DocumentData>,
+    written: Outcome,
+  ): Promise<void> => {
     // A writer that lost its lease (or gave up) re-reads nothing and writes nothing more.
     if (writer?.stopped) throw writer.stopped
     emit('conflict', {id: ref.id, attempt: conflicts})
-    if (conflicts > (spec.maxConflictRetries ?? 20)) return recordError(ref, ticket, null, `still changing after ${conflicts} re-reads; left for a re-run`, conflicts)
+    if (conflicts > (spec.maxConflictRetries ?? 20))
+      return recordError(ref, ticket, null, `still changing after ${conflicts} re-reads; left for a re-run`, conflicts)
     const fresh = await reread(ref, spec.select)
     if (!fresh.exists) return settle(ticket, {counter: 'skipped', conflicts})
     // The item holds exactly what was sent: a retried write whose first attempt landed unseen. Planning
@@ -296,24 +324,35 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
 
 /** Whether the document holds every field of `data` as written (a deleted field: absent). */
 export function holds(doc: DocumentSnapshot, data: UpdateData<DocumentData>): boolean {
-  return Object.entries(data).every(([field, value]) => (value instanceof FieldValue ? value.isEqual(FieldValue.delete()) && doc.get(field) === undefined : sameValue(doc.get(field), value)))
+  return Object.entries(data).every(([field, value]) =>
+    value instanceof FieldValue
+      ? value.isEqual(FieldValue.delete()) && doc.get(field) === undefined
+      : sameValue(doc.get(field), value),
+  )
 }
 
 /** Firestore values compared as Firestore compares them: Timestamps, GeoPoints and references by value, maps by keys. */
 export function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Number.isNaN(a) && Number.isNaN(b)
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null)
+    return Number.isNaN(a) && Number.isNaN(b)
   if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b)
   const eq = (a as {isEqual?: (o: unknown) => boolean}).isEqual
   if (typeof eq === 'function') return a.constructor === b.constructor && eq.call(a, b)
   if (Array.isArray(a) !== Array.isArray(b)) return false
   const ka = Object.keys(a)
   const kb = Object.keys(b)
-  return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  return (
+    ka.length === kb.length &&
+    ka.every(
+      (k) =>
+        Object.prototype.hasOwnProperty.call(b, k) &&
+        sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+    )
+  )
 }
 
 async function reread(ref: DocumentReference, select: string[]): Promise<DocumentSnapshot> {
   const [snap] = await withRetry(() => ref.firestore.getAll(ref, {fieldMask: select}))
   return snap
 }
-

@@ -52,7 +52,8 @@ export function describeOwner(owner: Owner): string {
   return `${owner.user}@${owner.host} pid ${owner.pid}`
 }
 
-export const isMe = (owner: Owner, me: Owner = currentOwner()): boolean => owner.processId !== '' && owner.processId === me.processId
+export const isMe = (owner: Owner, me: Owner = currentOwner()): boolean =>
+  owner.processId !== '' && owner.processId === me.processId
 
 function pidAlive(pid: number): boolean {
   try {
@@ -68,15 +69,22 @@ function pidAlive(pid: number): boolean {
  * taken over, or null when it counts as alive. `serverNow` is Firestore's time of the read
  * that saw `heartbeatAt` (itself a server timestamp): never this machine's clock.
  */
-export function holderGone(holder: {owner: Owner | null; heartbeatAt: Date | null; staleAfterMs?: number | null}, staleAfterMs: number, serverNow: number, me: Owner = currentOwner()): string | null {
+export function holderGone(
+  holder: {owner: Owner | null; heartbeatAt: Date | null; staleAfterMs?: number | null},
+  staleAfterMs: number,
+  serverNow: number,
+  me: Owner = currentOwner(),
+): string | null {
   const {owner} = holder
   if (!owner || !holder.heartbeatAt) return 'it has no owner'
   if (isMe(owner, me)) return null
   // A pid means something only in the pid namespace it was read in (same boot, same namespace).
-  if (owner.pidSpace !== null && owner.pidSpace === me.pidSpace && !pidAlive(owner.pid)) return `its process ${owner.pid} on ${owner.host} is gone`
+  if (owner.pidSpace !== null && owner.pidSpace === me.pidSpace && !pidAlive(owner.pid))
+    return `its process ${owner.pid} on ${owner.host} is gone`
   const age = serverNow - holder.heartbeatAt.getTime()
   // The holder fences itself by its own limit: a reader configured with a shorter one must not cut in early.
-  if (age > Math.max(staleAfterMs, holder.staleAfterMs ?? 0)) return `its last heartbeat is ${Math.round(age / 1000)}s old by Firestore's clock`
+  if (age > Math.max(staleAfterMs, holder.staleAfterMs ?? 0))
+    return `its last heartbeat is ${Math.round(age / 1000)}s old by Firestore's clock`
   return null
 }
 

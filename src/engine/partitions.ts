@@ -38,8 +38,11 @@ export async function planPartitions(db: Firestore, target: Target, options: Pla
   const points = await partitionQuerySplits(db, target, count)
   if (points) return {ranges: toRanges(points), method: 'partition-query'}
   const scope = (options.filter ?? ((q: Query) => q))(itemsQuery(db, target))
-  const head = await withRetry(() => scope.orderBy(FieldPath.documentId()).select().limit(50).get(), {signal: options.signal})
-  if (!target.group && head.size > 0 && head.docs.every((d) => isAutoId(d.id))) return {ranges: toRanges(evenAutoIdSplits(count)), method: 'even-auto-id'}
+  const head = await withRetry(() => scope.orderBy(FieldPath.documentId()).select().limit(50).get(), {
+    signal: options.signal,
+  })
+  if (!target.group && head.size > 0 && head.docs.every((d) => isAutoId(d.id)))
+    return {ranges: toRanges(evenAutoIdSplits(count)), method: 'even-auto-id'}
   return {ranges: toRanges(await sampledSplits(db, target, count, options)), method: 'sampled'}
 }
 
@@ -78,7 +81,13 @@ async function sampledSplits(db: Firestore, target: Target, count: number, optio
   const stride = Math.max(1, Math.ceil(options.total / count))
   const points: string[] = []
   let seen = 0
-  for await (const doc of scanDocuments(db, target, {select: [], filter: options.filter, startAfter: null, chunkSize: 100_000, signal: options.signal})) {
+  for await (const doc of scanDocuments(db, target, {
+    select: [],
+    filter: options.filter,
+    startAfter: null,
+    chunkSize: 100_000,
+    signal: options.signal,
+  })) {
     if (++seen % stride === 0 && points.length < count - 1) points.push(itemKey(doc, target))
   }
   return points

@@ -28,10 +28,18 @@ export async function readRunHistory(ctx: RunContext): Promise<RunHistory | null
   const {db, settings} = ctx
   const ledger = new Ledger(db, settings.ledgerCollection)
   try {
-    const snap = await withRetry(() => ledger.runs().where('collection', '==', settings.collection).select('runId', 'kind', 'status', 'version', 'options').get(), {
-      signal: ctx.signal,
-      budgetMs: settings.outageAfterMs,
-    })
+    const snap = await withRetry(
+      () =>
+        ledger
+          .runs()
+          .where('collection', '==', settings.collection)
+          .select('runId', 'kind', 'status', 'version', 'options')
+          .get(),
+      {
+        signal: ctx.signal,
+        budgetMs: settings.outageAfterMs,
+      },
+    )
     const backfills = new Map<string, string | null>()
     const rolledBack = new Set<string>()
     for (const doc of snap.docs) {
@@ -44,7 +52,9 @@ export async function readRunHistory(ctx: RunContext): Promise<RunHistory | null
     }
     return {backfills, rolledBack}
   } catch (err) {
-    ctx.logger?.warn('the ledger cannot be read: values count as the tool\'s by their run-id format', {error: errorMessage(err)})
+    ctx.logger?.warn("the ledger cannot be read: values count as the tool's by their run-id format", {
+      error: errorMessage(err),
+    })
     return null
   }
 }

@@ -80,14 +80,35 @@ export interface CommandContext {
 }
 
 /** `bin command` at the target with `extra` flags, quoted; a placeholder taxonomy stays unquoted so it reads as one. */
-export function commandLine(ctx: CommandContext, command: string, target: {environment: string; projectId: string; collection: string; group?: boolean}, extra: string[], placeholder?: string): string {
-  const words = [ctx.bin, command, '--environment', target.environment, '--project', target.projectId, ...targetFlag(targetOf(target)), ...ctx.targetArgs, ...extra].map(shellQuote)
+export function commandLine(
+  ctx: CommandContext,
+  command: string,
+  target: {environment: string; projectId: string; collection: string; group?: boolean},
+  extra: string[],
+  placeholder?: string,
+): string {
+  const words = [
+    ctx.bin,
+    command,
+    '--environment',
+    target.environment,
+    '--project',
+    target.projectId,
+    ...targetFlag(targetOf(target)),
+    ...ctx.targetArgs,
+    ...extra,
+  ].map(shellQuote)
   return placeholder ? `${words.join(' ')} --taxonomy ${placeholder}` : words.join(' ')
 }
 
 /** `--taxonomy` for a backfill at `version`: none for the shipped one, the monitor's file, or a placeholder. */
-export function taxonomyArgs(ctx: CommandContext, version: string | null, currentVersion: string): {args: string[]; placeholder?: string} {
-  if (version !== null && version === currentVersion && ctx.taxonomyFile) return {args: ['--taxonomy', ctx.taxonomyFile]}
+export function taxonomyArgs(
+  ctx: CommandContext,
+  version: string | null,
+  currentVersion: string,
+): {args: string[]; placeholder?: string} {
+  if (version !== null && version === currentVersion && ctx.taxonomyFile)
+    return {args: ['--taxonomy', ctx.taxonomyFile]}
   if (version === null || version === ctx.shippedVersion) return {args: []}
   return {args: [], placeholder: `<taxonomy file with version ${version}>`}
 }
@@ -113,5 +134,11 @@ export function resumeCommandFor(run: RecordedRun, ctx: CommandContext, currentV
     return commandLine(ctx, 'rollback', target, scope)
   }
   const tax = taxonomyArgs(ctx, run.version, currentVersion)
-  return commandLine(ctx, 'backfill', target, [...(run.options.force === true ? ['--force'] : []), ...tax.args], tax.placeholder)
+  return commandLine(
+    ctx,
+    'backfill',
+    target,
+    [...(run.options.force === true ? ['--force'] : []), ...tax.args],
+    tax.placeholder,
+  )
 }

@@ -13,7 +13,6 @@ import type {AppliedPlan, RunContext} from './run-context'
 import {planScoped} from './run-identity'
 import {GuardedWriter, Pacer} from './writer'
 
-
 export interface RunSpec {
   kind: RunKind
   version: string | null
@@ -57,22 +56,57 @@ export interface RunOutcome {
 export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOutcome> {
   const {db, settings, logger} = ctx
   // Each process would count only its own writes against the limit: a plan's guard is not run-wide when sharded.
-  if (ctx.plan && shardingRequested(ctx.sharding)) throw new UsageError('--plan runs with one worker: its drift limit counts the writes of one process', 'drop --workers/--partitions/--join/--shard-* (and $CLOUD_RUN_TASK_COUNT / $WARDROBE_SHARD_COUNT)')
+  if (ctx.plan && shardingRequested(ctx.sharding))
+    throw new UsageError(
+      '--plan runs with one worker: its drift limit counts the writes of one process',
+      'drop --workers/--partitions/--join/--shard-* (and $CLOUD_RUN_TASK_COUNT / $WARDROBE_SHARD_COUNT)',
+    )
   const target = targetOf(settings)
   const startedAt = new Date()
   const scope = (spec.filter ?? ((q: Query) => q))(itemsQuery(db, target))
   // Bounded by the outage budget: Firestore unreachable at the start ends the command, not minutes later.
-  const total = (await withRetry(() => scope.count().get(), {signal: ctx.signal, budgetMs: settings.outageAfterMs})).data().count
-  logger?.info(`${spec.kind} starting`, {target: describeTarget(target), total, version: spec.version, dryRun: spec.dryRun, ...spec.options})
+  const total = (
+    await withRetry(() => scope.count().get(), {signal: ctx.signal, budgetMs: settings.outageAfterMs})
+  ).data().count
+  logger?.info(`${spec.kind} starting`, {
+    target: describeTarget(target),
+    total,
+    version: spec.version,
+    dryRun: spec.dryRun,
+    ...spec.options,
+  })
   const plan = (runId: string | null) => (doc: DocumentSnapshot) => spec.plan(doc, runId)
   let planDrift: string | undefined
   const admitWrite = ctx.plan && driftGuard(ctx.plan, (reason) => (planDrift = reason))
-  const job = {db, target, select: spec.select, filter: spec.filter, dryRun: spec.dryRun, total, chunkSize: ctx.chunkSize, checkpointIntervalMs: ctx.checkpointIntervalMs, signal: ctx.signal, admitWrite, onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail)}
+  const job = {
+    db,
+    target,
+    select: spec.select,
+    filter: spec.filter,
+    dryRun: spec.dryRun,
+    total,
+    chunkSize: ctx.chunkSize,
+    checkpointIntervalMs: ctx.checkpointIntervalMs,
+    signal: ctx.signal,
+    admitWrite,
+    onEvent: (event: string, detail: Record<string, unknown>) => logger?.debug(event, detail),
+  }
   // Writes retried in this process (each also a `write retry` log line): backoff under pushback shows in the stats.
   let writeRetries = 0
   const finished = (result: JobResult, runId: string | null, resumed: boolean, base: number): RunOutcome => {
     for (const e of result.errorSamples) logger?.warn('error item', e)
-    return {result, runId, resumed, total, scannedHere: result.counters.scanned - base, partitions: 0, startedAt, finishedAt: new Date(), writeRetries, planDrift}
+    return {
+      result,
+      runId,
+      resumed,
+      total,
+      scannedHere: result.counters.scanned - base,
+      partitions: 0,
+      startedAt,
+      finishedAt: new Date(),
+      writeRetries,
+      planDrift,
+    }
   }
 
   if (spec.dryRun) {
@@ -97,12 +131,22 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
     total,
     join: ctx.sharding?.join,
     undoes: spec.undoes,
-    control: {maxRate: settings.maxRate, targetLatencyMs: settings.targetLatencyMs, windows: settings.windows, timezone: settings.timezone},
+    control: {
+      maxRate: settings.maxRate,
+      targetLatencyMs: settings.targetLatencyMs,
+      windows: settings.windows,
+      timezone: settings.timezone,
+    },
     command: ctx.command,
   }
   let acquired = await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers})
   if (!acquired) {
-    const split = await planPartitions(db, target, {count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount, total, filter: spec.filter, signal: ctx.signal})
+    const split = await planPartitions(db, target, {
+      count: ctx.sharding!.partitions ?? 4 * ctx.sharding!.workers * ctx.sharding!.shardCount,
+      total,
+      filter: spec.filter,
+      signal: ctx.signal,
+    })
     logger?.info('partitions planned', {count: split.ranges.length, method: split.method})
     // Another worker may have created the run meanwhile: then this one joins it.
     acquired = (await ledger.acquire({...request, sharded, workers: ctx.sharding?.workers, partitions: split.ranges}))!
@@ -111,7 +155,16 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   if (acquired.tookOverFrom) logger?.warn('took over a stale run', acquired.tookOverFrom)
   const workers = run.partitions > 0 ? (ctx.sharding?.workers ?? 1) : 1
   // The run's live control and pace: this process's share of the run-wide limit, one pace for all its workers.
-  const governor = new RunGovernor({ledger, run, emulator: ctx.emulator, workers, staleAfterMs: settings.staleAfterMs, pollMs: ctx.controlPollMs, logger, onChange: ctx.onControl})
+  const governor = new RunGovernor({
+    ledger,
+    run,
+    emulator: ctx.emulator,
+    workers,
+    staleAfterMs: settings.staleAfterMs,
+    pollMs: ctx.controlPollMs,
+    logger,
+    onChange: ctx.onControl,
+  })
   governor.start()
   // `wardrobe runs stop` does what Ctrl-C does.
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, governor.stopSignal]) : governor.stopSignal
@@ -143,9 +196,32 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
   const governed = (outcome: RunOutcome): RunOutcome => ({...outcome, limit: governor.limit()})
   try {
     if (run.partitions > 0) {
-      ctx.onStart?.({runId: run.runId, resumed: acquired.resumed, joined: acquired.joined, cursor: null, total: run.total ?? total, partitions: run.partitions, workers, tookOverFrom: acquired.tookOverFrom, controlNote})
-      const outcome = await runSharded({ctx: {...ctx, signal, onProgress}, ledger, run, job: {...governedJob, total: run.total ?? total, plan: plan(run.runId)}, writerFor, sharding: ctx.sharding, control: governor})
-      return governed({...finished(outcome.result, run.runId, acquired.resumed, 0), scannedHere: outcome.scannedHere, total: run.total ?? total, partitions: run.partitions})
+      ctx.onStart?.({
+        runId: run.runId,
+        resumed: acquired.resumed,
+        joined: acquired.joined,
+        cursor: null,
+        total: run.total ?? total,
+        partitions: run.partitions,
+        workers,
+        tookOverFrom: acquired.tookOverFrom,
+        controlNote,
+      })
+      const outcome = await runSharded({
+        ctx: {...ctx, signal, onProgress},
+        ledger,
+        run,
+        job: {...governedJob, total: run.total ?? total, plan: plan(run.runId)},
+        writerFor,
+        sharding: ctx.sharding,
+        control: governor,
+      })
+      return governed({
+        ...finished(outcome.result, run.runId, acquired.resumed, 0),
+        scannedHere: outcome.scannedHere,
+        total: run.total ?? total,
+        partitions: run.partitions,
+      })
     }
     ctx.onStart?.({
       runId: run.runId,
@@ -153,27 +229,62 @@ export async function executeRun(ctx: RunContext, spec: RunSpec): Promise<RunOut
       cursor: run.cursor,
       total,
       tookOverFrom: acquired.tookOverFrom,
-      shardingNote: sharded ? `run ${run.runId} was started with one worker; it resumes with one (--from-start starts a sharded run over)` : undefined,
+      shardingNote: sharded
+        ? `run ${run.runId} was started with one worker; it resumes with one (--from-start starts a sharded run over)`
+        : undefined,
     })
     const lease = acquired.lease!
     const writer = writerFor(lease.fence)
     let result: JobResult
     try {
-      result = await runJob({...governedJob, plan: plan(run.runId), store: ledger.progressStore(run.runId, lease, run), writer, onProgress})
+      result = await runJob({
+        ...governedJob,
+        plan: plan(run.runId),
+        store: ledger.progressStore(run.runId, lease, run),
+        writer,
+        onProgress,
+      })
     } finally {
       await writer.close().catch(() => {})
     }
-    const end = {status: result.status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, error: result.error}
+    const end = {
+      status: result.status,
+      cursor: result.cursor,
+      counters: result.counters,
+      unmapped: result.unmapped,
+      tags: result.tags,
+      error: result.error,
+    }
     // Replaced: the record and the lock belong to the successor; this process writes nothing more.
     if (result.leaseLost) return governed(finished(result, run.runId, acquired.resumed, run.counters.scanned))
     // The client retries a transaction on UNAUTHENTICATED for its whole deadline: the record keeps its last checkpoint instead.
-    if (result.credentialsRejected) return governed(finished({...result, error: `${result.error}; the run record still says "running" at its last checkpoint`}, run.runId, acquired.resumed, run.counters.scanned))
+    if (result.credentialsRejected)
+      return governed(
+        finished(
+          {...result, error: `${result.error}; the run record still says "running" at its last checkpoint`},
+          run.runId,
+          acquired.resumed,
+          run.counters.scanned,
+        ),
+      )
     try {
       // Bounded: in an outage this write may hang or fail too. The record then keeps its last
       // checkpoint and says "running" with a heartbeat that goes stale; the next run takes it over.
-      await withDeadline(ledger.finish(lease, run.runId, settings.collection, end), FINISH_DEADLINE_MS, 'recording the end of the run')
+      await withDeadline(
+        ledger.finish(lease, run.runId, settings.collection, end),
+        FINISH_DEADLINE_MS,
+        'recording the end of the run',
+      )
     } catch (err) {
-      if (err instanceof LeaseLostError) return governed(finished({...result, status: 'failed', error: err.message, leaseLost: true}, run.runId, acquired.resumed, run.counters.scanned))
+      if (err instanceof LeaseLostError)
+        return governed(
+          finished(
+            {...result, status: 'failed', error: err.message, leaseLost: true},
+            run.runId,
+            acquired.resumed,
+            run.counters.scanned,
+          ),
+        )
       if (result.status !== 'failed') throw err
       result.error = `${result.error}; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its process is gone or its heartbeat is stale, and resumes from its last checkpoint`
     }
@@ -223,7 +334,17 @@ export function baseStats(ctx: RunContext, spec: Pick<RunSpec, 'dryRun' | 'versi
     errorSamples: result.errorSamples,
     error: result.error ?? null,
     resumeCommand: null,
-    rateLimit: outcome.limit ? {perSecond: outcome.limit.perSecond, reason: outcome.limit.reason, text: describeLimit(outcome.limit)} : null,
-    plan: ctx.plan ? {hash: ctx.plan.hash, planned: {update: ctx.plan.update, error: ctx.plan.error}, maxDriftPercent: ctx.plan.maxDriftPercent, exceeded: outcome.planDrift ?? null, warnings: []} : null,
+    rateLimit: outcome.limit
+      ? {perSecond: outcome.limit.perSecond, reason: outcome.limit.reason, text: describeLimit(outcome.limit)}
+      : null,
+    plan: ctx.plan
+      ? {
+          hash: ctx.plan.hash,
+          planned: {update: ctx.plan.update, error: ctx.plan.error},
+          maxDriftPercent: ctx.plan.maxDriftPercent,
+          exceeded: outcome.planDrift ?? null,
+          warnings: [],
+        }
+      : null,
   }
 }

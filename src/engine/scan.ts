@@ -40,7 +40,11 @@ const MIN_CHUNK = 1000
  * restarted after the last document received (retryable errors, with backoff), so no
  * document is skipped or yielded twice.
  */
-export async function* scanDocuments(db: Firestore, target: Target, options: ScanOptions): AsyncGenerator<DocumentSnapshot> {
+export async function* scanDocuments(
+  db: Firestore,
+  target: Target,
+  options: ScanOptions,
+): AsyncGenerator<DocumentSnapshot> {
   for await (const docs of scanBatches(db, target, options)) {
     for (const doc of docs) {
       if (options.signal?.aborted) return
@@ -54,8 +58,14 @@ export async function* scanDocuments(db: Firestore, target: Target, options: Sca
  * For callers that spend little time per document, where an await per document would cost
  * as much as the work.
  */
-export async function* scanBatches(db: Firestore, target: Target, options: ScanOptions): AsyncGenerator<DocumentSnapshot[]> {
-  let base = (options.filter ?? ((q: Query) => q))(itemsQuery(db, target)).orderBy(FieldPath.documentId()).select(...options.select)
+export async function* scanBatches(
+  db: Firestore,
+  target: Target,
+  options: ScanOptions,
+): AsyncGenerator<DocumentSnapshot[]> {
+  let base = (options.filter ?? ((q: Query) => q))(itemsQuery(db, target))
+    .orderBy(FieldPath.documentId())
+    .select(...options.select)
   if (options.endAt != null) base = base.endAt(options.endAt)
   const readAhead = Math.max(1, options.readAhead ?? 2000)
   const maxAttempts = options.maxAttempts ?? 8
@@ -116,7 +126,10 @@ export async function* scanBatches(db: Firestore, target: Target, options: ScanO
           if (misordered) return
           const key = itemKey(doc, target)
           const last = held?.key ?? after
-          if ((last !== null && compareKeys(key, last) <= 0) || (options.endAt != null && compareKeys(key, options.endAt) > 0)) {
+          if (
+            (last !== null && compareKeys(key, last) <= 0) ||
+            (options.endAt != null && compareKeys(key, options.endAt) > 0)
+          ) {
             misordered = new WardrobeError(
               `Firestore answered ${key} after ${last ?? 'the start'} in a scan of ${describeTarget(target)} in key order${options.endAt != null ? ` up to ${options.endAt}` : ''} (a duplicate, or a document out of order or outside the range); stopped without checkpointing past ${after ?? 'the start'}: run the same command again to resume from there`,
             )
@@ -142,7 +155,8 @@ export async function* scanBatches(db: Firestore, target: Target, options: ScanO
         }
         attempt++
         if (!isRetryable(err) || attempt >= maxAttempts) {
-          if (isRetryable(err)) throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
+          if (isRetryable(err))
+            throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
           throw accessError(err, 'reading', describeTarget(target)) ?? err
         }
         options.onRetry?.(attempt, err)

@@ -2,7 +2,18 @@ import {errorMessage, UsageError} from '../errors'
 import {JobProgress, JobResult, JobSpec, measureProgress, runJob} from './job'
 import {Fence, LeaseLostError} from './lease'
 import type {Hold} from './job'
-import {addCounters, Counters, FINISH_DEADLINE_MS, Ledger, PartitionLease, PartitionStatus, RunEndedError, RunRecord, sumProgress, zeroCounters} from './ledger'
+import {
+  addCounters,
+  Counters,
+  FINISH_DEADLINE_MS,
+  Ledger,
+  PartitionLease,
+  PartitionStatus,
+  RunEndedError,
+  RunRecord,
+  sumProgress,
+  zeroCounters,
+} from './ledger'
 import type {RunContext, Sharding} from './run-context'
 import {withDeadline, withRetry} from '../firestore/retry'
 import type {GuardedWriter} from './writer'
@@ -17,18 +28,28 @@ export function shardingRequested(s: Sharding | undefined): boolean {
  * comes from --shard-count or WARDROBE_SHARD_COUNT: Kubernetes does not expose it).
  * Flags win over the environment.
  */
-export function shardFromEnvironment(flags: {index?: number; count?: number}, env: NodeJS.ProcessEnv = process.env): {shardIndex: number; shardCount: number} {
+export function shardFromEnvironment(
+  flags: {index?: number; count?: number},
+  env: NodeJS.ProcessEnv = process.env,
+): {shardIndex: number; shardCount: number} {
   const read = (name: string): number | undefined => {
     const raw = env[name]
     if (raw === undefined || raw === '') return undefined
     const n = Number(raw)
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name}=${raw} is not a non-negative integer`, `unset ${name} or fix its value`)
+    if (!Number.isInteger(n) || n < 0)
+      throw new UsageError(`${name}=${raw} is not a non-negative integer`, `unset ${name} or fix its value`)
     return n
   }
   const shardIndex = flags.index ?? read('CLOUD_RUN_TASK_INDEX') ?? read('JOB_COMPLETION_INDEX') ?? 0
-  const shardCount = flags.count ?? read('CLOUD_RUN_TASK_COUNT') ?? read('WARDROBE_SHARD_COUNT') ?? Math.max(1, shardIndex + 1)
-  if (shardCount < 1) throw new UsageError(`shard count ${shardCount} must be at least 1`, 'pass --shard-count N (N ≥ 1)')
-  if (shardIndex >= shardCount) throw new UsageError(`shard index ${shardIndex} is not below the shard count ${shardCount}`, 'pass --shard-count (or WARDROBE_SHARD_COUNT) with the number of parallel tasks')
+  const shardCount =
+    flags.count ?? read('CLOUD_RUN_TASK_COUNT') ?? read('WARDROBE_SHARD_COUNT') ?? Math.max(1, shardIndex + 1)
+  if (shardCount < 1)
+    throw new UsageError(`shard count ${shardCount} must be at least 1`, 'pass --shard-count N (N ≥ 1)')
+  if (shardIndex >= shardCount)
+    throw new UsageError(
+      `shard index ${shardIndex} is not below the shard count ${shardCount}`,
+      'pass --shard-count (or WARDROBE_SHARD_COUNT) with the number of parallel tasks',
+    )
   return {shardIndex, shardCount}
 }
 
@@ -64,7 +85,15 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * out ends the run. Ctrl-C stops this process only: its partitions are released for the
  * others.
  */
-export async function runSharded({ctx, ledger, run, job, writerFor, sharding, control}: ShardedRun): Promise<{result: JobResult; scannedHere: number}> {
+export async function runSharded({
+  ctx,
+  ledger,
+  run,
+  job,
+  writerFor,
+  sharding,
+  control,
+}: ShardedRun): Promise<{result: JobResult; scannedHere: number}> {
   const workers = Math.max(1, sharding?.workers ?? 1)
   const slots = workers * (sharding?.shardCount ?? 1)
   const staleAfterMs = ctx.settings.staleAfterMs
@@ -91,11 +120,24 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding, co
 
   const work = async (lease: PartitionLease): Promise<void> => {
     const p = lease.partition
-    ctx.logger?.info('partition claimed', {runId: run.runId, partition: p.index, cursor: p.cursor, claims: p.claims, tookOverFrom: p.tookOverFrom})
+    ctx.logger?.info('partition claimed', {
+      runId: run.runId,
+      partition: p.index,
+      cursor: p.cursor,
+      claims: p.claims,
+      tookOverFrom: p.tookOverFrom,
+    })
     const writer = writerFor(lease.fence)
     let result: JobResult
     try {
-      result = await runJob({...job, range: p, store: ledger.progressStore(run.runId, lease, p), writer, control, onProgress: (jp) => live.set(p.index, jp.counters)})
+      result = await runJob({
+        ...job,
+        range: p,
+        store: ledger.progressStore(run.runId, lease, p),
+        writer,
+        control,
+        onProgress: (jp) => live.set(p.index, jp.counters),
+      })
     } finally {
       await writer.close().catch(() => {})
     }
@@ -106,11 +148,28 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding, co
     // Its new owner goes on from our last checkpoint; whether the run itself is still ours, the next claim tells.
     if (result.leaseLost) {
       ledger.release(lease)
-      return void ctx.logger?.warn('partition taken over by another worker', {runId: run.runId, partition: p.index, error: result.error})
+      return void ctx.logger?.warn('partition taken over by another worker', {
+        runId: run.runId,
+        partition: p.index,
+        error: result.error,
+      })
     }
     const status: PartitionStatus = result.status === 'completed' ? 'done' : result.status
-    const end = {status, cursor: result.cursor, counters: result.counters, unmapped: result.unmapped, tags: result.tags, leaseId: null, error: result.error ?? null, finishedAt: status === 'done' ? new Date() : null}
-    await withDeadline(ledger.updateLeased(lease, end), FINISH_DEADLINE_MS, `recording the end of partition ${p.index}`).catch((err) => {
+    const end = {
+      status,
+      cursor: result.cursor,
+      counters: result.counters,
+      unmapped: result.unmapped,
+      tags: result.tags,
+      leaseId: null,
+      error: result.error ?? null,
+      finishedAt: status === 'done' ? new Date() : null,
+    }
+    await withDeadline(
+      ledger.updateLeased(lease, end),
+      FINISH_DEADLINE_MS,
+      `recording the end of partition ${p.index}`,
+    ).catch((err) => {
       // Taken over meanwhile: the new owner goes on from our last checkpoint. In an outage the
       // record keeps its last checkpoint and its lease goes stale: the next worker takes it over.
       if (!(err instanceof LeaseLostError) && result.status !== 'failed') throw err
@@ -150,11 +209,17 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding, co
   }
 
   // Each loop ends on its own (a failure stops the others' claims, not their current partition).
-  await Promise.all(Array.from({length: workers}, (_, w) => loop(w).catch((err) => void (failure ??= errorMessage(err)))))
+  await Promise.all(
+    Array.from({length: workers}, (_, w) => loop(w).catch((err) => void (failure ??= errorMessage(err)))),
+  )
   clearInterval(progressTimer)
   let ended: Awaited<ReturnType<Ledger['finishSharded']>> | null = null
   try {
-    ended = await withDeadline(withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs)), FINISH_DEADLINE_MS, 'recording the end of the run')
+    ended = await withDeadline(
+      withRetry(() => ledger.finishSharded(run.runId, run.collection, staleAfterMs)),
+      FINISH_DEADLINE_MS,
+      'recording the end of the run',
+    )
   } catch (err) {
     if (!failure) throw err
     failure += `; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its workers' leases are stale`
@@ -162,7 +227,19 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding, co
   ctx.onProgress?.(progress())
   if (!ended || lost) {
     const counters = progress().counters
-    return {result: {status: 'failed', counters, unmapped: {}, tags: {}, errorSamples, cursor: null, error: lost ?? failure, leaseLost: lost !== undefined}, scannedHere}
+    return {
+      result: {
+        status: 'failed',
+        counters,
+        unmapped: {},
+        tags: {},
+        errorSamples,
+        cursor: null,
+        error: lost ?? failure,
+        leaseLost: lost !== undefined,
+      },
+      scannedHere,
+    }
   }
   const {run: after, summary} = ended
   // While other processes go on, this one reports how it left: interrupted (Ctrl-C), failed, or done with every partition.
@@ -174,7 +251,10 @@ export async function runSharded({ctx, ledger, run, job, writerFor, sharding, co
         : failure || summary.byStatus.failed > 0
           ? 'failed'
           : 'completed'
-  const totals = after.status === 'running' ? sumProgress(summary.partitions) : {counters: after.counters, unmapped: after.unmapped, tags: after.tags}
+  const totals =
+    after.status === 'running'
+      ? sumProgress(summary.partitions)
+      : {counters: after.counters, unmapped: after.unmapped, tags: after.tags}
   return {
     result: {status, ...totals, errorSamples, cursor: null, error: failure ?? after.error ?? undefined},
     scannedHere,

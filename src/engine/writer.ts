@@ -1,3 +1,8 @@
+/**
+ * Every write of a run: paced (Pacer), fenced by the run's lease, guarded by each item's read
+ * time, retried under pushback and judged for outages (GuardedWriter). Over 350 lines because the
+ * queue, the fence, the retries and the outage clock are one state machine around BulkWriter.
+ */
 import type {BulkWriterError} from '@google-cloud/firestore'
 import {BulkWriter, DocumentData, DocumentReference, Firestore, Timestamp, UpdateData} from 'firebase-admin/firestore'
 import {DEFAULT_OUTAGE_AFTER_SECONDS} from '../config'
@@ -67,7 +72,9 @@ export class Pacer {
   /** A fixed pace outside a run (its governor paces a run's writers): the cap, under the ramp from now off an emulator. */
   static for(options: Pick<WriterOptions, 'emulator' | 'maxRate'>): Pacer {
     const born = Date.now()
-    return new Pacer(() => Math.min(options.maxRate ?? Infinity, options.emulator ? Infinity : rampAt(Date.now() - born)))
+    return new Pacer(() =>
+      Math.min(options.maxRate ?? Infinity, options.emulator ? Infinity : rampAt(Date.now() - born)),
+    )
   }
 
   private capacity(rate: number): number {
@@ -211,12 +218,23 @@ export class GuardedWriter {
 
   /** Updates the given fields only, if the document is still at `lastUpdateTime`. */
   update(ref: DocumentReference, data: UpdateData<DocumentData>, lastUpdateTime: Timestamp): Promise<GuardedResult> {
-    return new Promise<GuardedResult>((done, fail) => this.enqueue({ref, data: data as DocumentData, lastUpdateTime, attempts: 0, done, fail}))
+    return new Promise<GuardedResult>((done, fail) =>
+      this.enqueue({ref, data: data as DocumentData, lastUpdateTime, attempts: 0, done, fail}),
+    )
   }
 
   set(ref: DocumentReference, data: DocumentData): Promise<void> {
     return new Promise<void>((resolve, fail) =>
-      this.enqueue({ref, data, attempts: 0, done: (r) => (r === 'written' ? resolve() : fail(new Error(`writing ${ref.path}: ${typeof r === 'object' ? r.rejected : r}`))), fail}),
+      this.enqueue({
+        ref,
+        data,
+        attempts: 0,
+        done: (r) =>
+          r === 'written'
+            ? resolve()
+            : fail(new Error(`writing ${ref.path}: ${typeof r === 'object' ? r.rejected : r}`)),
+        fail,
+      }),
     )
   }
 
@@ -292,7 +310,9 @@ export class GuardedWriter {
     let sent: Promise<unknown>
     write.sentAt = Date.now()
     try {
-      sent = write.lastUpdateTime ? this.bulk.update(write.ref, write.data, {lastUpdateTime: write.lastUpdateTime}) : this.bulk.set(write.ref, write.data)
+      sent = write.lastUpdateTime
+        ? this.bulk.update(write.ref, write.data, {lastUpdateTime: write.lastUpdateTime})
+        : this.bulk.set(write.ref, write.data)
     } catch (err) {
       return this.finish(write, false, {rejected: this.refused(err)})
     }
@@ -317,7 +337,10 @@ export class GuardedWriter {
 
   private retry(write: QueuedWrite, err: unknown): void {
     this.onRetry?.({code: grpcCode(err), attempts: write.attempts, id: write.ref.id})
-    const base = grpcCode(err) === GrpcCode.RESOURCE_EXHAUSTED ? RETRY.maxMs : Math.min(RETRY.maxMs, RETRY.initialMs * RETRY.factor ** (write.attempts - 1))
+    const base =
+      grpcCode(err) === GrpcCode.RESOURCE_EXHAUSTED
+        ? RETRY.maxMs
+        : Math.min(RETRY.maxMs, RETRY.initialMs * RETRY.factor ** (write.attempts - 1))
     this.requeue(write, base * (1 + RETRY.jitter * (Math.random() * 2 - 1)))
   }
 
@@ -367,7 +390,12 @@ export class GuardedWriter {
     const silent = Date.now() - this.lastAnswer
     if (silent < this.outageAfterMs) return
     const cause = this.readFailure === null ? '' : `; last read error: ${errorMessage(this.readFailure)}`
-    this.declare(new OutageError(`Firestore unreachable: nothing answered for ${Math.round(silent / 1000)} s with ${this.inFlight} writes waiting${cause}`, this.readFailure))
+    this.declare(
+      new OutageError(
+        `Firestore unreachable: nothing answered for ${Math.round(silent / 1000)} s with ${this.inFlight} writes waiting${cause}`,
+        this.readFailure,
+      ),
+    )
   }
 
   /** Stops for good: queued writes are never sent (they fail with `err`); sent ones settle as Firestore answers them. */
@@ -384,7 +412,10 @@ export class GuardedWriter {
 }
 
 /** Seconds to perform `ops` writes under the ramp (or unthrottled at `emulatorRate`), capped by maxRate. */
-export function estimateWriteSeconds(ops: number, options: {emulator: boolean; maxRate?: number; emulatorRate?: number}): number {
+export function estimateWriteSeconds(
+  ops: number,
+  options: {emulator: boolean; maxRate?: number; emulatorRate?: number},
+): number {
   if (ops <= 0) return 0
   if (options.emulator) {
     const rate = Math.min(options.maxRate ?? Infinity, options.emulatorRate ?? 8000)

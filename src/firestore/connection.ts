@@ -52,7 +52,10 @@ export function registerSendGate(open: () => boolean): () => void {
 /** A call that never starts: it ends at once, CANCELLED with HELD_BACK, and nothing is sent. */
 const heldBack: Interceptor = (options, nextCall) =>
   new InterceptingCall(nextCall(options), {
-    start: (_metadata, listener) => process.nextTick(() => listener.onReceiveStatus({code: status.CANCELLED, details: HELD_BACK, metadata: new Metadata()})),
+    start: (_metadata, listener) =>
+      process.nextTick(() =>
+        listener.onReceiveStatus({code: status.CANCELLED, details: HELD_BACK, metadata: new Metadata()}),
+      ),
     sendMessage: () => {},
     halfClose: () => {},
   })
@@ -64,11 +67,17 @@ const heldBack: Interceptor = (options, nextCall) =>
  */
 function holdBack(call: CallProperties<unknown, unknown>): CallProperties<unknown, unknown> {
   if (gates.size === 0 || !call.methodDefinition.path.endsWith('/BatchWrite')) return call
-  for (const open of gates) if (!open()) return {...call, callOptions: {...call.callOptions, interceptors: [...(call.callOptions.interceptors ?? []), heldBack]}}
+  for (const open of gates)
+    if (!open())
+      return {
+        ...call,
+        callOptions: {...call.callOptions, interceptors: [...(call.callOptions.interceptors ?? []), heldBack]},
+      }
   return call
 }
 
-export const isHeldBack = (err: unknown): boolean => (err as {code?: unknown})?.code === GrpcCode.CANCELLED && String((err as Error)?.message).includes(HELD_BACK)
+export const isHeldBack = (err: unknown): boolean =>
+  (err as {code?: unknown})?.code === GrpcCode.CANCELLED && String((err as Error)?.message).includes(HELD_BACK)
 
 const clientSettings = () => ({clientConfig: CLIENT_CONFIG, 'grpc.callInvocationTransformer': holdBack})
 
@@ -102,7 +111,10 @@ export async function connect(settings: Settings, warn: (message: string) => voi
     return {db, emulator: true, close: () => db.terminate()}
   }
   const credential = settings.credentials ? await keyFileCredential(settings.credentials) : undefined
-  const app: App = initializeApp(credential ? {projectId, credential} : {projectId}, `wardrobe-${process.pid}-${++appCounter}`)
+  const app: App = initializeApp(
+    credential ? {projectId, credential} : {projectId},
+    `wardrobe-${process.pid}-${++appCounter}`,
+  )
   const db = getFirestore(app)
   // firebase-admin passes no client settings through; they may still be added before first use.
   db.settings(clientSettings())

@@ -34,11 +34,17 @@ export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions =
       if (!timedOut && !isRetryable(err)) throw err
       if (timedOut || Date.now() >= deadline) {
         const last = timedOut ? '' : `: ${errorMessage(err)}`
-        throw new OutageError(`Firestore unavailable: no answer within ${Math.round(budgetMs / 1000)} s (${attempt} ${attempt === 1 ? 'attempt' : 'attempts'})${last}`, err)
+        throw new OutageError(
+          `Firestore unavailable: no answer within ${Math.round(budgetMs / 1000)} s (${attempt} ${attempt === 1 ? 'attempt' : 'attempts'})${last}`,
+          err,
+        )
       }
-      if (attempt >= maxAttempts || options.signal?.aborted) throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
+      if (attempt >= maxAttempts || options.signal?.aborted)
+        throw new OutageError(`Firestore unavailable after ${attempt} attempts: ${errorMessage(err)}`, err)
       options.onRetry?.(attempt, err)
-      await new Promise((r) => setTimeout(r, Math.min(delay * (0.75 + Math.random() / 2), Math.max(0, deadline - Date.now()))))
+      await new Promise((r) =>
+        setTimeout(r, Math.min(delay * (0.75 + Math.random() / 2), Math.max(0, deadline - Date.now()))),
+      )
       delay = Math.min(delay * 2, 30_000)
     }
   }
@@ -48,7 +54,10 @@ export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions =
 export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineError(`${what} took longer than ${Math.round(ms / 1000)} s`)), Math.max(0, ms))
+    timer = setTimeout(
+      () => reject(new DeadlineError(`${what} took longer than ${Math.round(ms / 1000)} s`)),
+      Math.max(0, ms),
+    )
   })
   // An attempt that loses the race may still fail later: observed here, not an unhandled rejection.
   p.catch(() => {})
@@ -65,7 +74,11 @@ export class DeadlineError extends Error {
 /** A persistent outage: a run ends as failed with its checkpoint; a command that had not started writing ends with exit 1. */
 export class OutageError extends WardrobeError {
   constructor(message: string, cause: unknown) {
-    super(message, ExitCode.FAILURE, 'check the network path to Firestore, then run the same command again; --outage-after N waits longer')
+    super(
+      message,
+      ExitCode.FAILURE,
+      'check the network path to Firestore, then run the same command again; --outage-after N waits longer',
+    )
     this.name = 'OutageError'
     this.cause = cause
   }

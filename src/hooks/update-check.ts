@@ -17,9 +17,22 @@ export function wantsUpdateCheck(argv: string[], env: NodeJS.ProcessEnv, termina
  * of the start-up) and run under --json too.
  */
 const hook: Hook.Init = async function (options) {
-  if (!wantsUpdateCheck(process.argv.slice(2), process.env, Boolean(process.stderr.isTTY), options.config.scopedEnvVarTrue('SKIP_NEW_VERSION_CHECK'))) return
+  if (
+    !wantsUpdateCheck(
+      process.argv.slice(2),
+      process.env,
+      Boolean(process.stderr.isTTY),
+      options.config.scopedEnvVarTrue('SKIP_NEW_VERSION_CHECK'),
+    )
+  )
+    return
   // The package exports only its (empty) index; its hook lies beside it.
-  const file = path.join(path.dirname(require.resolve('@oclif/plugin-warn-if-update-available')), 'hooks', 'init', 'check-update.js')
+  const file = path.join(
+    path.dirname(require.resolve('@oclif/plugin-warn-if-update-available')),
+    'hooks',
+    'init',
+    'check-update.js',
+  )
   const {default: check} = (await ModuleLoader.load(options.config, file)) as {default: Hook.Init}
   await check.call(this, options)
 }

@@ -28,7 +28,11 @@ type NormalizedMap = {source_hash?: unknown; run_id?: unknown}
 const PLACEHOLDER_TAG = 'placeholder'
 
 /** Decides one item: error item, already current, or the new `normalized` (keeping the one it replaces, for rollback). */
-export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options: {force: boolean; runId: string | null; owns?: Owns}): Plan {
+export function planBackfill(
+  data: DocumentData,
+  vocabulary: Vocabulary,
+  options: {force: boolean; runId: string | null; owns?: Owns},
+): Plan {
   const outcome = normalizeItem(data, vocabulary)
   if (!outcome.ok) return {action: 'error', field: outcome.field, reason: outcome.reason}
   // Most items have no unmapped value: no array for them.
@@ -38,8 +42,10 @@ export function planBackfill(data: DocumentData, vocabulary: Vocabulary, options
   const existing: unknown = data.normalized
   const current = isMap(existing) ? (existing as NormalizedMap) : undefined
   // Written by this very run before an interruption, from the item as it is now: done, even under --force.
-  if (options.runId && current?.run_id === options.runId && current.source_hash === outcome.sourceHash) return {action: 'skip', unmapped, own: true, tag}
-  if (!options.force && isCurrent(current, vocabulary) && current?.source_hash === outcome.sourceHash) return {action: 'skip', unmapped, tag}
+  if (options.runId && current?.run_id === options.runId && current.source_hash === outcome.sourceHash)
+    return {action: 'skip', unmapped, own: true, tag}
+  if (!options.force && isCurrent(current, vocabulary) && current?.source_hash === outcome.sourceHash)
+    return {action: 'skip', unmapped, tag}
   const {values} = outcome
   // Fields named one by one: an object spread followed by more properties costs V8 about 3 µs per item.
   const normalized: DocumentData = {
@@ -66,8 +72,19 @@ export async function runBackfill(ctx: RunContext, options: BackfillOptions): Pr
   const spec = {
     kind: 'backfill' as const,
     version: vocabulary.version,
-    resumeKey: resumeKey({kind: 'backfill', version: vocabulary.version, taxonomyHash: vocabulary.hash, force: options.force, group: targetOf(ctx.settings).group}),
-    options: {batchSize: options.batchSize, force: options.force, maxRate: options.maxRate ?? null, taxonomyHash: vocabulary.hash},
+    resumeKey: resumeKey({
+      kind: 'backfill',
+      version: vocabulary.version,
+      taxonomyHash: vocabulary.hash,
+      force: options.force,
+      group: targetOf(ctx.settings).group,
+    }),
+    options: {
+      batchSize: options.batchSize,
+      force: options.force,
+      maxRate: options.maxRate ?? null,
+      taxonomyHash: vocabulary.hash,
+    },
     select: BACKFILL_FIELDS,
     plan: (doc: {data(): DocumentData | undefined}, runId: string | null) => {
       // A new run is not in the ledger as read before it began: its own values are the tool's too.
@@ -94,11 +111,19 @@ export async function runBackfill(ctx: RunContext, options: BackfillOptions): Pr
 
 /** What the real run would cost: reads of every item and the count, writes of updates and error records. */
 function estimate({result, total}: RunOutcome, emulator: boolean, maxRate?: number): BackfillStats['estimate'] {
-  return estimateRun({scanned: result.counters.scanned, writes: result.counters.updated + result.counters.failed, total}, emulator, maxRate)
+  return estimateRun(
+    {scanned: result.counters.scanned, writes: result.counters.updated + result.counters.failed, total},
+    emulator,
+    maxRate,
+  )
 }
 
 /** A backfill's reads (every item scanned, and a count() reads one entry per 1,000), writes and time under the ramp. */
-export function estimateRun({scanned, writes, total}: {scanned: number; writes: number; total: number}, emulator: boolean, maxRate?: number): NonNullable<BackfillStats['estimate']> {
+export function estimateRun(
+  {scanned, writes, total}: {scanned: number; writes: number; total: number},
+  emulator: boolean,
+  maxRate?: number,
+): NonNullable<BackfillStats['estimate']> {
   const reads = scanned + Math.max(1, Math.ceil(total / 1000))
   return {
     reads,

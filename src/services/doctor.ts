@@ -16,7 +16,16 @@ export const MAX_CLOCK_SKEW_MS = 5000
 const CHECK_DEADLINE_MS = 20_000
 const MIN_NODE_MAJOR = 20
 
-export const CHECKS = ['config', 'credentials', 'reachable', 'read', 'ledger-write', 'clock', 'indexes', 'node'] as const
+export const CHECKS = [
+  'config',
+  'credentials',
+  'reachable',
+  'read',
+  'ledger-write',
+  'clock',
+  'indexes',
+  'node',
+] as const
 
 export const CheckSchema = z.object({
   check: z.enum(CHECKS),
@@ -57,9 +66,14 @@ export type DoctorReport = z.infer<typeof DoctorReportSchema>
  * that need an earlier one (a connection, a readable target) are skipped when it failed. Reads one
  * item and a count; writes only a probe under the ledger collection, deleted at once.
  */
-export async function runDoctor(input: {resolve: () => Settings; environment: string; nodeVersion?: string}): Promise<DoctorReport> {
+export async function runDoctor(input: {
+  resolve: () => Settings
+  environment: string
+  nodeVersion?: string
+}): Promise<DoctorReport> {
   const checks: Check[] = []
-  const add = (check: Check['check'], status: Check['status'], detail: string, fix: string | null = null) => checks.push({check, status, detail, fix})
+  const add = (check: Check['check'], status: Check['status'], detail: string, fix: string | null = null) =>
+    checks.push({check, status, detail, fix})
   const report: DoctorReport = {
     kind: 'doctor',
     checkedAt: new Date().toISOString(),
@@ -76,7 +90,8 @@ export async function runDoctor(input: {resolve: () => Settings; environment: st
     ok: false,
   }
   const finish = () => {
-    for (const check of CHECKS) if (check !== 'node' && !checks.some((c) => c.check === check)) add(check, 'skipped', 'needs the checks above')
+    for (const check of CHECKS)
+      if (check !== 'node' && !checks.some((c) => c.check === check)) add(check, 'skipped', 'needs the checks above')
     nodeCheck(add, input.nodeVersion ?? process.versions.node)
     checks.sort((a, b) => CHECKS.indexOf(a.check) - CHECKS.indexOf(b.check))
     report.ok = checks.every((c) => c.status !== 'fail')
@@ -90,13 +105,23 @@ export async function runDoctor(input: {resolve: () => Settings; environment: st
     add('config', 'fail', errorMessage(err), fixOf(err))
     return finish()
   }
-  Object.assign(report, {projectId: settings.projectId, target: describeTarget(targetOf(settings)), ledgerCollection: settings.ledgerCollection})
+  Object.assign(report, {
+    projectId: settings.projectId,
+    target: describeTarget(targetOf(settings)),
+    ledgerCollection: settings.ledgerCollection,
+  })
   add('config', 'pass', settings.configFile ? `${settings.configFile} is valid` : 'no config file: flags and defaults')
 
   try {
     report.credentials = await checkCredentials(settings)
     const c = report.credentials
-    add('credentials', 'pass', c ? `${c.type} from ${c.file ?? 'the metadata server'} (${c.source}), identity ${c.identity ?? 'a gcloud user login'}` : 'none needed: an emulator')
+    add(
+      'credentials',
+      'pass',
+      c
+        ? `${c.type} from ${c.file ?? 'the metadata server'} (${c.source}), identity ${c.identity ?? 'a gcloud user login'}`
+        : 'none needed: an emulator',
+    )
   } catch (err) {
     add('credentials', 'fail', errorMessage(err), fixOf(err))
     return finish()
@@ -136,26 +161,53 @@ async function probeChecks(connection: Connection, settings: Settings, report: D
     report.latencyMs = (await timed('reaching Firestore', ping)).ms
     add('reachable', 'pass', `${where}, round trip ${report.latencyMs} ms`)
   } catch (err) {
-    add('reachable', 'fail', `${where}: ${errorMessage(err)}`, emulator ? 'check --emulator-host (or environments.<env>.emulatorHost)' : 'check the project id, the network, and that the identity above has a Firestore role (roles/datastore.user) in it')
+    add(
+      'reachable',
+      'fail',
+      `${where}: ${errorMessage(err)}`,
+      emulator
+        ? 'check --emulator-host (or environments.<env>.emulatorHost)'
+        : 'check the project id, the network, and that the identity above has a Firestore role (roles/datastore.user) in it',
+    )
     return
   }
 
   const items = itemsQuery(db, targetOf(settings))
   let total: number
   try {
-    const [{value: one}, {value: count}] = await Promise.all([timed('reading one item', () => items.limit(1).get()), timed('counting the items', () => items.count().get())])
+    const [{value: one}, {value: count}] = await Promise.all([
+      timed('reading one item', () => items.limit(1).get()),
+      timed('counting the items', () => items.count().get()),
+    ])
     total = count.data().count
-    add('read', 'pass', `${report.target}: ${total} items; read ${one.size} document${one.size === 1 ? '' : 's'} and a count()`)
+    add(
+      'read',
+      'pass',
+      `${report.target}: ${total} items; read ${one.size} document${one.size === 1 ? '' : 's'} and a count()`,
+    )
     const estimate = estimateRun({scanned: total, writes: total, total}, emulator, settings.maxRate)
     const cost = costOf(estimate, settings.prices)
-    report.summary = {items: total, estimate, costUsd: {reads: cost.reads, writes: cost.writes, total: cost.total, pricesTakenOn: settings.prices.takenOn}}
+    report.summary = {
+      items: total,
+      estimate,
+      costUsd: {reads: cost.reads, writes: cost.writes, total: cost.total, pricesTakenOn: settings.prices.takenOn},
+    }
   } catch (err) {
-    add('read', 'fail', `${report.target}: ${errorMessage(err)}`, 'grant the identity above read access to the collection (roles/datastore.user), or check --collection')
+    add(
+      'read',
+      'fail',
+      `${report.target}: ${errorMessage(err)}`,
+      'grant the identity above read access to the collection (roles/datastore.user), or check --collection',
+    )
   }
 
   // A probe under the ledger collection, in a subcollection no ledger query lists; its server
   // timestamp against this machine's clock gives the skew.
-  const probe = db.collection(settings.ledgerCollection).doc('_doctor').collection('probes').doc(`${os.hostname()}-${process.pid}-${Date.now()}`)
+  const probe = db
+    .collection(settings.ledgerCollection)
+    .doc('_doctor')
+    .collection('probes')
+    .doc(`${os.hostname()}-${process.pid}-${Date.now()}`)
   try {
     const {FieldValue} = await import('firebase-admin/firestore')
     const before = Date.now()
@@ -170,11 +222,22 @@ async function probeChecks(connection: Connection, settings: Settings, report: D
       const skew = Math.round((before + after) / 2 - server)
       report.clockSkewMs = skew
       const text = `this machine is ${Math.abs(skew) < 1000 ? `within 1 s of` : `${(Math.abs(skew) / 1000).toFixed(1)} s ${skew > 0 ? 'ahead of' : 'behind'}`} Firestore (±${Math.ceil((after - before) / 2)} ms)`
-      if (Math.abs(skew) > MAX_CLOCK_SKEW_MS) add('clock', 'warn', text, 'sync the clock (NTP): leases are judged on Firestore\'s clock, but log times and ETAs use this one')
+      if (Math.abs(skew) > MAX_CLOCK_SKEW_MS)
+        add(
+          'clock',
+          'warn',
+          text,
+          "sync the clock (NTP): leases are judged on Firestore's clock, but log times and ETAs use this one",
+        )
       else add('clock', 'pass', text)
     }
   } catch (err) {
-    add('ledger-write', 'fail', `${probe.path}: ${errorMessage(err)}`, `grant the identity above write access to ${settings.ledgerCollection} (roles/datastore.user), or pass a --ledger-collection it may write`)
+    add(
+      'ledger-write',
+      'fail',
+      `${probe.path}: ${errorMessage(err)}`,
+      `grant the identity above write access to ${settings.ledgerCollection} (roles/datastore.user), or pass a --ledger-collection it may write`,
+    )
   }
 
   if (emulator) add('indexes', 'skipped', 'not checked on the emulator (it has no index settings)')
@@ -191,7 +254,11 @@ async function indexCheck(settings: Settings, add: Add): Promise<void> {
   const url = `https://firestore.googleapis.com/v1/projects/${settings.projectId}/databases/(default)/collectionGroups/${encodeURIComponent(group)}/fields?filter=indexConfig.usesAncestorConfig:false`
   try {
     const {access_token: token} = await (await credentialFor(settings)).getAccessToken()
-    const res = await withDeadline(fetch(url, {headers: {authorization: `Bearer ${token}`}}), CHECK_DEADLINE_MS, 'listing index exemptions')
+    const res = await withDeadline(
+      fetch(url, {headers: {authorization: `Bearer ${token}`}}),
+      CHECK_DEADLINE_MS,
+      'listing index exemptions',
+    )
     if (!res.ok) throw new Error(`Firestore Admin API answered HTTP ${res.status}`)
     const body = (await res.json()) as {fields?: {name: string; indexConfig?: {indexes?: {arrayConfig?: string}[]}}[]}
     const watched = new Set(['normalized', ...NORMALIZED_FIELDS.map((f) => `normalized.${f}`)])
@@ -200,9 +267,20 @@ async function indexCheck(settings: Settings, add: Add): Promise<void> {
       .filter((f) => watched.has(f.path) && !f.indexes.some((i) => i.arrayConfig === 'CONTAINS'))
       .map((f) => f.path)
     if (broken.length === 0) add('indexes', 'pass', `no exemption on normalized.* in collection group ${group}`)
-    else add('indexes', 'fail', `exemption without array-contains on ${broken.join(', ')} in collection group ${group}: the app's array-contains filters would fail`, `gcloud firestore indexes fields update ${broken[0]} --collection-group=${group} --index=array-config=contains (or remove the exemption in the console)`)
+    else
+      add(
+        'indexes',
+        'fail',
+        `exemption without array-contains on ${broken.join(', ')} in collection group ${group}: the app's array-contains filters would fail`,
+        `gcloud firestore indexes fields update ${broken[0]} --collection-group=${group} --index=array-config=contains (or remove the exemption in the console)`,
+      )
   } catch (err) {
-    add('indexes', 'warn', `could not list the index exemptions: ${errorMessage(err)}`, 'grant the identity above roles/datastore.indexAdmin or viewer, or check them in the console (Firestore > Indexes > Single field)')
+    add(
+      'indexes',
+      'warn',
+      `could not list the index exemptions: ${errorMessage(err)}`,
+      'grant the identity above roles/datastore.indexAdmin or viewer, or check them in the console (Firestore > Indexes > Single field)',
+    )
   }
 }
 

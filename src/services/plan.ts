@@ -28,7 +28,12 @@ export const PlanSchema = z.object({
   ledgerCollection: z.string(),
   /** The vocabulary a backfill would write with (null for a rollback). */
   vocabulary: z.object({version: z.string(), hash: z.string()}).nullable(),
-  counts: z.object({scanned: z.number().int(), update: z.number().int(), skip: z.number().int(), error: z.number().int()}),
+  counts: z.object({
+    scanned: z.number().int(),
+    update: z.number().int(),
+    skip: z.number().int(),
+    error: z.number().int(),
+  }),
   unmapped: z.array(UnmappedEntrySchema),
   estimate: EstimateSchema.nullable(),
   /** sha256 of the plan's canonical JSON without this field. */
@@ -39,12 +44,19 @@ export type Plan = z.infer<typeof PlanSchema>
 /** `--max-drift`'s default: a run applying a plan may update up to 5% more items than it counted. */
 export const DEFAULT_MAX_DRIFT_PERCENT = 5
 
-type Stats = z.infer<typeof RunStatsBaseSchema> & {unmapped?: z.infer<typeof UnmappedEntrySchema>[]; estimate?: z.infer<typeof EstimateSchema> | null}
+type Stats = z.infer<typeof RunStatsBaseSchema> & {
+  unmapped?: z.infer<typeof UnmappedEntrySchema>[]
+  estimate?: z.infer<typeof EstimateSchema> | null
+}
 
 /** Keys sorted at every level, so the hash does not depend on the order fields were set in. */
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  if (value && typeof value === 'object') return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`
   return JSON.stringify(value)
 }
 
@@ -70,7 +82,10 @@ export interface PlanTarget extends PlanContext {
   ledgerCollection: string
 }
 
-type Targeted = Pick<Plan, 'command' | 'toolVersion' | 'environment' | 'projectId' | 'scope' | 'ledgerCollection' | 'vocabulary'>
+type Targeted = Pick<
+  Plan,
+  'command' | 'toolVersion' | 'environment' | 'projectId' | 'scope' | 'ledgerCollection' | 'vocabulary'
+>
 
 function targeted(t: PlanTarget): Targeted {
   return {
@@ -78,17 +93,31 @@ function targeted(t: PlanTarget): Targeted {
     toolVersion: t.toolVersion,
     environment: t.environment,
     projectId: t.projectId,
-    scope: {collection: t.collection, collectionGroup: t.collectionGroup, version: t.rollbackScope?.version ?? null, run: t.rollbackScope?.run ?? null},
+    scope: {
+      collection: t.collection,
+      collectionGroup: t.collectionGroup,
+      version: t.rollbackScope?.version ?? null,
+      run: t.rollbackScope?.run ?? null,
+    },
     ledgerCollection: t.ledgerCollection,
     vocabulary: t.vocabulary,
   }
 }
 
-export function buildPlan(stats: Stats, input: Omit<PlanTarget, 'environment' | 'projectId' | 'collection' | 'collectionGroup'>): Plan {
+export function buildPlan(
+  stats: Stats,
+  input: Omit<PlanTarget, 'environment' | 'projectId' | 'collection' | 'collectionGroup'>,
+): Plan {
   const plan: Omit<Plan, 'planHash'> = {
     kind: 'plan',
     createdAt: stats.finishedAt,
-    ...targeted({...input, environment: stats.environment, projectId: stats.projectId, collection: stats.collection, collectionGroup: stats.collectionGroup}),
+    ...targeted({
+      ...input,
+      environment: stats.environment,
+      projectId: stats.projectId,
+      collection: stats.collection,
+      collectionGroup: stats.collectionGroup,
+    }),
     counts: {scanned: stats.scanned, update: stats.updated, skip: stats.skipped, error: stats.failed},
     unmapped: stats.unmapped ?? [],
     estimate: stats.estimate ?? null,
@@ -106,16 +135,28 @@ export function readPlan(file: string): Plan {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'))
   } catch (err) {
-    throw new UsageError(`${file} is not a readable plan: ${(err as Error).message.split('\n')[0]}`, 'make one with --dry-run --save-plan FILE')
+    throw new UsageError(
+      `${file} is not a readable plan: ${(err as Error).message.split('\n')[0]}`,
+      'make one with --dry-run --save-plan FILE',
+    )
   }
   const parsed = PlanSchema.safeParse(json)
-  if (!parsed.success) throw new UsageError(`${file} is not a plan: ${parsed.error.issues[0].path.join('.') || 'file'}: ${parsed.error.issues[0].message}`, 'make one with --dry-run --save-plan FILE')
+  if (!parsed.success)
+    throw new UsageError(
+      `${file} is not a plan: ${parsed.error.issues[0].path.join('.') || 'file'}: ${parsed.error.issues[0].message}`,
+      'make one with --dry-run --save-plan FILE',
+    )
   const plan = parsed.data
-  if (planHash(plan) !== plan.planHash) throw new UsageError(`${file} was changed after it was saved: its content does not match its planHash`, 'review a new plan: --dry-run --save-plan FILE')
+  if (planHash(plan) !== plan.planHash)
+    throw new UsageError(
+      `${file} was changed after it was saved: its content does not match its planHash`,
+      'review a new plan: --dry-run --save-plan FILE',
+    )
   return plan
 }
 
-const scopeText = (s: Plan['scope']) => `${s.collectionGroup ? 'collection group ' : ''}${s.collection}${s.version !== null ? ` version ${s.version}` : ''}${s.run !== null ? ` run ${s.run}` : ''}`
+const scopeText = (s: Plan['scope']) =>
+  `${s.collectionGroup ? 'collection group ' : ''}${s.collection}${s.version !== null ? ` version ${s.version}` : ''}${s.run !== null ? ` run ${s.run}` : ''}`
 const vocabularyText = (v: Plan['vocabulary']) => (v ? `${v.version} (content hash ${v.hash.slice(0, 12)})` : 'none')
 const major = (version: string) => version.split('.')[0]
 
@@ -132,11 +173,20 @@ export function checkPlan(file: string, plan: Plan, target: PlanTarget): void {
     ['project', plan.projectId, now.projectId],
     ['scope', scopeText(plan.scope), scopeText(now.scope)],
     ['ledger collection', plan.ledgerCollection, now.ledgerCollection],
-    ['vocabulary', vocabularyText(plan.vocabulary), vocabularyText(now.vocabulary), plan.vocabulary?.hash === now.vocabulary?.hash],
+    [
+      'vocabulary',
+      vocabularyText(plan.vocabulary),
+      vocabularyText(now.vocabulary),
+      plan.vocabulary?.hash === now.vocabulary?.hash,
+    ],
     ['tool version', plan.toolVersion, now.toolVersion, major(plan.toolVersion) === major(now.toolVersion)],
   ]
   const diff = checks.find(([, planned, is, same]) => !(same ?? planned === is))
-  if (diff) throw new UsageError(`${file} was made for ${diff[0]} ${diff[1]}, this run targets ${diff[2]}`, 'run what the plan was made for, or review a new plan: --dry-run --save-plan FILE')
+  if (diff)
+    throw new UsageError(
+      `${file} was made for ${diff[0]} ${diff[1]}, this run targets ${diff[2]}`,
+      'run what the plan was made for, or review a new plan: --dry-run --save-plan FILE',
+    )
 }
 
 /**
@@ -144,12 +194,22 @@ export function checkPlan(file: string, plan: Plan, target: PlanTarget): void {
  * (by more than the drift allowed), or error items off the plan's count either way. Neither
  * stops a run: they are warnings in the stats and the output.
  */
-export function planWarnings(stats: Pick<Stats, 'status' | 'updated' | 'failed'> & {plan: {planned: {update: number; error: number}; maxDriftPercent: number; exceeded: string | null} | null}): string[] {
+export function planWarnings(
+  stats: Pick<Stats, 'status' | 'updated' | 'failed'> & {
+    plan: {planned: {update: number; error: number}; maxDriftPercent: number; exceeded: string | null} | null
+  },
+): string[] {
   const {plan} = stats
   if (!plan || plan.exceeded || stats.status !== 'completed') return []
   const off = (actual: number, planned: number) => Math.abs(actual - planned) > (planned * plan.maxDriftPercent) / 100
   const out: string[] = []
-  if (stats.updated < plan.planned.update && off(stats.updated, plan.planned.update)) out.push(`updated ${stats.updated} items, fewer than the plan's ${plan.planned.update} by more than ${plan.maxDriftPercent}%: items changed since the plan was made`)
-  if (off(stats.failed, plan.planned.error)) out.push(`${stats.failed} error items, the plan counted ${plan.planned.error} (more than ${plan.maxDriftPercent}% off): items changed since the plan was made`)
+  if (stats.updated < plan.planned.update && off(stats.updated, plan.planned.update))
+    out.push(
+      `updated ${stats.updated} items, fewer than the plan's ${plan.planned.update} by more than ${plan.maxDriftPercent}%: items changed since the plan was made`,
+    )
+  if (off(stats.failed, plan.planned.error))
+    out.push(
+      `${stats.failed} error items, the plan counted ${plan.planned.error} (more than ${plan.maxDriftPercent}% off): items changed since the plan was made`,
+    )
   return out
 }

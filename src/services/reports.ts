@@ -10,7 +10,13 @@ export function fileStamp(d = new Date()): string {
 }
 
 /** Writes `<prefix>_YYYYMMDD_HHMMSS.json` into dir (never overwriting) after validating it; returns its path. */
-export function writeReportFile<T>(dir: string, prefix: string, schema: z.ZodType<T>, report: T, now = new Date()): string {
+export function writeReportFile<T>(
+  dir: string,
+  prefix: string,
+  schema: z.ZodType<T>,
+  report: T,
+  now = new Date(),
+): string {
   const data = schema.parse(report)
   fs.mkdirSync(dir, {recursive: true})
   let file = path.join(dir, `${prefix}_${fileStamp(now)}.json`)
@@ -73,7 +79,13 @@ export const RunStatsBaseSchema = z.object({
   rateLimit: z.object({perSecond: z.number().nullable(), reason: z.enum(LIMIT_REASONS), text: z.string()}).nullable(),
   /** The reviewed plan applied (`--plan`; null without): its hash, its counts, the drift allowed, why the run stopped at it, and drift found at the end. */
   plan: z
-    .object({hash: z.string(), planned: z.object({update: z.number().int(), error: z.number().int()}), maxDriftPercent: z.number(), exceeded: z.string().nullable(), warnings: z.array(z.string())})
+    .object({
+      hash: z.string(),
+      planned: z.object({update: z.number().int(), error: z.number().int()}),
+      maxDriftPercent: z.number(),
+      exceeded: z.string().nullable(),
+      warnings: z.array(z.string()),
+    })
     .nullable(),
 })
 

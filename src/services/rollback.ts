@@ -56,13 +56,21 @@ export function planRollback(data: DocumentData, scope: RollbackScope): Plan {
  * less those a completed rollback already undid, so re-running a completed rollback
  * undoes nothing more. Null when the ledger could not be read.
  */
-export function rollbackTargets(history: RunHistory | null, options: Pick<RollbackOptions, 'version' | 'run'>, collection: string): string[] | null {
+export function rollbackTargets(
+  history: RunHistory | null,
+  options: Pick<RollbackOptions, 'version' | 'run'>,
+  collection: string,
+): string[] | null {
   const {version, run} = options
   if (history === null) return run === undefined ? null : [run]
   if (run !== undefined && !history.backfills.has(run)) {
-    throw new UsageError(`run ${run} is not a backfill run of ${collection} in the ledger`, 'list runs with `wardrobe monitor`, or use --version')
+    throw new UsageError(
+      `run ${run} is not a backfill run of ${collection} in the ledger`,
+      'list runs with `wardrobe monitor`, or use --version',
+    )
   }
-  const candidates = run !== undefined ? [run] : [...history.backfills].filter(([, v]) => v === version).map(([id]) => id)
+  const candidates =
+    run !== undefined ? [run] : [...history.backfills].filter(([, v]) => v === version).map(([id]) => id)
   return candidates.filter((id) => !history.rolledBack.has(id)).sort()
 }
 
@@ -77,9 +85,21 @@ export async function runRollback(ctx: RunContext, options: RollbackOptions): Pr
   const spec = {
     kind: 'rollback' as const,
     version: version ?? null,
-    resumeKey: resumeKey({kind: 'rollback', version: version ?? null, run: run ?? null, targets, group: targetOf(ctx.settings).group}),
+    resumeKey: resumeKey({
+      kind: 'rollback',
+      version: version ?? null,
+      run: run ?? null,
+      targets,
+      group: targetOf(ctx.settings).group,
+    }),
     // `targets`: what this rollback undoes, for later rollbacks to leave alone once it completes.
-    options: {batchSize: options.batchSize, version: version ?? null, run: run ?? null, maxRate: options.maxRate ?? null, targets},
+    options: {
+      batchSize: options.batchSize,
+      version: version ?? null,
+      run: run ?? null,
+      maxRate: options.maxRate ?? null,
+      targets,
+    },
     select: ['normalized'],
     // Scoped rollbacks read only their items: equality on one field keeps document-id order on its single-field index.
     filter:
@@ -118,6 +138,23 @@ function undoing(targets: string[] | null, version: string | undefined): NonNull
 
 function nothingToDo(): RunOutcome {
   const now = new Date()
-  const result = {status: 'completed' as const, counters: zeroCounters(), unmapped: {}, tags: {}, errorSamples: [], cursor: null}
-  return {result, runId: null, resumed: false, total: 0, scannedHere: 0, partitions: 0, startedAt: now, finishedAt: now, writeRetries: 0}
+  const result = {
+    status: 'completed' as const,
+    counters: zeroCounters(),
+    unmapped: {},
+    tags: {},
+    errorSamples: [],
+    cursor: null,
+  }
+  return {
+    result,
+    runId: null,
+    resumed: false,
+    total: 0,
+    scannedHere: 0,
+    partitions: 0,
+    startedAt: now,
+    finishedAt: now,
+    writeRetries: 0,
+  }
 }

@@ -4,7 +4,15 @@ import {z} from 'zod'
 import {normalizeItem} from '../domain/normalization'
 import {scanBatches} from '../engine/scan'
 import type {Target} from '../firestore/target'
-import {DEFAULT_TAXONOMY_FILE, loadTaxonomy, lookupKey, NORMALIZED_FIELDS, NormalizedField, Taxonomy, Vocabulary} from '../domain/vocabulary'
+import {
+  DEFAULT_TAXONOMY_FILE,
+  loadTaxonomy,
+  lookupKey,
+  NORMALIZED_FIELDS,
+  NormalizedField,
+  Taxonomy,
+  Vocabulary,
+} from '../domain/vocabulary'
 
 const FieldDiffSchema = z.object({
   termsAdded: z.array(z.string()),
@@ -34,7 +42,14 @@ export const VocabularyCheckSchema = z.object({
       scanned: z.number().int(),
       changed: z.number().int(),
       changedByField: perField(z.number().int()),
-      examples: z.array(z.object({id: z.string(), field: z.enum(NORMALIZED_FIELDS), before: z.array(z.string()), after: z.array(z.string())})),
+      examples: z.array(
+        z.object({
+          id: z.string(),
+          field: z.enum(NORMALIZED_FIELDS),
+          before: z.array(z.string()),
+          after: z.array(z.string()),
+        }),
+      ),
     })
     .nullable(),
 })
@@ -64,7 +79,9 @@ export function diffTaxonomies(before: Taxonomy, after: Taxonomy): Record<Normal
       termsRemoved: [...termsA].filter((t) => !termsB.has(t)),
       aliasesAdded: [...b].filter(([k]) => !a.has(k)).map(([alias, term]) => ({alias, term})),
       aliasesRemoved: [...a].filter(([k]) => !b.has(k)).map(([alias, term]) => ({alias, term})),
-      aliasesMoved: [...b].filter(([k, t]) => a.has(k) && a.get(k) !== t).map(([alias, to]) => ({alias, from: a.get(alias)!, to})),
+      aliasesMoved: [...b]
+        .filter(([k, t]) => a.has(k) && a.get(k) !== t)
+        .map(([alias, to]) => ({alias, from: a.get(alias)!, to})),
     }
   }
   return out
@@ -75,9 +92,25 @@ export function diffTaxonomies(before: Taxonomy, after: Taxonomy): Record<Normal
  * normalizes it with both vocabularies: the items a backfill with `after` would write
  * differently than one with `before`.
  */
-export async function measureImpact(db: Firestore, target: Target, before: Vocabulary, after: Vocabulary, signal?: AbortSignal): Promise<NonNullable<VocabularyCheck['impact']>> {
-  const impact: NonNullable<VocabularyCheck['impact']> = {scanned: 0, changed: 0, changedByField: {style: 0, occasion: 0, mood: 0, season: 0}, examples: []}
-  for await (const docs of scanBatches(db, target, {select: [...NORMALIZED_FIELDS], startAfter: null, chunkSize: 50_000, signal})) {
+export async function measureImpact(
+  db: Firestore,
+  target: Target,
+  before: Vocabulary,
+  after: Vocabulary,
+  signal?: AbortSignal,
+): Promise<NonNullable<VocabularyCheck['impact']>> {
+  const impact: NonNullable<VocabularyCheck['impact']> = {
+    scanned: 0,
+    changed: 0,
+    changedByField: {style: 0, occasion: 0, mood: 0, season: 0},
+    examples: [],
+  }
+  for await (const docs of scanBatches(db, target, {
+    select: [...NORMALIZED_FIELDS],
+    startAfter: null,
+    chunkSize: 50_000,
+    signal,
+  })) {
     for (const doc of docs) {
       impact.scanned++
       const [x, y] = [normalizeItem(doc.data() ?? {}, before), normalizeItem(doc.data() ?? {}, after)]
@@ -87,7 +120,13 @@ export async function measureImpact(db: Firestore, target: Target, before: Vocab
       if (changed.length === 0) continue
       impact.changed++
       for (const f of changed) impact.changedByField[f]++
-      if (impact.examples.length < EXAMPLES) impact.examples.push({id: doc.ref.path, field: changed[0], before: x.values[changed[0]], after: y.values[changed[0]]})
+      if (impact.examples.length < EXAMPLES)
+        impact.examples.push({
+          id: doc.ref.path,
+          field: changed[0],
+          before: x.values[changed[0]],
+          after: y.values[changed[0]],
+        })
     }
   }
   return impact
@@ -98,7 +137,11 @@ export async function measureImpact(db: Firestore, target: Target, before: Vocab
  * differently from `against` (default: the shipped file) and, given a connection, how many items
  * in scope a backfill would write differently.
  */
-export async function checkVocabulary(file: string, against: string | undefined, scan?: {db: Firestore; target: Target; signal?: AbortSignal}): Promise<VocabularyCheck> {
+export async function checkVocabulary(
+  file: string,
+  against: string | undefined,
+  scan?: {db: Firestore; target: Target; signal?: AbortSignal},
+): Promise<VocabularyCheck> {
   const [after, before] = [loadTaxonomy(file), loadTaxonomy(against)]
   const [vAfter, vBefore] = [new Vocabulary(after), new Vocabulary(before)]
   return {

@@ -7,7 +7,17 @@ import {normalizeItem} from '../domain/normalization'
 import {UnmappedEntry, UnmappedEntrySchema} from './reports'
 import {scanBatches} from '../engine/scan'
 import type {Target} from '../firestore/target'
-import {DEFAULT_TAXONOMY_FILE, foldValue, isPlaceholder, loadTaxonomy, lookupKey, NORMALIZED_FIELDS, NormalizedField, Taxonomy, Vocabulary} from '../domain/vocabulary'
+import {
+  DEFAULT_TAXONOMY_FILE,
+  foldValue,
+  isPlaceholder,
+  loadTaxonomy,
+  lookupKey,
+  NORMALIZED_FIELDS,
+  NormalizedField,
+  Taxonomy,
+  Vocabulary,
+} from '../domain/vocabulary'
 
 /**
  * A value is proposed as an alias when it shares at least half its words with a known spelling
@@ -45,7 +55,8 @@ function editDistance(a: string, b: string): number {
   let prev = Array.from({length: b.length + 1}, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
     const row = [i]
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
     prev = row
   }
   return prev[b.length]
@@ -109,18 +120,35 @@ export function unmappedFromStats(file: string): UnmappedEntry[] {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'))
   } catch (err) {
-    throw new UsageError(`stats file ${file} cannot be read as JSON: ${(err as Error).message}`, 'pass a backfill_stats_*.json file written by `wardrobe backfill --dry-run`')
+    throw new UsageError(
+      `stats file ${file} cannot be read as JSON: ${(err as Error).message}`,
+      'pass a backfill_stats_*.json file written by `wardrobe backfill --dry-run`',
+    )
   }
   const parsed = z.object({kind: z.literal('backfill'), unmapped: z.array(UnmappedEntrySchema)}).safeParse(json)
-  if (!parsed.success) throw new UsageError(`${file} is not a backfill stats file (no kind "backfill" with unmapped values)`, 'pass a backfill_stats_*.json file written by `wardrobe backfill --dry-run`')
+  if (!parsed.success)
+    throw new UsageError(
+      `${file} is not a backfill stats file (no kind "backfill" with unmapped values)`,
+      'pass a backfill_stats_*.json file written by `wardrobe backfill --dry-run`',
+    )
   return parsed.data.unmapped
 }
 
 /** Reads every item in scope (the normalized fields only) and counts the values `vocabulary` does not know, and the placeholders (listed, never proposed). */
-export async function unmappedFromScan(db: Firestore, target: Target, vocabulary: Vocabulary, signal?: AbortSignal): Promise<{scanned: number; unmapped: UnmappedEntry[]}> {
+export async function unmappedFromScan(
+  db: Firestore,
+  target: Target,
+  vocabulary: Vocabulary,
+  signal?: AbortSignal,
+): Promise<{scanned: number; unmapped: UnmappedEntry[]}> {
   const counts = new Map<string, UnmappedEntry>()
   let scanned = 0
-  for await (const docs of scanBatches(db, target, {select: [...NORMALIZED_FIELDS], startAfter: null, chunkSize: 50_000, signal})) {
+  for await (const docs of scanBatches(db, target, {
+    select: [...NORMALIZED_FIELDS],
+    startAfter: null,
+    chunkSize: 50_000,
+    signal,
+  })) {
     for (const doc of docs) {
       scanned++
       const outcome = normalizeItem(doc.data() ?? {}, vocabulary)
@@ -137,12 +165,23 @@ export async function unmappedFromScan(db: Firestore, target: Target, vocabulary
 }
 
 /** Proposes a draft from a stats file or a scan, writes it to `out`, and returns what it proposed. */
-export async function suggestVocabulary(input: {base?: string; out: string; stats?: string; scan?: {db: Firestore; target: Target; signal?: AbortSignal}}): Promise<VocabularySuggestion> {
+export async function suggestVocabulary(input: {
+  base?: string
+  out: string
+  stats?: string
+  scan?: {db: Firestore; target: Target; signal?: AbortSignal}
+}): Promise<VocabularySuggestion> {
   const base = loadTaxonomy(input.base)
   let scanned: number | null = null
   let unmapped: UnmappedEntry[]
   if (input.stats) unmapped = unmappedFromStats(input.stats)
-  else if (input.scan) ({scanned, unmapped} = await unmappedFromScan(input.scan.db, input.scan.target, new Vocabulary(base), input.scan.signal))
+  else if (input.scan)
+    ({scanned, unmapped} = await unmappedFromScan(
+      input.scan.db,
+      input.scan.target,
+      new Vocabulary(base),
+      input.scan.signal,
+    ))
   else throw new UsageError('nothing to suggest from', 'pass --from-stats FILE, or let it scan the collection')
   const {draft, suggestions} = propose(base, unmapped)
   fs.writeFileSync(input.out, JSON.stringify(draft, null, 2) + '\n')

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const one = async (): Promise<void> => {
     const r = random()
     if (r < 0.1) {
-      const index = APP_INDEX_BASE + Number(seedText) % 1000 * 100_000 + created++
+      const index = APP_INDEX_BASE + (Number(seedText) % 1000) * 100_000 + created++
       const {item} = generateItem(index, {seed: Number(seedText), malformedRate: 0})
       busy.add(item.id)
       try {

@@ -9,8 +9,10 @@ const pad = (bytes: number) => 'p'.repeat(bytes)
 
 /** Hand-made bad items: id, data, and the reason the run must record. */
 function specials(): {item: SeedItem; reason: RegExp}[] {
-  const typeError = (field: string, type: string) => new RegExp(`^${field}: expected an array of strings or a string, got ${type}$`)
-  const elementError = (field: string, i: number, type: string) => new RegExp(`^${field}\\[${i}\\]: expected a string, got ${type}`)
+  const typeError = (field: string, type: string) =>
+    new RegExp(`^${field}: expected an array of strings or a string, got ${type}$`)
+  const elementError = (field: string, i: number, type: string) =>
+    new RegExp(`^${field}\\[${i}\\]: expected a string, got ${type}`)
   const deep: Record<string, unknown> = {leaf: 'Casual'}
   let nested = deep
   for (let i = 0; i < 15; i++) nested = {level: nested}
@@ -30,16 +32,40 @@ function specials(): {item: SeedItem; reason: RegExp}[] {
     ['el-map', {occasion: ['Work', {x: 'Party'}]}, elementError('occasion', 1, 'map')],
     ['el-timestamp', {style: [Timestamp.fromMillis(1)]}, elementError('style', 0, 'Timestamp')],
     ['el-geopoint', {season: ['Fall', new GeoPoint(0, 0)]}, elementError('season', 1, 'GeoPoint')],
-    ['long-100k', {style: 'x'.repeat(100_000)}, new RegExp(`^style: value is 100000 characters long \\(max ${MAX_VALUE_LENGTH}\\)$`)],
-    ['long-comma-piece', {occasion: `Work, ${'y'.repeat(5000)}`}, /^occasion \(comma-separated value 2\): value is 5000 characters long/],
+    [
+      'long-100k',
+      {style: 'x'.repeat(100_000)},
+      new RegExp(`^style: value is 100000 characters long \\(max ${MAX_VALUE_LENGTH}\\)$`),
+    ],
+    [
+      'long-comma-piece',
+      {occasion: `Work, ${'y'.repeat(5000)}`},
+      /^occasion \(comma-separated value 2\): value is 5000 characters long/,
+    ],
     ['long-element', {mood: ['Cozy', 'z'.repeat(20_000)]}, /^mood\[1\]: value is 20000 characters long/],
-    ['huge-array', {style: Array.from({length: 10_000}, (_, i) => `Casual ${i}`)}, new RegExp(`^style: 10000 values \\(max ${MAX_VALUES_PER_FIELD}\\)$`)],
-    ['huge-comma-list', {season: Array.from({length: 1000}, () => 'Fall').join(',')}, /^season: 1000 comma-separated values/],
+    [
+      'huge-array',
+      {style: Array.from({length: 10_000}, (_, i) => `Casual ${i}`)},
+      new RegExp(`^style: 10000 values \\(max ${MAX_VALUES_PER_FIELD}\\)$`),
+    ],
+    [
+      'huge-comma-list',
+      {season: Array.from({length: 1000}, () => 'Fall').join(',')},
+      /^season: 1000 comma-separated values/,
+    ],
     ['near-1mib-long-string', {name: 'big', style: 's'.repeat(MIB - 2000)}, /^style: value is \d+ characters long/],
-    ['near-1mib-huge-array', {name: 'big', mood: Array.from({length: 1000}, (_, i) => `${i}`.padEnd(1000, 'm'))}, /^mood: 1000 values/],
+    [
+      'near-1mib-huge-array',
+      {name: 'big', mood: Array.from({length: 1000}, (_, i) => `${i}`.padEnd(1000, 'm'))},
+      /^mood: 1000 values/,
+    ],
     ['near-1mib-padded', {name: 'big', description: pad(MIB - 4000), season: 7}, typeError('season', 'number')],
     // Well-formed, but the document has no room left for `normalized`: Firestore refuses the write.
-    ['near-1mib-no-room', {name: 'big', description: pad(MIB - 150), style: ['Casual', 'Streetwear']}, /1 ?MiB|1048576|too large|size/i],
+    [
+      'near-1mib-no-room',
+      {name: 'big', description: pad(MIB - 150), style: ['Casual', 'Streetwear']},
+      /1 ?MiB|1048576|too large|size/i,
+    ],
   ]
   return list.map(([kind, data, reason]) => ({item: {id: `bad-${kind}`, data: {name: `bad ${kind}`, ...data}}, reason}))
 }
@@ -68,15 +94,31 @@ export const badInput: Scenario = {
 
       // A lone surrogate cannot be sent by the client (it encodes UTF-8); JSON escapes can carry one over REST.
       const surrogateId = 'bad-lone-surrogate'
-      const rest = await fetch(`http://${ctx.host}/v1/projects/${t.projectId}/databases/(default)/documents/${COL}/${surrogateId}`, {
-        method: 'PATCH',
-        headers: {'content-type': 'application/json'},
-        body: JSON.stringify({fields: {name: {stringValue: 'lone surrogate'}, style: {stringValue: '\uD800'}, mood: {arrayValue: {values: [{stringValue: 'Casual\uDC00'}]}}}}),
-      })
+      const rest = await fetch(
+        `http://${ctx.host}/v1/projects/${t.projectId}/databases/(default)/documents/${COL}/${surrogateId}`,
+        {
+          method: 'PATCH',
+          headers: {'content-type': 'application/json'},
+          body: JSON.stringify({
+            fields: {
+              name: {stringValue: 'lone surrogate'},
+              style: {stringValue: '\uD800'},
+              mood: {arrayValue: {values: [{stringValue: 'Casual\uDC00'}]}},
+            },
+          }),
+        },
+      )
       const stored = (await t.db.collection(COL).doc(surrogateId).get()).data()
       const storedStyle = String(stored?.style ?? '')
       const kept = /[\uD800-\uDFFF]/.test(storedStyle)
-      report.figure('loneSurrogate', rest.ok ? (kept ? 'stored as sent' : `stored as ${JSON.stringify(storedStyle)} (U+${storedStyle.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})`) : `refused (HTTP ${rest.status})`)
+      report.figure(
+        'loneSurrogate',
+        rest.ok
+          ? kept
+            ? 'stored as sent'
+            : `stored as ${JSON.stringify(storedStyle)} (U+${storedStyle.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})`
+          : `refused (HTTP ${rest.status})`,
+      )
       if (kept) special.push({item: {id: surrogateId, data: stored!}, reason: /lone UTF-16 surrogate/})
 
       const before = await snapshotOriginals(t.db, COL)
@@ -95,10 +137,19 @@ export const badInput: Scenario = {
         if (!got || !reason.test(got)) wrong.push(`${item.id}: ${got ?? 'not reported'}`)
         if (docs.get(item.id)?.data.normalized !== undefined) wrong.push(`${item.id}: written`)
       }
-      report.check(wrong.length === 0, `each of ${special.length} hand-made bad items (types, elements, ${MAX_VALUE_LENGTH}+ chars, huge arrays, near 1 MiB) is an error item with its reason, not written`, wrong.join('; '))
-      const noRoom = new Map(special.filter((x) => x.item.id === 'bad-near-1mib-no-room').map((x) => [x.item.id, x.reason]))
+      report.check(
+        wrong.length === 0,
+        `each of ${special.length} hand-made bad items (types, elements, ${MAX_VALUE_LENGTH}+ chars, huge arrays, near 1 MiB) is an error item with its reason, not written`,
+        wrong.join('; '),
+      )
+      const noRoom = new Map(
+        special.filter((x) => x.item.id === 'bad-near-1mib-no-room').map((x) => [x.item.id, x.reason]),
+      )
       report.verdict('whole collection', await verifyBackfill(t.db, COL, before, ctx.vocab, {writeRefused: noRoom}))
-      report.figure('malformedKinds', [...kinds].map(([k, n]) => `${k} ${n}`).join(' / ') + ` / hand-made ${special.length}`)
+      report.figure(
+        'malformedKinds',
+        [...kinds].map(([k, n]) => `${k} ${n}`).join(' / ') + ` / hand-made ${special.length}`,
+      )
       report.figure('unitOnly', MALFORMED_KINDS.filter((k) => !WRITABLE_MALFORMED_KINDS.includes(k)).join(', '))
     } finally {
       await t.close()

@@ -16,7 +16,9 @@ export interface Doc {
 /** Every document of the collection, full fields and update time (one streamed query). */
 export async function readCollection(db: Firestore, collection: string): Promise<Map<string, Doc>> {
   const out = new Map<string, Doc>()
-  for await (const snap of db.collection(collection).stream() as AsyncIterable<FirebaseFirestore.QueryDocumentSnapshot>) {
+  for await (const snap of db
+    .collection(collection)
+    .stream() as AsyncIterable<FirebaseFirestore.QueryDocumentSnapshot>) {
     out.set(snap.id, {data: snap.data(), updateTime: snap.updateTime})
   }
   return out
@@ -44,7 +46,11 @@ export async function snapshotOriginals(db: Firestore, collection: string): Prom
 
 export function originalsSnapshot(docs: Map<string, Doc>): Snapshot {
   const out: Snapshot = new Map()
-  for (const [id, doc] of docs) out.set(id, {originals: originalsOf(doc.data), normalized: doc.data.normalized === undefined ? undefined : stableJson(doc.data.normalized)})
+  for (const [id, doc] of docs)
+    out.set(id, {
+      originals: originalsOf(doc.data),
+      normalized: doc.data.normalized === undefined ? undefined : stableJson(doc.data.normalized),
+    })
   return out
 }
 
@@ -54,7 +60,11 @@ export function fullSnapshot(docs: Map<string, Doc>): Map<string, string> {
 }
 
 /** Error items the backfill runs on this collection recorded: item id -> reasons. */
-export async function ledgerErrors(db: Firestore, collection: string, ledger = DEFAULT_LEDGER): Promise<Map<string, string[]>> {
+export async function ledgerErrors(
+  db: Firestore,
+  collection: string,
+  ledger = DEFAULT_LEDGER,
+): Promise<Map<string, string[]>> {
   const runs = await db.collection(ledger).where('collection', '==', collection).where('kind', '==', 'backfill').get()
   const out = new Map<string, string[]>()
   for (const run of runs.docs) {
@@ -86,7 +96,14 @@ export interface Verdict {
 }
 
 /** Which figure each broken guarantee counts in; the rest count as `other`. */
-const LOST = new Set(['originals changed', 'document missing', 'document resurrected or unexpected', 'well-formed item not normalized', 'error item not reported', 'earlier normalized not kept in previous'])
+const LOST = new Set([
+  'originals changed',
+  'document missing',
+  'document resurrected or unexpected',
+  'well-formed item not normalized',
+  'error item not reported',
+  'earlier normalized not kept in previous',
+])
 const STALE = new Set(['normalized is stale or wrong', 'malformed item written'])
 
 export interface Expectation {
@@ -106,11 +123,27 @@ export interface Expectation {
  * the right version/hash and its earlier `normalized` kept in `previous`, every malformed
  * item untouched and reported with the normalizer's reason, nothing else reported.
  */
-export async function verifyBackfill(db: Firestore, collection: string, before: Snapshot, vocab: Vocabulary, exp: Expectation = {}): Promise<Verdict> {
+export async function verifyBackfill(
+  db: Firestore,
+  collection: string,
+  before: Snapshot,
+  vocab: Vocabulary,
+  exp: Expectation = {},
+): Promise<Verdict> {
   const docs = await readCollection(db, collection)
   const reported = await ledgerErrors(db, collection)
   const expected = exp.expected ?? new Map([...before].map(([id, b]) => [id, b.originals]))
-  const v: Verdict = {items: docs.size, normalized: 0, errorItems: 0, appLast: 0, lost: 0, stale: 0, other: 0, problems: {}, examples: []}
+  const v: Verdict = {
+    items: docs.size,
+    normalized: 0,
+    errorItems: 0,
+    appLast: 0,
+    lost: 0,
+    stale: 0,
+    other: 0,
+    problems: {},
+    examples: [],
+  }
   const problem = (kind: string, id: string, detail = '') => {
     v.problems[kind] = (v.problems[kind] ?? 0) + 1
     if (LOST.has(kind)) v.lost++
@@ -146,7 +179,8 @@ export async function verifyBackfill(db: Firestore, collection: string, before: 
       if (touched) continue
       const reasons = reported.get(id)
       if (!reasons) problem('error item not reported', id, String(expect))
-      else if (!reasons.some((r) => (typeof expect === 'string' ? r === expect : expect.test(r)))) problem('reported with a wrong reason', id, `${reasons[0]}, expected ${expect}`)
+      else if (!reasons.some((r) => (typeof expect === 'string' ? r === expect : expect.test(r))))
+        problem('reported with a wrong reason', id, `${reasons[0]}, expected ${expect}`)
       else v.errorItems++
       continue
     }
@@ -161,12 +195,18 @@ export async function verifyBackfill(db: Firestore, collection: string, before: 
       current.source_hash === outcome.sourceHash &&
       current.normalized_at instanceof Timestamp
     if (!fresh) {
-      if (!appLast) problem('normalized is stale or wrong', id, `source_hash ${String(current.source_hash).slice(0, 8)} vs ${outcome.sourceHash.slice(0, 8)}`)
+      if (!appLast)
+        problem(
+          'normalized is stale or wrong',
+          id,
+          `source_hash ${String(current.source_hash).slice(0, 8)} vs ${outcome.sourceHash.slice(0, 8)}`,
+        )
       continue
     }
     // The chain of `previous` ends in what the item held before any backfill.
     const base = baseNormalized(current)
-    if (!touched && (base === undefined ? undefined : stableJson(base)) !== before.get(id)?.normalized) problem('earlier normalized not kept in previous', id)
+    if (!touched && (base === undefined ? undefined : stableJson(base)) !== before.get(id)?.normalized)
+      problem('earlier normalized not kept in previous', id)
     v.normalized++
   }
   return v
@@ -182,7 +222,9 @@ function baseNormalized(value: unknown): unknown {
 function diffHint(want: string, got: string): string {
   const a = JSON.parse(want) as Record<string, unknown>
   const b = JSON.parse(got) as Record<string, unknown>
-  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter(
+    (k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]),
+  )
   return `fields ${keys.join(', ')}`
 }
 

@@ -36,10 +36,24 @@ export const concurrentApp: Scenario = {
       const before = await snapshotOriginals(t.db, COL)
       const logFile = path.join(t.out, 'app-writes.ndjson')
       const rate = Math.max(100, Math.min(400, Math.round(ctx.items / 100)))
-      const app = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'app-writer.ts'), ctx.host, t.projectId, COL, logFile, String(ctx.seed), String(rate)], {
-        cwd: ROOT,
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      })
+      const app = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          path.join(__dirname, 'app-writer.ts'),
+          ctx.host,
+          t.projectId,
+          COL,
+          logFile,
+          String(ctx.seed),
+          String(rate),
+        ],
+        {
+          cwd: ROOT,
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        },
+      )
       t.adopt(app)
       const appExit = new Promise<number | null>((r) => app.on('exit', (code) => r(code)))
       await new Promise<void>((resolve, reject) => {
@@ -54,10 +68,19 @@ export const concurrentApp: Scenario = {
       const appCode = await appExit
       report.check(appCode === 0, 'the app writer ran through the whole run and stopped cleanly', `exit ${appCode}`)
       const s = res.stats
-      report.check((res.code === 3 || res.code === 0) && s?.status === 'completed', 'the backfill completes beside the app', ended(res))
+      report.check(
+        (res.code === 3 || res.code === 0) && s?.status === 'completed',
+        'the backfill completes beside the app',
+        ended(res),
+      )
 
       // The app's model of the collection: the snapshot with every acknowledged app write applied in order.
-      const writes = fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AppWrite)
+      const writes = fs
+        .readFileSync(logFile, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as AppWrite)
       const expected = new Map<string, string | undefined>([...before].map(([id, b]) => [id, b.originals]))
       const lastApp = new Map<string, [number, number]>()
       const counts = {update: 0, create: 0, delete: 0, failed: 0}
@@ -66,20 +89,36 @@ export const concurrentApp: Scenario = {
         if (w.op === 'failed') continue
         lastApp.set(w.id, w.t)
         if (w.op === 'delete') expected.set(w.id, undefined)
-        else if (w.op === 'create') expected.set(w.id, stableJson(stored(generateItem(w.index, {seed: ctx.seed, malformedRate: 0}).item.data)))
-        else expected.set(w.id, stableJson({...JSON.parse(expected.get(w.id)!), ...(JSON.parse(stableJson(w.fields)) as object)}))
+        else if (w.op === 'create')
+          expected.set(w.id, stableJson(stored(generateItem(w.index, {seed: ctx.seed, malformedRate: 0}).item.data)))
+        else
+          expected.set(
+            w.id,
+            stableJson({...JSON.parse(expected.get(w.id)!), ...(JSON.parse(stableJson(w.fields)) as object)}),
+          )
       }
       report.check(counts.failed === 0, 'every app write was acknowledged', `${counts.failed} failed`)
-      report.figure('faults', `${writes.length} app writes (${counts.update} updates, ${counts.create} adds, ${counts.delete} deletes)`)
+      report.figure(
+        'faults',
+        `${writes.length} app writes (${counts.update} updates, ${counts.create} adds, ${counts.delete} deletes)`,
+      )
       report.figure('conflicts', s?.conflicts ?? '?')
-      report.check(s?.conflicts > 0, 'the backfill met the app: some guarded writes conflicted and were recomputed', `conflicts ${s?.conflicts}`)
+      report.check(
+        s?.conflicts > 0,
+        'the backfill met the app: some guarded writes conflicted and were recomputed',
+        `conflicts ${s?.conflicts}`,
+      )
 
       // Who wrote last: a document newer than the app's last write was last written by the backfill.
       const appLast = (id: string, doc: Doc) => {
         const last = lastApp.get(id)
         return last !== undefined && !later(last, doc.updateTime)
       }
-      const verdict = await verifyBackfill(t.db, COL, before, ctx.vocab, {expected, appLast, appTouched: (id) => lastApp.has(id)})
+      const verdict = await verifyBackfill(t.db, COL, before, ctx.vocab, {
+        expected,
+        appLast,
+        appTouched: (id) => lastApp.has(id),
+      })
       report.verdict('with the app', verdict)
       report.figure('backfillLast', verdict.normalized)
 
@@ -88,8 +127,16 @@ export const concurrentApp: Scenario = {
       report.check(again.code === 3 || again.code === 0, 'a backfill after the app stopped completes', ended(again))
       // Malformed by the app's last write: never written, so whatever `normalized` it had stays.
       const malformedByApp = (id: string, doc: Doc) => appLast(id, doc) && !normalizeItem(doc.data, ctx.vocab).ok
-      const settled = await verifyBackfill(t.db, COL, before, ctx.vocab, {expected, appLast: malformedByApp, appTouched: (id) => lastApp.has(id)})
-      report.check(settled.lost === 0 && settled.stale === 0 && settled.other === 0, 'after a re-run every well-formed item is current and every app write is still there', `lost ${settled.lost}, stale ${settled.stale}: ${settled.examples.slice(0, 3).join('; ')}`)
+      const settled = await verifyBackfill(t.db, COL, before, ctx.vocab, {
+        expected,
+        appLast: malformedByApp,
+        appTouched: (id) => lastApp.has(id),
+      })
+      report.check(
+        settled.lost === 0 && settled.stale === 0 && settled.other === 0,
+        'after a re-run every well-formed item is current and every app write is still there',
+        `lost ${settled.lost}, stale ${settled.stale}: ${settled.examples.slice(0, 3).join('; ')}`,
+      )
       report.figure('updatedByReRun', again.stats?.updated ?? '?')
     } finally {
       await t.close()

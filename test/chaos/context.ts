@@ -52,12 +52,31 @@ export class Report {
   /** The whole-collection verdict as checks (lost = 0, stale = 0, nothing else broken) and figures. */
   verdict(label: string, v: Verdict, figures = true): void {
     const examples = v.examples.length ? ` e.g. ${v.examples.slice(0, 4).join('; ')}` : ''
-    this.check(v.lost === 0, `${label}: nothing lost (originals, documents, writes, error reports)`, `lost = ${v.lost} ${JSON.stringify(v.problems)}${examples}`)
-    this.check(v.stale === 0, `${label}: no normalized value stale or on a malformed item`, `stale = ${v.stale} ${JSON.stringify(v.problems)}${examples}`)
-    this.check(v.other === 0, `${label}: error reports exactly the malformed items, with the normalizer's reasons`, `${v.other} ${JSON.stringify(v.problems)}${examples}`)
+    this.check(
+      v.lost === 0,
+      `${label}: nothing lost (originals, documents, writes, error reports)`,
+      `lost = ${v.lost} ${JSON.stringify(v.problems)}${examples}`,
+    )
+    this.check(
+      v.stale === 0,
+      `${label}: no normalized value stale or on a malformed item`,
+      `stale = ${v.stale} ${JSON.stringify(v.problems)}${examples}`,
+    )
+    this.check(
+      v.other === 0,
+      `${label}: error reports exactly the malformed items, with the normalizer's reasons`,
+      `${v.other} ${JSON.stringify(v.problems)}${examples}`,
+    )
     if (!figures) return
     // Several verdicts in one scenario add up.
-    for (const [k, n] of [['items', v.items], ['normalized', v.normalized], ['errorItems', v.errorItems], ['appLast', v.appLast], ['lost', v.lost], ['stale', v.stale]] as const) {
+    for (const [k, n] of [
+      ['items', v.items],
+      ['normalized', v.normalized],
+      ['errorItems', v.errorItems],
+      ['appLast', v.appLast],
+      ['lost', v.lost],
+      ['stale', v.stale],
+    ] as const) {
       if (k === 'appLast' && n === 0) continue
       this.add(k, n)
     }
@@ -103,7 +122,11 @@ const PRELOAD = path.join(ROOT, 'test', 'support', 'preload.js')
  * Test-side only, by a `--require` preload: the product has no clock switch.
  */
 export function otherMachine(skewMs: number, host?: string): NodeJS.ProcessEnv {
-  return {NODE_OPTIONS: `--require ${PRELOAD}`, WARDROBE_TEST_CLOCK_SKEW_MS: String(skewMs), ...(host ? {WARDROBE_TEST_HOST: host} : {})}
+  return {
+    NODE_OPTIONS: `--require ${PRELOAD}`,
+    WARDROBE_TEST_CLOCK_SKEW_MS: String(skewMs),
+    ...(host ? {WARDROBE_TEST_HOST: host} : {}),
+  }
 }
 
 export class Target {
@@ -129,7 +152,19 @@ export class Target {
 
   /** The common flags, pointed at the emulator (or at a proxy in front of it). */
   args(host = this.ctx.host): string[] {
-    return ['--environment', 'development', '--project', this.projectId, '--emulator-host', host, '--collection', COL, '--output-dir', this.out, '--json']
+    return [
+      '--environment',
+      'development',
+      '--project',
+      this.projectId,
+      '--emulator-host',
+      host,
+      '--collection',
+      COL,
+      '--output-dir',
+      this.out,
+      '--json',
+    ]
   }
 
   async seed(items: Iterable<SeedItem>): Promise<number> {
@@ -150,18 +185,26 @@ export class Target {
   }
 
   /** Starts `wardrobe <command> <common flags> <extra>` as a child process. */
-  start(command: 'backfill' | 'rollback', extra: string[] = [], opts: StartOptions = {}): {child: ChildProcess; done: Promise<CliResult>; args: string[]} {
+  start(
+    command: 'backfill' | 'rollback',
+    extra: string[] = [],
+    opts: StartOptions = {},
+  ): {child: ChildProcess; done: Promise<CliResult>; args: string[]} {
     const args = [command, ...this.args(opts.host), ...extra]
     this.cliRuns++
     const {child, done: finished} = startCli(this.ctx.bin, args, this.out, opts.env)
     this.adopt(child)
     const n = this.cliRuns
-    const machine = opts.env?.WARDROBE_TEST_CLOCK_SKEW_MS ? ` [clock ${Number(opts.env.WARDROBE_TEST_CLOCK_SKEW_MS) / 1000}s${opts.env.WARDROBE_TEST_HOST ? `, host ${opts.env.WARDROBE_TEST_HOST}` : ''}]` : ''
+    const machine = opts.env?.WARDROBE_TEST_CLOCK_SKEW_MS
+      ? ` [clock ${Number(opts.env.WARDROBE_TEST_CLOCK_SKEW_MS) / 1000}s${opts.env.WARDROBE_TEST_HOST ? `, host ${opts.env.WARDROBE_TEST_HOST}` : ''}]`
+      : ''
     this.ctx.log(`cli #${n} (pid ${child.pid})${machine}: ${command} ${extra.join(' ')}`)
     const done = finished.then((res) => {
       const stats = parseJson(res.stdout)
       // A refusal's --json output is an error, not stats.
-      this.ctx.log(`cli #${n} ended: exit ${res.code ?? res.signal}${typeof stats?.status === 'string' ? `, ${stats.status}, scanned ${stats.scannedHere} here, updated ${stats.updated}, failed ${stats.failed}, conflicts ${stats.conflicts}, ${stats.rate}/s` : ''}`)
+      this.ctx.log(
+        `cli #${n} ended: exit ${res.code ?? res.signal}${typeof stats?.status === 'string' ? `, ${stats.status}, scanned ${stats.scannedHere} here, updated ${stats.updated}, failed ${stats.failed}, conflicts ${stats.conflicts}, ${stats.rate}/s` : ''}`,
+      )
       return res
     })
     return {child, done, args}
@@ -176,7 +219,11 @@ export class Target {
     return this.cliRuns
   }
 
-  async run(command: 'backfill' | 'rollback', extra: string[] = [], opts: StartOptions = {}): Promise<CliResult & {stats: any}> {
+  async run(
+    command: 'backfill' | 'rollback',
+    extra: string[] = [],
+    opts: StartOptions = {},
+  ): Promise<CliResult & {stats: any}> {
     const res = await this.start(command, extra, opts).done
     return {...res, stats: parseJson(res.stdout)}
   }
@@ -197,12 +244,21 @@ export class Target {
    * a one-worker run of `child`, or a sharded run (its partitions' sum, whichever process).
    * Returns the run as checkpointed, or undefined when the child ended first.
    */
-  async waitForCheckpoint(child: ChildProcess, scanned: number, kind: 'backfill' | 'rollback' = 'backfill'): Promise<RunRecord | undefined> {
+  async waitForCheckpoint(
+    child: ChildProcess,
+    scanned: number,
+    kind: 'backfill' | 'rollback' = 'backfill',
+  ): Promise<RunRecord | undefined> {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) return undefined
       const run = await this.activeRun().catch(() => undefined)
       if (run && run.kind === kind && run.status === 'running') {
-        if (run.partitions > 0 ? (await this.shardedScanned(run.runId).catch(() => 0)) >= scanned : run.owner.pid === child.pid && run.cursor !== null && run.counters.scanned >= scanned) return run
+        if (
+          run.partitions > 0
+            ? (await this.shardedScanned(run.runId).catch(() => 0)) >= scanned
+            : run.owner.pid === child.pid && run.cursor !== null && run.counters.scanned >= scanned
+        )
+          return run
       }
       await sleep(40)
     }
@@ -221,7 +277,8 @@ export class Target {
 
   /** How many items have an id after `cursor` (what a resume from it must scan). */
   async countAfter(cursor: string | null): Promise<number> {
-    const q = cursor === null ? this.db.collection(COL) : this.db.collection(COL).where(FieldPath.documentId(), '>', cursor)
+    const q =
+      cursor === null ? this.db.collection(COL) : this.db.collection(COL).where(FieldPath.documentId(), '>', cursor)
     return (await q.count().get()).data().count
   }
 
@@ -239,13 +296,20 @@ export class Target {
  */
 export function copyCli(root = ROOT): {bin: string; remove(): void} {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wardrobe-chaos-cli-'))
-  for (const entry of ['bin', 'dist', 'taxonomy', 'package.json']) fs.cpSync(path.join(root, entry), path.join(dir, entry), {recursive: true})
+  for (const entry of ['bin', 'dist', 'taxonomy', 'package.json'])
+    fs.cpSync(path.join(root, entry), path.join(dir, entry), {recursive: true})
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir')
   return {bin: path.join(dir, 'bin', 'run.js'), remove: () => fs.rmSync(dir, {recursive: true, force: true})}
 }
 
 /** Runs the CLI as a child process, as an operator's shell or runbook does (no TTY, no emulator env var). */
-export function startCli(bin: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 30 * 60_000): {child: ChildProcess; done: Promise<CliResult>} {
+export function startCli(
+  bin: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 30 * 60_000,
+): {child: ChildProcess; done: Promise<CliResult>} {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd,
     env: {...process.env, NO_COLOR: '1', FIRESTORE_EMULATOR_HOST: '', ...env},
@@ -285,7 +349,13 @@ export async function sigkill(child: ChildProcess, done: Promise<CliResult>): Pr
  * moment of a checkpoint interval; the first right after a checkpoint, when the most
  * writes are unacknowledged. Checks that the last run resumed from the last checkpoint.
  */
-export async function killThenResume(t: Target, report: Report, command: 'backfill' | 'rollback', flags: string[], total: number): Promise<(CliResult & {stats: any}) | undefined> {
+export async function killThenResume(
+  t: Target,
+  report: Report,
+  command: 'backfill' | 'rollback',
+  flags: string[],
+  total: number,
+): Promise<(CliResult & {stats: any}) | undefined> {
   const {random} = t.ctx
   let runId: string | undefined
   let cursor: string | null = null
@@ -293,21 +363,43 @@ export async function killThenResume(t: Target, report: Report, command: 'backfi
   for (const [i, point] of [0.15, 0.35, 0.55].map((p) => p + random() * 0.1).entries()) {
     const {child, done} = t.start(command, flags)
     const at = await t.waitForCheckpoint(child, Math.round(point * total), command)
-    if (!at) return void report.check(false, `${command} run ${i + 1} still running at ${Math.round(point * 100)}%`, ended(await done))
+    if (!at)
+      return void report.check(
+        false,
+        `${command} run ${i + 1} still running at ${Math.round(point * 100)}%`,
+        ended(await done),
+      )
     runId ??= at.runId
-    if (i > 0) report.check(at.runId === runId && at.resumes === i, `restart ${i} resumed the same ${command} run`, `run ${at.runId} (first ${runId}), resumes ${at.resumes}`)
+    if (i > 0)
+      report.check(
+        at.runId === runId && at.resumes === i,
+        `restart ${i} resumed the same ${command} run`,
+        `run ${at.runId} (first ${runId}), resumes ${at.resumes}`,
+      )
     await sleep(i === 0 ? 0 : between(random, 0, 1500))
     if ((await sigkill(child, done)).signal === 'SIGKILL') killed++
     const rec = await t.runRecord(runId)
     cursor = rec?.cursor ?? null
-    report.check(rec?.status === 'running' && cursor !== null, `kill -9 ${i + 1} at ~${Math.round(point * 100)}% leaves the run "running" with a checkpoint`, `status ${rec?.status}, cursor ${cursor}`)
+    report.check(
+      rec?.status === 'running' && cursor !== null,
+      `kill -9 ${i + 1} at ~${Math.round(point * 100)}% leaves the run "running" with a checkpoint`,
+      `status ${rec?.status}, cursor ${cursor}`,
+    )
   }
   report.figure('faults', `${killed} × kill -9`)
   const expectScan = await t.countAfter(cursor)
   const final = await t.run(command, flags)
   const s = final.stats
-  report.check(s?.resumed === true && s?.runId === runId, `the last ${command} resumed the killed run`, `resumed ${s?.resumed}, run ${s?.runId} vs ${runId}`)
-  report.check(s?.scannedHere === expectScan, `it scanned only the ${expectScan} items after the checkpoint, not all ${total}`, `scanned ${s?.scannedHere}`)
+  report.check(
+    s?.resumed === true && s?.runId === runId,
+    `the last ${command} resumed the killed run`,
+    `resumed ${s?.resumed}, run ${s?.runId} vs ${runId}`,
+  )
+  report.check(
+    s?.scannedHere === expectScan,
+    `it scanned only the ${expectScan} items after the checkpoint, not all ${total}`,
+    `scanned ${s?.scannedHere}`,
+  )
   report.check(s?.scanned === total, 'the run counted every item once', `scanned ${s?.scanned} of ${total}`)
   report.figure('reScanned', `${s?.scannedHere}/${total}`)
   return final

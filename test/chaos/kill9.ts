@@ -14,7 +14,11 @@ export const kill9: Scenario = {
       const before = await snapshotOriginals(t.db, COL)
       const final = await killThenResume(t, report, 'backfill', runFlags(ctx), before.size)
       if (!final) return
-      report.check(final.code === 3 && final.stats?.status === 'completed', 'the re-run completes (exit 3: the generated malformed items)', ended(final))
+      report.check(
+        final.code === 3 && final.stats?.status === 'completed',
+        'the re-run completes (exit 3: the generated malformed items)',
+        ended(final),
+      )
       report.verdict('after the re-run', await verifyBackfill(t.db, COL, before, ctx.vocab))
     } finally {
       await t.close()

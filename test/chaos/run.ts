@@ -24,7 +24,19 @@ import {shardedInterrupt} from './sharded-interrupt'
 import {sigint} from './sigint'
 import {skew} from './skew'
 
-const SCENARIOS: Scenario[] = [kill9, sigint, concurrentApp, network, lock, badInput, rollback, skew, freeze, shardedInterrupt, ...SERVICE_SCENARIOS]
+const SCENARIOS: Scenario[] = [
+  kill9,
+  sigint,
+  concurrentApp,
+  network,
+  lock,
+  badInput,
+  rollback,
+  skew,
+  freeze,
+  shardedInterrupt,
+  ...SERVICE_SCENARIOS,
+]
 
 function parseArgs(argv: string[]): {items: number; only: string[] | null; seed: number} {
   let items = Number(process.env.CHAOS_ITEMS ?? 50_000)
@@ -37,14 +49,17 @@ function parseArgs(argv: string[]): {items: number; only: string[] | null; seed:
     else if (flag === '--only') only = value().split(',')
     else if (flag === '--seed') seed = Number(value())
     else if (flag === '--help' || flag === '-h') {
-      console.log(`usage: tsx test/chaos/run.ts [--items N (default 50000, or $CHAOS_ITEMS)] [--only ${SCENARIOS.map((s) => s.name).join('|')}[,...]] [--seed S (or $CHAOS_SEED)]; $CHAOS_OUTAGE_BUDGET: the CLI's outage budget in the network scenario (default 20 s)`)
+      console.log(
+        `usage: tsx test/chaos/run.ts [--items N (default 50000, or $CHAOS_ITEMS)] [--only ${SCENARIOS.map((s) => s.name).join('|')}[,...]] [--seed S (or $CHAOS_SEED)]; $CHAOS_OUTAGE_BUDGET: the CLI's outage budget in the network scenario (default 20 s)`,
+      )
       process.exit(0)
     } else throw new Error(`unknown argument ${argv[i]}`)
   }
   if (!Number.isInteger(items) || items < 1000) throw new Error(`--items must be an integer >= 1000, got ${items}`)
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${seed}`)
   const unknown = (only ?? []).filter((n) => !SCENARIOS.some((s) => s.name === n))
-  if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}; scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`)
+  if (unknown.length)
+    throw new Error(`unknown scenario ${unknown.join(', ')}; scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`)
   return {items, only, seed}
 }
 
@@ -52,7 +67,11 @@ function print(scenario: Scenario, report: Report, seconds: number): void {
   const out = process.stdout
   out.write(`\n== ${scenario.name}: ${scenario.title} — ${report.ok ? 'PASS' : 'FAIL'} (${seconds.toFixed(1)}s)\n`)
   for (const c of report.checks) out.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.text}\n`)
-  out.write(`  figures: ${Object.entries(report.figures).map(([k, v]) => `${k} ${v}`).join(', ')}\n`)
+  out.write(
+    `  figures: ${Object.entries(report.figures)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}\n`,
+  )
 }
 
 async function main(): Promise<number> {
@@ -63,13 +82,24 @@ async function main(): Promise<number> {
   // The suite's own clients (seeding, checking) talk to it; the CLI is always given --emulator-host.
   process.env.FIRESTORE_EMULATOR_HOST = emulator.host
   process.env.METADATA_SERVER_DETECTION ??= 'none'
-  console.log(`chaos suite: ${scenarios.length} scenario(s), ${items} items each, seed ${seed}, emulator ${emulator.host}`)
+  console.log(
+    `chaos suite: ${scenarios.length} scenario(s), ${items} items each, seed ${seed}, emulator ${emulator.host}`,
+  )
   const failed: string[] = []
   try {
     for (const [i, scenario] of scenarios.entries()) {
       const started = Date.now()
-      const log = (m: string) => process.stderr.write(`  [${scenario.name} ${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`)
-      const ctx: ChaosContext = {host: emulator.host, bin: cli.bin, items, vocab: loadVocabulary(), random: prng(seed + i * 7919), seed: seed + i, log}
+      const log = (m: string) =>
+        process.stderr.write(`  [${scenario.name} ${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`)
+      const ctx: ChaosContext = {
+        host: emulator.host,
+        bin: cli.bin,
+        items,
+        vocab: loadVocabulary(),
+        random: prng(seed + i * 7919),
+        seed: seed + i,
+        log,
+      }
       const report = new Report()
       try {
         await scenario.run(ctx, report)
@@ -83,7 +113,9 @@ async function main(): Promise<number> {
     await emulator.stop()
     cli.remove()
   }
-  console.log(`\n${failed.length === 0 ? 'all scenarios passed' : `FAILED: ${failed.join(', ')}`} (items ${items}, seed ${seed})`)
+  console.log(
+    `\n${failed.length === 0 ? 'all scenarios passed' : `FAILED: ${failed.join(', ')}`} (items ${items}, seed ${seed})`,
+  )
   return failed.length === 0 ? 0 : 1
 }
 

@@ -25,7 +25,13 @@ export function legacyItems(items: number, seed = 4242): SeedItem[] {
       normalized:
         i % 4 === 0
           ? 'not a map'
-          : {style: ['CASUAL'], written_by: 'app', at: Timestamp.fromMillis(1_600_000_000_000 + i), where: new GeoPoint(1, 2), tags: [1, 'x', null]},
+          : {
+              style: ['CASUAL'],
+              written_by: 'app',
+              at: Timestamp.fromMillis(1_600_000_000_000 + i),
+              where: new GeoPoint(1, 2),
+              tags: [1, 'x', null],
+            },
     },
   }))
 }
@@ -36,5 +42,10 @@ export function legacyItems(items: number, seed = 4242): SeedItem[] {
  * window leaves more unacknowledged writes behind the scan at any moment.
  */
 export function runFlags(ctx: ChaosContext): string[] {
-  return ['--max-rate', String(Math.max(200, Math.round(ctx.items / 25))), '--batch-size', String(Math.min(2000, Math.round(ctx.items / 25)))]
+  return [
+    '--max-rate',
+    String(Math.max(200, Math.round(ctx.items / 25))),
+    '--batch-size',
+    String(Math.min(2000, Math.round(ctx.items / 25))),
+  ]
 }

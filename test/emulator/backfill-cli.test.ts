@@ -44,12 +44,20 @@ const wellFormed = (doc: DocumentSnapshot) => {
 
 /** Waits until the collection's run is checkpointed past the start (a non-null cursor). */
 async function waitForCursor(db: Firestore, done: () => boolean): Promise<void> {
-  await waitFor(async () => done() || (await ledgerRuns(db)).some((r) => r.status === 'running' && typeof r.cursor === 'string'), 90_000, 100)
+  await waitFor(
+    async () => done() || (await ledgerRuns(db)).some((r) => r.status === 'running' && typeof r.cursor === 'string'),
+    90_000,
+    100,
+  )
 }
 
 /** After a run that ended: every well-formed item normalized by runId, error items untouched. */
 function expectAllDone(docs: DocumentSnapshot[], runId?: string): void {
-  const missing = docs.filter((d) => wellFormed(d) && (d.get('normalized') === undefined || (runId && d.get('normalized.run_id') !== runId))).map((d) => d.id)
+  const missing = docs
+    .filter(
+      (d) => wellFormed(d) && (d.get('normalized') === undefined || (runId && d.get('normalized.run_id') !== runId)),
+    )
+    .map((d) => d.id)
   const wrongly = docs.filter((d) => !wellFormed(d) && d.get('normalized') !== undefined).map((d) => d.id)
   expect({missing, wrongly}).toEqual({missing: [], wrongly: []})
 }
@@ -85,7 +93,11 @@ describe('wardrobe backfill: process behaviour', () => {
     })
 
     it('exits 130; the run record is interrupted with a cursor and counters matching it', async () => {
-      expect({code: first.code, signal: first.signal, tail: first.stderr}).toEqual({code: 130, signal: null, tail: expect.stringMatching(/Interrupt/)})
+      expect({code: first.code, signal: first.signal, tail: first.stderr}).toEqual({
+        code: 130,
+        signal: null,
+        tail: expect.stringMatching(/Interrupt/),
+      })
       expect(interrupted).toMatchObject({status: 'interrupted', owner: expect.objectContaining({pid})})
       expect(typeof interrupted.cursor).toBe('string')
       const c = interrupted.counters
@@ -103,7 +115,9 @@ describe('wardrobe backfill: process behaviour', () => {
       const cursor: string = interrupted.cursor
       const upTo = docs.filter((d) => d.id <= cursor)
       expect(upTo).toHaveLength(interrupted.counters.scanned)
-      const unwritten = upTo.filter((d) => wellFormed(d) && d.get('normalized.run_id') !== interrupted.runId).map((d) => d.id)
+      const unwritten = upTo
+        .filter((d) => wellFormed(d) && d.get('normalized.run_id') !== interrupted.runId)
+        .map((d) => d.id)
       expect(unwritten).toEqual([])
       const beyond = docs.filter((d) => d.id > cursor && d.get('normalized') !== undefined).map((d) => d.id)
       expect(beyond).toEqual([])
@@ -164,7 +178,9 @@ describe('wardrobe backfill: process behaviour', () => {
       expect(lock.get('runId')).toBe(dead.runId)
       // Checkpointed only after acknowledgement: nothing up to the cursor is missing.
       const docs = await docsOf(db)
-      expect(docs.filter((d) => d.id <= dead.cursor && wellFormed(d) && d.get('normalized') === undefined).map((d) => d.id)).toEqual([])
+      expect(
+        docs.filter((d) => d.id <= dead.cursor && wellFormed(d) && d.get('normalized') === undefined).map((d) => d.id),
+      ).toEqual([])
 
       const again = await runCli(args, {env: ENV})
       expect(again.code).toBe(3)
@@ -227,7 +243,17 @@ describe('wardrobe backfill: process behaviour', () => {
       project = uniqueProject('prod')
       db = testDb(project)
       out = tmpDir()
-      prod = ['backfill', '--environment', 'production', '--project', project, '--emulator-host', emulatorHost(), '--output-dir', out]
+      prod = [
+        'backfill',
+        '--environment',
+        'production',
+        '--project',
+        project,
+        '--emulator-host',
+        emulatorHost(),
+        '--output-dir',
+        out,
+      ]
       await writeItems(db, COL, generateItems(20, {seed: 24, malformedRate: 0}))
     })
     afterEach(async () => {
@@ -259,8 +285,16 @@ describe('wardrobe backfill: process behaviour', () => {
     })
 
     it('without --emulator-host, on a machine without credentials, it stops at the credentials before any prompt', async () => {
-      const noCredentials = {...ENV, HOME: tmpDir(), GOOGLE_APPLICATION_CREDENTIALS: undefined, CLOUDSDK_CONFIG: undefined, METADATA_SERVER_DETECTION: 'none'}
-      const res = await runCli(['backfill', '--environment', 'production', '--project', project, '--output-dir', out], {env: noCredentials})
+      const noCredentials = {
+        ...ENV,
+        HOME: tmpDir(),
+        GOOGLE_APPLICATION_CREDENTIALS: undefined,
+        CLOUDSDK_CONFIG: undefined,
+        METADATA_SERVER_DETECTION: 'none',
+      }
+      const res = await runCli(['backfill', '--environment', 'production', '--project', project, '--output-dir', out], {
+        env: noCredentials,
+      })
       expect(res.code).toBe(2)
       expect(res.stderr).toMatch(/^Error: no usable credentials for production project/)
     })
@@ -275,19 +309,49 @@ describe('wardrobe backfill: process behaviour', () => {
     })
 
     it('staging warns on stderr and runs without a prompt', async () => {
-      const res = await runCli(['backfill', '--environment', 'staging', '--project', project, '--emulator-host', emulatorHost(), '--output-dir', out], {env: ENV})
+      const res = await runCli(
+        [
+          'backfill',
+          '--environment',
+          'staging',
+          '--project',
+          project,
+          '--emulator-host',
+          emulatorHost(),
+          '--output-dir',
+          out,
+        ],
+        {env: ENV},
+      )
       expect(res.code).toBe(0)
       expect(res.stderr).toMatch(/staging.*backfill/)
       expect(readJson(latestFile(out, 'backfill_stats_'))).toMatchObject({environment: 'staging', updated: 20})
     })
 
     it('under --json the staging and production --yes warnings still reach stderr (runbooks log them)', async () => {
-      const staging = await runCli(['backfill', '--environment', 'staging', '--project', project, '--emulator-host', emulatorHost(), '--output-dir', out, '--json'], {env: ENV})
+      const staging = await runCli(
+        [
+          'backfill',
+          '--environment',
+          'staging',
+          '--project',
+          project,
+          '--emulator-host',
+          emulatorHost(),
+          '--output-dir',
+          out,
+          '--json',
+        ],
+        {env: ENV},
+      )
       expect(staging.code).toBe(0)
       expect(JSON.parse(staging.stdout)).toMatchObject({environment: 'staging'})
       const production = await runCli([...prod, '--yes', '--force', '--json'], {env: ENV})
       expect(production.code).toBe(0)
-      expect({staging: staging.stderr, production: production.stderr}).toEqual({staging: expect.stringMatching(/staging/), production: expect.stringMatching(/production.*--yes/)})
+      expect({staging: staging.stderr, production: production.stderr}).toEqual({
+        staging: expect.stringMatching(/staging/),
+        production: expect.stringMatching(/production.*--yes/),
+      })
     })
 
     it('--dry-run needs no confirmation and writes nothing', async () => {
@@ -306,7 +370,9 @@ describe('wardrobe backfill: process behaviour', () => {
     it('the typed project id passes (surrounding spaces ignored)', async () => {
       const asked: string[] = []
       const warn = jest.fn()
-      await expect(confirmTarget(prod, {...base, warn, ask: async (m) => (asked.push(m), ' acme-prod ')})).resolves.toBeUndefined()
+      await expect(
+        confirmTarget(prod, {...base, warn, ask: async (m) => (asked.push(m), ' acme-prod ')}),
+      ).resolves.toBeUndefined()
       expect(asked).toHaveLength(1)
       expect(asked[0]).toContain('acme-prod')
     })
@@ -319,14 +385,20 @@ describe('wardrobe backfill: process behaviour', () => {
     })
 
     it('an aborted prompt throws UsageError', async () => {
-      const err = await confirmTarget(prod, {...base, warn: () => {}, ask: async () => Promise.reject(new Error('ExitPromptError'))}).catch((e) => e)
+      const err = await confirmTarget(prod, {
+        ...base,
+        warn: () => {},
+        ask: async () => Promise.reject(new Error('ExitPromptError')),
+      }).catch((e) => e)
       expect(err).toBeInstanceOf(UsageError)
     })
 
     it('never asks under --json or without a terminal; --yes skips the question; staging warns; development passes', async () => {
       const ask = jest.fn(async () => 'acme-prod')
       await expect(confirmTarget(prod, {...base, json: true, warn: () => {}, ask})).rejects.toBeInstanceOf(UsageError)
-      await expect(confirmTarget(prod, {...base, interactive: false, warn: () => {}, ask})).rejects.toBeInstanceOf(UsageError)
+      await expect(confirmTarget(prod, {...base, interactive: false, warn: () => {}, ask})).rejects.toBeInstanceOf(
+        UsageError,
+      )
       const warn = jest.fn()
       await confirmTarget(prod, {...base, yes: true, warn, ask})
       expect(warn).toHaveBeenCalledWith(expect.stringContaining('acme-prod'))
@@ -343,7 +415,10 @@ describe('wardrobe backfill: process behaviour', () => {
 
     it('--emulator-host where nothing listens: exit 2 and how to start one', async () => {
       const out = tmpDir()
-      const res = await runCli(['backfill', '--project', uniqueProject('noemu'), '--emulator-host', '127.0.0.1:1', '--output-dir', out], {env: ENV})
+      const res = await runCli(
+        ['backfill', '--project', uniqueProject('noemu'), '--emulator-host', '127.0.0.1:1', '--output-dir', out],
+        {env: ENV},
+      )
       expect(res.code).toBe(2)
       expect(res.stderr).toContain('127.0.0.1:1')
       expect(res.stderr.replace(/\s*\n\s*›?\s*/g, ' ')).toContain(hint)
@@ -351,14 +426,19 @@ describe('wardrobe backfill: process behaviour', () => {
     })
 
     it('no FIRESTORE_EMULATOR_HOST and no --emulator-host: exit 2 and how to start one', async () => {
-      const res = await runCli(['backfill', '--project', uniqueProject('noemu'), '--output-dir', tmpDir()], {env: {...ENV, FIRESTORE_EMULATOR_HOST: undefined}})
+      const res = await runCli(['backfill', '--project', uniqueProject('noemu'), '--output-dir', tmpDir()], {
+        env: {...ENV, FIRESTORE_EMULATOR_HOST: undefined},
+      })
       expect(res.code).toBe(2)
       expect(res.stderr).toMatch(/emulator/)
       expect(res.stderr.replace(/\s*\n\s*›?\s*/g, ' ')).toContain(hint)
     })
 
     it('the same under --json: a JSON error with the hint, exit 2', async () => {
-      const res = await runCli(['backfill', '--project', uniqueProject('noemu'), '--emulator-host', '127.0.0.1:1', '--json'], {cwd: tmpDir(), env: ENV})
+      const res = await runCli(
+        ['backfill', '--project', uniqueProject('noemu'), '--emulator-host', '127.0.0.1:1', '--json'],
+        {cwd: tmpDir(), env: ENV},
+      )
       expect(res.code).toBe(2)
       const body = JSON.parse(res.stdout)
       expect(`${body.error.message} ${body.error.suggestion}`).toContain(hint)
@@ -386,10 +466,35 @@ describe('wardrobe backfill: process behaviour', () => {
       const trimmed = res.stdout.trim()
       expect(trimmed.startsWith('{') && trimmed.endsWith('}')).toBe(true)
       const stats = JSON.parse(res.stdout)
-      for (const key of ['scanned', 'updated', 'skipped', 'failed', 'conflicts', 'unmapped', 'errorSamples', 'runId', 'status', 'dryRun', 'environment', 'projectId', 'collection', 'version', 'startedAt', 'finishedAt']) {
+      for (const key of [
+        'scanned',
+        'updated',
+        'skipped',
+        'failed',
+        'conflicts',
+        'unmapped',
+        'errorSamples',
+        'runId',
+        'status',
+        'dryRun',
+        'environment',
+        'projectId',
+        'collection',
+        'version',
+        'startedAt',
+        'finishedAt',
+      ]) {
         expect(stats).toHaveProperty(key)
       }
-      expect(stats).toMatchObject({status: 'completed', dryRun: false, environment: 'development', projectId: project, collection: COL, version: '1.0', scanned: 400})
+      expect(stats).toMatchObject({
+        status: 'completed',
+        dryRun: false,
+        environment: 'development',
+        projectId: project,
+        collection: COL,
+        version: '1.0',
+        scanned: 400,
+      })
       expect(Date.parse(stats.finishedAt)).toBeGreaterThanOrEqual(Date.parse(stats.startedAt))
 
       const files = fs.readdirSync(out).filter((f) => f.startsWith('backfill_stats_'))
@@ -400,12 +505,18 @@ describe('wardrobe backfill: process behaviour', () => {
       const log = fs.readFileSync(path.join(out, 'backfill_normalize.log'), 'utf8').trim().split('\n')
       expect(log.length).toBeGreaterThan(1)
       const entries = log.map((l) => JSON.parse(l))
-      expect(entries.every((e) => typeof e.level === 'string' && typeof e.message === 'string' && typeof e.timestamp === 'string')).toBe(true)
+      expect(
+        entries.every(
+          (e) => typeof e.level === 'string' && typeof e.message === 'string' && typeof e.timestamp === 'string',
+        ),
+      ).toBe(true)
       expect(entries.some((e) => e.message === 'backfill finished' && e.runId === stats.runId)).toBe(true)
     })
 
     it('without a TTY: plain progress lines on stderr, only the result on stdout, no colour codes', async () => {
-      const res = await runCli(['backfill', ...devArgs(project, out), '--dry-run'], {env: {...ENV, WARDROBE_PROGRESS_INTERVAL_MS: '0'}})
+      const res = await runCli(['backfill', ...devArgs(project, out), '--dry-run'], {
+        env: {...ENV, WARDROBE_PROGRESS_INTERVAL_MS: '0'},
+      })
       expect(res.code).toBe(3)
       expect(res.stderr).toMatch(/^backfill \(dry run\): \d+\/400\b.*$/m)
       expect(res.stderr).toMatch(/^backfill \(dry run\): 400\/400 \(100%\)/m)

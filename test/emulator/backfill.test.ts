@@ -57,19 +57,39 @@ function inconsistent(docs: Map<string, DocumentSnapshot>): string[] {
       if (n !== undefined) bad.push(id)
       continue
     }
-    const ok = n && NORMALIZED_FIELDS.every((f) => JSON.stringify(n[f]) === JSON.stringify(outcome.values[f])) && n.source_hash === sourceHash(orig) && n.normalized_version === vocab.version
+    const ok =
+      n &&
+      NORMALIZED_FIELDS.every((f) => JSON.stringify(n[f]) === JSON.stringify(outcome.values[f])) &&
+      n.source_hash === sourceHash(orig) &&
+      n.normalized_version === vocab.version
     if (!ok) bad.push(id)
   }
   return bad
 }
 
 /** Every field of one normalized map checked against the originals it was computed from. */
-function expectNormalizedShape(doc: DocumentSnapshot, runId: string, window?: {startedAt: string; finishedAt: string}, hadPrevious = false): void {
+function expectNormalizedShape(
+  doc: DocumentSnapshot,
+  runId: string,
+  window?: {startedAt: string; finishedAt: string},
+  hadPrevious = false,
+): void {
   const n = doc.get('normalized')
   const orig = originals(doc)
   const expected = normalizeItem(orig, vocab)
   if (!expected.ok) throw new Error(`${doc.id} is not well-formed: ${expected.reason}`)
-  const keys = ['style', 'occasion', 'mood', 'season', 'normalized_at', 'normalized_version', 'taxonomy_hash', 'source_hash', 'run_id', ...(hadPrevious ? ['previous'] : [])]
+  const keys = [
+    'style',
+    'occasion',
+    'mood',
+    'season',
+    'normalized_at',
+    'normalized_version',
+    'taxonomy_hash',
+    'source_hash',
+    'run_id',
+    ...(hadPrevious ? ['previous'] : []),
+  ]
   expect({id: doc.id, keys: Object.keys(n).sort()}).toEqual({id: doc.id, keys: keys.sort()})
   for (const f of NORMALIZED_FIELDS) {
     expect(Array.isArray(n[f])).toBe(true)
@@ -138,7 +158,8 @@ describe('wardrobe backfill: data', () => {
         if (!o.ok) errors.set(id, o.reason)
         else {
           wellFormed++
-          for (const u of o.unmapped) unmapped.set(`${u.field}:${u.value}`, (unmapped.get(`${u.field}:${u.value}`) ?? 0) + 1)
+          for (const u of o.unmapped)
+            unmapped.set(`${u.field}:${u.value}`, (unmapped.get(`${u.field}:${u.value}`) ?? 0) + 1)
         }
       }
       expect(errors.size).toBeGreaterThan(2)
@@ -146,20 +167,41 @@ describe('wardrobe backfill: data', () => {
       const res = await backfill(['--dry-run', '--json'])
       expect(res.code).toBe(3) // error items found
       const stats = JSON.parse(res.stdout)
-      expect(stats).toMatchObject({dryRun: true, runId: null, status: 'completed', scanned: docs.size, updated: wellFormed, skipped: 0, failed: errors.size, total: docs.size})
+      expect(stats).toMatchObject({
+        dryRun: true,
+        runId: null,
+        status: 'completed',
+        scanned: docs.size,
+        updated: wellFormed,
+        skipped: 0,
+        failed: errors.size,
+        total: docs.size,
+      })
       // Error items: id, field and reason.
       expect(stats.errorSamples).toHaveLength(errors.size)
       for (const e of stats.errorSamples) expect(e.reason).toBe(errors.get(e.id))
-      expect(stats.errorSamples.find((e: {id: string}) => e.id === 'dry-bad-number')).toMatchObject({field: 'style', reason: expect.stringMatching(/number/)})
-      expect(stats.errorSamples.find((e: {id: string}) => e.id === 'dry-bad-map')).toMatchObject({field: 'occasion', reason: expect.stringMatching(/map/)})
+      expect(stats.errorSamples.find((e: {id: string}) => e.id === 'dry-bad-number')).toMatchObject({
+        field: 'style',
+        reason: expect.stringMatching(/number/),
+      })
+      expect(stats.errorSamples.find((e: {id: string}) => e.id === 'dry-bad-map')).toMatchObject({
+        field: 'occasion',
+        reason: expect.stringMatching(/map/),
+      })
       // Unmapped values with counts (folded forms).
-      const reported = new Map<string, number>(stats.unmapped.map((u: {field: string; value: string; count: number}) => [`${u.field}:${u.value}`, u.count]))
+      const reported = new Map<string, number>(
+        stats.unmapped.map((u: {field: string; value: string; count: number}) => [`${u.field}:${u.value}`, u.count]),
+      )
       expect(reported).toEqual(unmapped)
       expect(reported.get('style:cyberpunk')).toBe(2)
       expect(reported.get('season:zzfrobnicate')).toBe(1)
       expect(stats.unmappedDistinct).toBe(unmapped.size)
       // Estimate: every item read, updates and error records written, a duration.
-      expect(stats.estimate).toMatchObject({reads: expect.any(Number), writes: expect.any(Number), seconds: expect.any(Number)})
+      expect(stats.estimate).toMatchObject({
+        reads: expect.any(Number),
+        writes: expect.any(Number),
+        seconds: expect.any(Number),
+      })
       expect(stats.estimate.reads).toBeGreaterThanOrEqual(docs.size)
       expect(stats.estimate.writes).toBeGreaterThanOrEqual(wellFormed)
       expect(stats.estimate.seconds).toBeGreaterThanOrEqual(0)
@@ -170,7 +212,9 @@ describe('wardrobe backfill: data', () => {
       const res = await backfill(['--dry-run'])
       expect(res.code).toBe(3)
       const stats = readJson(latestFile(out, 'backfill_stats_'))
-      expect(res.stdout).toContain(`Dry run completed: scanned 304, would update ${stats.updated}, skipped 0, failed ${stats.failed}`)
+      expect(res.stdout).toContain(
+        `Dry run completed: scanned 304, would update ${stats.updated}, skipped 0, failed ${stats.failed}`,
+      )
       // Error items with their reasons (the first ten).
       expect(res.stdout).toContain(`Error items (${stats.failed}`)
       for (const e of stats.errorSamples.slice(0, 10)) expect(res.stdout).toContain(`${e.id}: ${e.reason}`)
@@ -196,7 +240,10 @@ describe('wardrobe backfill: data', () => {
       blob: Buffer.from([0, 1, 2, 127, 128, 254, 255]),
       emptyBlob: Buffer.alloc(0),
       nested: {a: {b: {c: [1, 'two', {three: 3, at: Timestamp.fromMillis(1)}], d: null}}, e: [], f: {}},
-      arrayOfMaps: [{k: 1, v: [true, false]}, {k: 2, when: Timestamp.fromMillis(5), g: new GeoPoint(-1, -2)}],
+      arrayOfMaps: [
+        {k: 1, v: [true, false]},
+        {k: 2, when: Timestamp.fromMillis(5), g: new GeoPoint(-1, -2)},
+      ],
       nothing: null,
       int: 42,
       negative: -17,
@@ -217,7 +264,14 @@ describe('wardrobe backfill: data', () => {
       tags: ['Casual', 'casual', ''],
     }
     await col.doc('exotic').set(exotic)
-    const legacyNormalized = {style: ['CASUAL'], written_by: 'app', normalized_version: '0.9', at: Timestamp.fromMillis(1_600_000_000_000), where: new GeoPoint(1, 2), list: [{a: 1}]}
+    const legacyNormalized = {
+      style: ['CASUAL'],
+      written_by: 'app',
+      normalized_version: '0.9',
+      at: Timestamp.fromMillis(1_600_000_000_000),
+      where: new GeoPoint(1, 2),
+      list: [{a: 1}],
+    }
     await col.doc('legacy').set({name: 'Legacy', style: ['Casual'], season: 'Fall', normalized: legacyNormalized})
     await col.doc('legacy-string').set({name: 'Odd', season: 'Autumn', normalized: 'not a map'})
     await col.doc('plain-missing').set({name: 'No fields at all'})
@@ -242,8 +296,14 @@ describe('wardrobe backfill: data', () => {
     expect(ex.ninf).toBe(-Infinity)
     expect(ex.longText).toBe(exotic.longText)
 
-    for (const [id, doc] of docs) expectNormalizedShape(doc, stats.runId, stats, id === 'legacy' || id === 'legacy-string')
-    expect(docs.get('exotic')!.get('normalized')).toMatchObject({style: ['streetwear', 'bohemian', 'cyberpunk'], occasion: ['weekend', 'date night'], mood: [], season: []})
+    for (const [id, doc] of docs)
+      expectNormalizedShape(doc, stats.runId, stats, id === 'legacy' || id === 'legacy-string')
+    expect(docs.get('exotic')!.get('normalized')).toMatchObject({
+      style: ['streetwear', 'bohemian', 'cyberpunk'],
+      occasion: ['weekend', 'date night'],
+      mood: [],
+      season: [],
+    })
     expect(docs.get('plain-missing')!.get('normalized')).toMatchObject({style: [], occasion: [], mood: [], season: []})
     expect(docs.get('all-null')!.get('normalized')).toMatchObject({style: [], occasion: [], mood: [], season: []})
     // The value it replaced is kept exactly (rollback restores it).
@@ -253,7 +313,12 @@ describe('wardrobe backfill: data', () => {
     // The run is recorded, finished, and its lock released.
     const runs = await ledgerRuns(db)
     expect(runs).toHaveLength(1)
-    expect(runs[0]).toMatchObject({runId: stats.runId, status: 'completed', collection: COL, counters: {scanned: 205, updated: 205, skipped: 0, failed: 0}})
+    expect(runs[0]).toMatchObject({
+      runId: stats.runId,
+      status: 'completed',
+      collection: COL,
+      counters: {scanned: 205, updated: 205, skipped: 0, failed: 0},
+    })
     expect(runs[0].cursor).toBe([...docs.keys()].sort().pop())
     expect((await db.collection('_backfill_locks').get()).size).toBe(0)
   })
@@ -294,9 +359,21 @@ describe('wardrobe backfill: data', () => {
       'bad-boolean': {data: {name: 'B', mood: true}, field: 'mood', reason: /^mood\b.*boolean/},
       'bad-element': {data: {name: 'E', season: ['Summer', 7]}, field: 'season', reason: /^season\[1\].*number/},
       'bad-null-element': {data: {name: 'E2', style: ['Casual', null]}, field: 'style', reason: /^style\[1\].*null/},
-      'bad-long': {data: {name: 'L', style: ['Casual', 'y'.repeat(300)]}, field: 'style', reason: /^style\[1\].*(long|characters|length)/},
-      'bad-oversized': {data: {name: 'O', mood: Array.from({length: 200}, (_, i) => `mood ${i}`)}, field: 'mood', reason: /^mood\b.*200/},
-      'bad-timestamp': {data: {name: 'T', season: Timestamp.fromMillis(0)}, field: 'season', reason: /^season\b.*Timestamp/},
+      'bad-long': {
+        data: {name: 'L', style: ['Casual', 'y'.repeat(300)]},
+        field: 'style',
+        reason: /^style\[1\].*(long|characters|length)/,
+      },
+      'bad-oversized': {
+        data: {name: 'O', mood: Array.from({length: 200}, (_, i) => `mood ${i}`)},
+        field: 'mood',
+        reason: /^mood\b.*200/,
+      },
+      'bad-timestamp': {
+        data: {name: 'T', season: Timestamp.fromMillis(0)},
+        field: 'season',
+        reason: /^season\b.*Timestamp/,
+      },
     }
     const malformedIds = Object.keys(malformed)
     let beforeAll_: Map<string, string>
@@ -329,7 +406,10 @@ describe('wardrobe backfill: data', () => {
         expect({id, normalized: docs.get(id)!.get('normalized')}).toEqual({id, normalized: undefined})
         expect(now.get(id)).toBe(beforeAll_.get(id)) // untouched, byte for byte
         const sample = stats.errorSamples.find((e: {id: string}) => e.id === id)
-        expect({id, sample}).toEqual({id, sample: {id, field: malformed[id].field, reason: expect.stringMatching(malformed[id].reason)}})
+        expect({id, sample}).toEqual({
+          id,
+          sample: {id, field: malformed[id].field, reason: expect.stringMatching(malformed[id].reason)},
+        })
         const record = await sdb.doc(`_backfill_runs/${stats.runId}/errors/${id}`).get()
         expect(record.exists).toBe(true)
         expect(record.data()).toMatchObject({itemId: id, field: malformed[id].field, reason: sample.reason})
@@ -348,7 +428,14 @@ describe('wardrobe backfill: data', () => {
       const res = await run(['--json'])
       expect(res.code).toBe(3)
       const stats = JSON.parse(res.stdout)
-      expect(stats).toMatchObject({status: 'completed', resumed: false, updated: 0, skipped: 150, failed: 8, scanned: 158})
+      expect(stats).toMatchObject({
+        status: 'completed',
+        resumed: false,
+        updated: 0,
+        skipped: 150,
+        failed: 8,
+        scanned: 158,
+      })
       expect(stats.runId).not.toBe(shared.firstRunId)
       expect(changedIds(before, await snapshotCollection(sdb, COL))).toEqual([]) // normalized_at included
       expect((await sdb.collection(`_backfill_runs/${stats.runId}/errors`).get()).size).toBe(8)
@@ -363,7 +450,9 @@ describe('wardrobe backfill: data', () => {
       const after = await docsOf(sdb)
       for (const id of shared.goodIds) {
         expectNormalizedShape(after.get(id)!, stats.runId, undefined, true)
-        expect(canonical(after.get(id)!.get('normalized.previous'))).toEqual(canonical(before.get(id)!.get('normalized')))
+        expect(canonical(after.get(id)!.get('normalized.previous'))).toEqual(
+          canonical(before.get(id)!.get('normalized')),
+        )
         expect(canonical(originals(after.get(id)!))).toEqual(canonical(originals(before.get(id)!)))
       }
       for (const id of malformedIds) expect(after.get(id)!.get('normalized')).toBeUndefined()
@@ -377,7 +466,9 @@ describe('wardrobe backfill: data', () => {
   it('values meaning "nothing" are missing: normalized fields stay empty for them, real values are kept, items counted as placeholder in --json, the stats file and the summary', async () => {
     const col = db.collection(COL)
     await col.doc('ph-only').set({name: 'p', style: ['NA'], occasion: 'N/A', mood: ['none', 'NULL'], season: '-'})
-    await col.doc('ph-mixed').set({name: 'm', style: ['Unknown', 'Casual'], occasion: 'n/a, Work', mood: 'calm', season: ['Fall', 'na']})
+    await col
+      .doc('ph-mixed')
+      .set({name: 'm', style: ['Unknown', 'Casual'], occasion: 'n/a, Work', mood: 'calm', season: ['Fall', 'na']})
     await col.doc('ph-free').set({name: 'r', style: 'Casual', season: 'Fall'})
     const res = await backfill(['--json'])
     expect(res.code).toBe(0)
@@ -385,7 +476,8 @@ describe('wardrobe backfill: data', () => {
     expect(stats).toMatchObject({updated: 3, failed: 0, placeholder: 2, unmapped: [], unmappedDistinct: 0})
     expect(readJson(latestFile(out, 'backfill_stats_'))).toEqual(stats)
     const docs = await docsOf(db)
-    const arrays = (id: string) => Object.fromEntries(NORMALIZED_FIELDS.map((f) => [f, docs.get(id)!.get(`normalized.${f}`)]))
+    const arrays = (id: string) =>
+      Object.fromEntries(NORMALIZED_FIELDS.map((f) => [f, docs.get(id)!.get(`normalized.${f}`)]))
     expect(arrays('ph-only')).toEqual({style: [], occasion: [], mood: [], season: []})
     expect(arrays('ph-mixed')).toEqual({style: ['casual'], occasion: ['work'], mood: ['calm'], season: ['fall']})
     expect(arrays('ph-free')).toEqual({style: ['casual'], occasion: [], mood: [], season: ['fall']})
@@ -409,9 +501,18 @@ describe('wardrobe backfill: data', () => {
 
   it('a lone UTF-16 surrogate cannot even be stored in Firestore; in memory the normalizer makes it an error item', async () => {
     // So an end-to-end item with one cannot exist; the backfill's decision is checked directly.
-    await expect(db.collection(COL).doc('lone').set({style: ['Casual\uD800']})).rejects.toThrow()
+    await expect(
+      db
+        .collection(COL)
+        .doc('lone')
+        .set({style: ['Casual\uD800']}),
+    ).rejects.toThrow()
     const plan = planBackfill({style: ['Casual', 'Boho\uDC00x']}, vocab, {force: false, runId: 'r'})
-    expect(plan).toMatchObject({action: 'error', field: 'style', reason: expect.stringMatching(/style\[1\].*(surrogate|unicode)/i)})
+    expect(plan).toMatchObject({
+      action: 'error',
+      field: 'style',
+      reason: expect.stringMatching(/style\[1\].*(surrogate|unicode)/i),
+    })
   })
 
   it('a resumed run re-normalizes an item it wrote before the crash if the app changed it since (never keeps a stale normalized)', async () => {
@@ -421,7 +522,15 @@ describe('wardrobe backfill: data', () => {
     const {runId} = JSON.parse(first.stdout)
     // The state a kill -9 leaves when it strikes after these writes but before the first
     // checkpoint: the run unfinished, its cursor still at the start.
-    await db.doc(`_backfill_runs/${runId}`).set({status: 'interrupted', cursor: null, finishedAt: null, counters: {scanned: 0, updated: 0, skipped: 0, failed: 0, conflicts: 0}}, {merge: true})
+    await db.doc(`_backfill_runs/${runId}`).set(
+      {
+        status: 'interrupted',
+        cursor: null,
+        finishedAt: null,
+        counters: {scanned: 0, updated: 0, skipped: 0, failed: 0, conflicts: 0},
+      },
+      {merge: true},
+    )
     const changed = (await db.collection(COL).limit(3).get()).docs
     for (const d of changed) await d.ref.update({style: ['Formal'], season: 'Winter'})
 
@@ -442,12 +551,20 @@ describe('wardrobe backfill: data', () => {
     expect(stats.runId).not.toBe(first.runId)
     expect(stats).toMatchObject({resumed: false, scanned: 20, updated: 0, skipped: 20})
     const runs = new Map((await ledgerRuns(db)).map((r) => [r.runId, r.status]))
-    expect(runs).toEqual(new Map([[first.runId, 'superseded'], [stats.runId, 'completed']]))
+    expect(runs).toEqual(
+      new Map([
+        [first.runId, 'superseded'],
+        [stats.runId, 'completed'],
+      ]),
+    )
   })
 
   it('an edited taxonomy that keeps its version is a new run, not a resume of the unfinished one, and re-normalizes every item', async () => {
     await writeItems(db, COL, generateItems(40, {seed: 21, malformedRate: 0}))
-    await db.collection(COL).doc('casual-item').set({name: 'Tee', style: ['Casual']})
+    await db
+      .collection(COL)
+      .doc('casual-item')
+      .set({name: 'Tee', style: ['Casual']})
     const first = JSON.parse((await backfill(['--json'])).stdout)
     // Left unfinished (its checkpoint at the last item): the same command would resume it.
     await db.doc(`_backfill_runs/${first.runId}`).set({status: 'interrupted', finishedAt: null}, {merge: true})
@@ -466,7 +583,11 @@ describe('wardrobe backfill: data', () => {
     expect(stats).toMatchObject({resumed: false, scanned: 41, updated: 41, skipped: 0})
     const docs = await docsOf(db)
     expect(docs.get('casual-item')!.get('normalized.style')).toEqual(['easygoing'])
-    expect([...docs.values()].filter((d) => d.get('normalized.taxonomy_hash') !== editedVocab.hash || d.get('normalized.run_id') !== stats.runId)).toEqual([])
+    expect(
+      [...docs.values()].filter(
+        (d) => d.get('normalized.taxonomy_hash') !== editedVocab.hash || d.get('normalized.run_id') !== stats.runId,
+      ),
+    ).toEqual([])
   })
 
   it('an item normalized before taxonomy_hash existed is normalized once more, then skipped', async () => {
@@ -480,7 +601,13 @@ describe('wardrobe backfill: data', () => {
   })
 
   it("history trimming keeps another pipeline's value at the bottom of the chain, and a full rollback gives it back exactly", async () => {
-    const foreign = {style: ['casual'], source: 'old-pipeline', run_id: 'nightly-2024-01-15', at: Timestamp.fromMillis(1_600_000_000_000), where: new GeoPoint(1, 2)}
+    const foreign = {
+      style: ['casual'],
+      source: 'old-pipeline',
+      run_id: 'nightly-2024-01-15',
+      at: Timestamp.fromMillis(1_600_000_000_000),
+      where: new GeoPoint(1, 2),
+    }
     const item = db.collection(COL).doc('long-lived')
     await item.set({name: 'Coat', style: ['Casual'], normalized: foreign})
     const before = await snapshotCollection(db, COL)
@@ -488,7 +615,8 @@ describe('wardrobe backfill: data', () => {
     for (let i = 0; i <= MAX_HISTORY; i++) expect((await backfill(['--force'])).code).toBe(0)
     const toolEntries: unknown[] = []
     let node = (await item.get()).get('normalized')
-    for (; typeof node?.run_id === 'string' && node.run_id.startsWith('backfill-'); node = node.previous) toolEntries.push(node)
+    for (; typeof node?.run_id === 'string' && node.run_id.startsWith('backfill-'); node = node.previous)
+      toolEntries.push(node)
     expect(toolEntries).toHaveLength(MAX_HISTORY)
     expect(canonical(node)).toEqual(canonical(foreign))
 
@@ -508,9 +636,32 @@ describe('wardrobe backfill: data', () => {
   it('an item whose existing normalized is nested deep (as after ~18 re-normalizations) does not hang the run; every other item is done', async () => {
     await writeItems(db, COL, generateItems(60, {seed: 19, malformedRate: 0}))
     // The chain the backfill itself builds: each re-normalization keeps the replaced map as `previous`.
-    let chain: Record<string, unknown> = {style: ['casual'], occasion: [], mood: [], season: [], normalized_at: Timestamp.fromMillis(0), normalized_version: '0.0', source_hash: 'x', run_id: 'r0'}
-    for (let i = 1; i <= 18; i++) chain = {style: ['casual'], occasion: [], mood: [], season: [], normalized_at: Timestamp.fromMillis(i), normalized_version: `0.${i}`, source_hash: 'x', run_id: `r${i}`, previous: chain}
-    await db.collection(COL).doc('deep-history').set({name: 'Old favourite', style: ['Casual'], normalized: chain})
+    let chain: Record<string, unknown> = {
+      style: ['casual'],
+      occasion: [],
+      mood: [],
+      season: [],
+      normalized_at: Timestamp.fromMillis(0),
+      normalized_version: '0.0',
+      source_hash: 'x',
+      run_id: 'r0',
+    }
+    for (let i = 1; i <= 18; i++)
+      chain = {
+        style: ['casual'],
+        occasion: [],
+        mood: [],
+        season: [],
+        normalized_at: Timestamp.fromMillis(i),
+        normalized_version: `0.${i}`,
+        source_hash: 'x',
+        run_id: `r${i}`,
+        previous: chain,
+      }
+    await db
+      .collection(COL)
+      .doc('deep-history')
+      .set({name: 'Old favourite', style: ['Casual'], normalized: chain})
     const before = await snapshotCollection(db, COL, ['normalized'])
 
     const res = await startCli(['backfill', ...args, '--json'], {env: ENV, timeoutMs: 25_000}).done
@@ -533,7 +684,13 @@ describe('wardrobe backfill: data', () => {
     let hi = 1_048_576
     while (hi - lo > 8) {
       const mid = (lo + hi) >> 1
-      const ok = await col.doc('0-huge-item').set({name: 'x'.repeat(mid), style: ['Casual']}).then(() => true, () => false)
+      const ok = await col
+        .doc('0-huge-item')
+        .set({name: 'x'.repeat(mid), style: ['Casual']})
+        .then(
+          () => true,
+          () => false,
+        )
       if (ok) lo = mid
       else hi = mid
     }
@@ -543,7 +700,11 @@ describe('wardrobe backfill: data', () => {
     const res = await startCli(['backfill', ...args, '--json'], {env: ENV, timeoutMs: 60_000}).done
     expect(res.signal).toBeNull()
     const stats = JSON.parse(res.stdout)
-    expect({code: res.code, status: stats.status, error: stats.error}).toEqual({code: 3, status: 'completed', error: null})
+    expect({code: res.code, status: stats.status, error: stats.error}).toEqual({
+      code: 3,
+      status: 'completed',
+      error: null,
+    })
     expect(stats).toMatchObject({scanned: 41, updated: 40, failed: 1})
     expect(stats.errorSamples.map((e: {id: string}) => e.id)).toEqual(['0-huge-item'])
     expect(changedIds(before, await snapshotCollection(db, COL, ['normalized']))).toEqual([])
@@ -602,7 +763,9 @@ describe('wardrobe backfill: data', () => {
     expect(result.code).toBe(0)
     const stats = JSON.parse(result.stdout)
     expect(stats).toMatchObject({status: 'completed', scanned: N, failed: 0})
-    console.log(`concurrent writer: ${appWrites} app writes during the run; backfill saw ${stats.conflicts} conflicts, updated ${stats.updated}, skipped ${stats.skipped}, ${stats.durationSeconds}s`)
+    console.log(
+      `concurrent writer: ${appWrites} app writes during the run; backfill saw ${stats.conflicts} conflicts, updated ${stats.updated}, skipped ${stats.skipped}, ${stats.durationSeconds}s`,
+    )
     expect(appWrites).toBeGreaterThan(100)
     expect(stats.conflicts).toBeGreaterThan(0) // the guarded-write path was exercised
 
@@ -612,7 +775,9 @@ describe('wardrobe backfill: data', () => {
     const staleAfterApp: string[] = []
     for (const [id, doc] of docs) {
       const lw = lastWrite.get(id)
-      if (lw) for (const [f, v] of Object.entries(lw.fields)) if (JSON.stringify(doc.get(f)) !== JSON.stringify(v)) lost.push(`${id}.${f}`)
+      if (lw)
+        for (const [f, v] of Object.entries(lw.fields))
+          if (JSON.stringify(doc.get(f)) !== JSON.stringify(v)) lost.push(`${id}.${f}`)
       if (!inconsistent(new Map([[id, doc]])).length) continue
       // Stale is acceptable only when the app's write is the document's last write.
       if (lw && doc.updateTime!.isEqual(lw.time)) staleAfterApp.push(id)
@@ -624,7 +789,11 @@ describe('wardrobe backfill: data', () => {
     // The next run brings every item up to date, rewriting exactly those.
     const again = await backfill(['--json'])
     expect(again.code).toBe(0)
-    expect(JSON.parse(again.stdout)).toMatchObject({updated: staleAfterApp.length, skipped: N - staleAfterApp.length, failed: 0})
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      updated: staleAfterApp.length,
+      skipped: N - staleAfterApp.length,
+      failed: 0,
+    })
     expect(inconsistent(await docsOf(db))).toEqual([])
   })
 })

@@ -39,8 +39,11 @@ describe('config file values through the CLI', () => {
     await db.terminate()
   })
 
-  const target = (more: Record<string, unknown> = {}) => ({environments: {development: {projectId: project, emulatorHost: emulatorHost(), ...more}}})
-  const backfill = (args: string[] = []) => runCli(['backfill', '--json', '--output-dir', cwd, ...args], {cwd, env: ENV})
+  const target = (more: Record<string, unknown> = {}) => ({
+    environments: {development: {projectId: project, emulatorHost: emulatorHost(), ...more}},
+  })
+  const backfill = (args: string[] = []) =>
+    runCli(['backfill', '--json', '--output-dir', cwd, ...args], {cwd, env: ENV})
   const recordedBatchSize = async () => {
     const runs = await ledgerRuns(db)
     expect(runs).toHaveLength(1)
@@ -78,14 +81,28 @@ describe('config file values through the CLI', () => {
     const res = await backfill(['--config', config])
     expect(res.code).toBe(0)
     expect(JSON.parse(res.stdout)).toMatchObject({version: '7.7', updated: 6})
-    const versions = (await db.collection('wardrobe_items').get()).docs.map((d) => d.get('normalized.normalized_version'))
+    const versions = (await db.collection('wardrobe_items').get()).docs.map((d) =>
+      d.get('normalized.normalized_version'),
+    )
     expect(versions).toEqual(Array(6).fill('7.7'))
   })
 
   it('--ledger-collection equal to --collection: exit 2, one line, nothing written anywhere', async () => {
     const before = (await db.collection('wardrobe_items').get()).docs.map((d) => d.updateTime.toMillis())
     const res = await runCli(
-      ['backfill', '--project', project, '--emulator-host', emulatorHost(), '--output-dir', cwd, '--ledger-collection', 'wardrobe_items', '--collection', 'wardrobe_items'],
+      [
+        'backfill',
+        '--project',
+        project,
+        '--emulator-host',
+        emulatorHost(),
+        '--output-dir',
+        cwd,
+        '--ledger-collection',
+        'wardrobe_items',
+        '--collection',
+        'wardrobe_items',
+      ],
       {cwd, env: ENV},
     )
     expect(res.code).toBe(2)
@@ -102,7 +119,11 @@ describe('config file values through the CLI', () => {
   })
 
   it('a ledgerCollection in the config equal to the items collection: exit 2 naming the file and the key', async () => {
-    const config = writeJson(cwd, 'wardrobe.config.json', {collection: 'wardrobe_items', ledgerCollection: 'wardrobe_items', ...target()})
+    const config = writeJson(cwd, 'wardrobe.config.json', {
+      collection: 'wardrobe_items',
+      ledgerCollection: 'wardrobe_items',
+      ...target(),
+    })
     const res = await backfill()
     expect(res.code).toBe(2)
     const error = JSON.parse(res.stdout).error

@@ -50,7 +50,8 @@ async function runningRunId(db: Firestore): Promise<string | undefined> {
   return (await db.collection(LEDGER).where('status', '==', 'running').get()).docs[0]?.id
 }
 
-const normalizedCount = async (db: Firestore) => (await db.collection(COL).where('normalized.normalized_version', '!=', '').count().get()).data().count
+const normalizedCount = async (db: Firestore) =>
+  (await db.collection(COL).where('normalized.normalized_version', '!=', '').count().get()).data().count
 
 /** id → update time (ms) of every item. */
 async function updateTimes(db: Firestore): Promise<Map<string, number>> {
@@ -78,11 +79,23 @@ async function expectCollectionDone(db: Firestore, before: Map<string, string>, 
   expect(record.status).toBe('completed')
   expect(record.counters.scanned).toBe(docs.length)
   expect(record.counters.failed).toBeGreaterThan(0)
-  expect((await db.collection(LEDGER).doc(runId).collection('errors').count().get()).data().count).toBe(record.counters.failed)
+  expect((await db.collection(LEDGER).doc(runId).collection('errors').count().get()).data().count).toBe(
+    record.counters.failed,
+  )
   expect((await db.collection('_backfill_locks').get()).size).toBe(0)
 }
 
-const shardArgs = (project: string, i: number, extra: string[] = []) => ['backfill', ...devArgs(project, tmpDir()), '--shard-count', '2', '--shard-index', String(i), '--partitions', '6', ...extra]
+const shardArgs = (project: string, i: number, extra: string[] = []) => [
+  'backfill',
+  ...devArgs(project, tmpDir()),
+  '--shard-count',
+  '2',
+  '--shard-index',
+  String(i),
+  '--partitions',
+  '6',
+  ...extra,
+]
 
 describe('pause and resume a sharded run of two processes', () => {
   test('paused: no item changes for 10 s, both processes say who paused it and why; resumed: it completes correctly', async () => {
@@ -94,9 +107,15 @@ describe('pause and resume a sharded run of two processes', () => {
     await waitFor(async () => (runId = await runningRunId(db)) !== undefined, 60_000, 100)
     const b = startCli(shardArgs(project, 1), {timeoutMs: 240_000})
     const errB = stderrOf(b.child)
-    await waitFor(async () => (await ledger.members(runId!)).length === 2 && (await normalizedCount(db)) >= 300, 60_000, 100)
+    await waitFor(
+      async () => (await ledger.members(runId!)).length === 2 && (await normalizedCount(db)) >= 300,
+      60_000,
+      100,
+    )
 
-    console.log(`pause at ${await normalizedCount(db)} normalized, ${JSON.stringify((await ledger.members(runId!)).map((m) => [m.limit, m.reason, m.rate]))}`)
+    console.log(
+      `pause at ${await normalizedCount(db)} normalized, ${JSON.stringify((await ledger.members(runId!)).map((m) => [m.limit, m.reason, m.rate]))}`,
+    )
     const {run} = await ledger.changeControl(runId!, 'pause', {by: OPERATOR, reason: 'incident 42'})
     await waitFor(() => applied(ledger, runId!, run.control.seq, 2), 5000, 100)
     // Writes in flight drain (about two seconds of them at the pace).
@@ -105,7 +124,9 @@ describe('pause and resume a sharded run of two processes', () => {
     await sleep(10_000)
     const after = await updateTimes(db)
     const changed = [...after].filter(([id, t]) => held.get(id) !== t)
-    console.log(`pause: ${changed.length} items changed in the 10 s paused window; ${[...after.values()].filter((t) => t > 0).length} items, ${await normalizedCount(db)} normalized`)
+    console.log(
+      `pause: ${changed.length} items changed in the 10 s paused window; ${[...after.values()].filter((t) => t > 0).length} items, ${await normalizedCount(db)} normalized`,
+    )
     expect(changed).toEqual([])
     expect(await normalizedCount(db)).toBeLessThan(5000)
     for (const err of [errA(), errB()]) expect(err).toContain(`paused by ${OPERATOR}: incident 42`)
@@ -130,11 +151,17 @@ describe('stop a sharded run from a third process', () => {
     let runId: string | undefined
     await waitFor(async () => (runId = await runningRunId(db)) !== undefined, 60_000, 100)
     const b = startCli(shardArgs(project, 1), {timeoutMs: 240_000})
-    await waitFor(async () => (await ledger.members(runId!)).length === 2 && (await normalizedCount(db)) >= 300, 60_000, 100)
+    await waitFor(
+      async () => (await ledger.members(runId!)).length === 2 && (await normalizedCount(db)) >= 300,
+      60_000,
+      100,
+    )
 
     const stoppedAt = Date.now()
     await ledger.changeControl(runId!, 'stop', {by: OPERATOR, reason: 'drill'})
-    const exits = await Promise.all([a.done, b.done].map((p) => p.then((r) => ({...r, seconds: (Date.now() - stoppedAt) / 1000}))))
+    const exits = await Promise.all(
+      [a.done, b.done].map((p) => p.then((r) => ({...r, seconds: (Date.now() - stoppedAt) / 1000}))),
+    )
     console.log(`stop: exits ${exits.map((e) => `${e.code} after ${e.seconds.toFixed(1)} s`).join(', ')}`)
     for (const e of exits) {
       expect(e.code).toBe(130)
@@ -193,7 +220,14 @@ describe('--target-latency-ms', () => {
     const host = await proxy.listen()
     try {
       // Through the proxy instead of straight to the emulator.
-      const args = ['backfill', ...devArgs(project, tmpDir()).map((a) => (a === emulatorHost() ? host : a)), '--max-rate', '400', '--target-latency-ms', '1000']
+      const args = [
+        'backfill',
+        ...devArgs(project, tmpDir()).map((a) => (a === emulatorHost() ? host : a)),
+        '--max-rate',
+        '400',
+        '--target-latency-ms',
+        '1000',
+      ]
       const cli = startCli(args, {timeoutMs: 240_000})
       const err = stderrOf(cli.child)
       const lastLimit = () => [...err().matchAll(/; limit (\d+(?:\.\d)?)\/s \((\w+)\)/g)].pop()
@@ -227,8 +261,17 @@ describe('maintenance windows', () => {
     const t0 = Date.now()
     const closes = t0 + 8000
     const opens = t0 + 18_000
-    const windows = ['--window', `${clock(-60_000)}-${clock(8000)}`, '--window', `${clock(18_000)}-${clock(3_600_000)}`, '--timezone', 'UTC']
-    const cli = startCli(['backfill', ...devArgs(project, tmpDir()), '--max-rate', '200', ...windows], {timeoutMs: 240_000})
+    const windows = [
+      '--window',
+      `${clock(-60_000)}-${clock(8000)}`,
+      '--window',
+      `${clock(18_000)}-${clock(3_600_000)}`,
+      '--timezone',
+      'UTC',
+    ]
+    const cli = startCli(['backfill', ...devArgs(project, tmpDir()), '--max-rate', '200', ...windows], {
+      timeoutMs: 240_000,
+    })
     const err = stderrOf(cli.child)
     let runId: string | undefined
     await waitFor(async () => (runId = await runningRunId(db)) !== undefined, 60_000, 100)

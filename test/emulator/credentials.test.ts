@@ -40,24 +40,38 @@ describe('credentials are checked before anything is asked', () => {
     expect(line).toContain('no usable credentials')
     expect(line).toContain("the config's credentials key (not set)")
     expect(line).toContain('GOOGLE_APPLICATION_CREDENTIALS (not set)')
-    expect(line).toContain(`Application Default Credentials (${path.join(env.HOME!, '.config', 'gcloud', 'application_default_credentials.json')}, missing)`)
+    expect(line).toContain(
+      `Application Default Credentials (${path.join(env.HOME!, '.config', 'gcloud', 'application_default_credentials.json')}, missing)`,
+    )
     expect(line).toContain('fix: run `gcloud auth application-default login`')
     expect(r.output).not.toContain('Could not load the default credentials')
     expect(r.code).toBe(2)
   })
 
   test('GOOGLE_APPLICATION_CREDENTIALS naming a missing file', async () => {
-    const r = await inTerminal(['backfill', ...PROD], machine({GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json'}), {prompt: 'Type the project id', answer: 'my-app\r'})
+    const r = await inTerminal(
+      ['backfill', ...PROD],
+      machine({GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/key.json'}),
+      {prompt: 'Type the project id', answer: 'my-app\r'},
+    )
     expect(r.output).not.toContain('Type the project id')
-    expect(errorLines(r.output)).toEqual([expect.stringContaining('/nonexistent/key.json (GOOGLE_APPLICATION_CREDENTIALS) does not exist')])
+    expect(errorLines(r.output)).toEqual([
+      expect.stringContaining('/nonexistent/key.json (GOOGLE_APPLICATION_CREDENTIALS) does not exist'),
+    ])
     expect(r.code).toBe(2)
   })
 
   test("the config's credentials key naming a file that is not a key", async () => {
     const dir = tmpDir()
     fs.writeFileSync(path.join(dir, 'key.json'), 'not json')
-    fs.writeFileSync(path.join(dir, 'wardrobe.config.json'), JSON.stringify({environments: {production: {projectId: 'my-app', credentials: 'key.json'}}}))
-    const r = await runCli(['rollback', '--environment', 'production', '--config', path.join(dir, 'wardrobe.config.json'), '--json'], {env: machine()})
+    fs.writeFileSync(
+      path.join(dir, 'wardrobe.config.json'),
+      JSON.stringify({environments: {production: {projectId: 'my-app', credentials: 'key.json'}}}),
+    )
+    const r = await runCli(
+      ['rollback', '--environment', 'production', '--config', path.join(dir, 'wardrobe.config.json'), '--json'],
+      {env: machine()},
+    )
     const out = JSON.parse(r.stdout) as {error: {message: string; suggestion: string}}
     expect(out.error.message).toContain(`${path.join(dir, 'key.json')} (the config's credentials key) is not JSON`)
     expect(out.error.suggestion).toContain('environments.production.credentials')
@@ -68,15 +82,37 @@ describe('credentials are checked before anything is asked', () => {
     const env = machine()
     const adc = path.join(env.HOME!, '.config', 'gcloud', 'application_default_credentials.json')
     fs.mkdirSync(path.dirname(adc), {recursive: true})
-    fs.writeFileSync(adc, JSON.stringify({type: 'authorized_user', client_id: 'x.apps.googleusercontent.com', client_secret: 'x', refresh_token: '1//revoked'}))
+    fs.writeFileSync(
+      adc,
+      JSON.stringify({
+        type: 'authorized_user',
+        client_id: 'x.apps.googleusercontent.com',
+        client_secret: 'x',
+        refresh_token: '1//revoked',
+      }),
+    )
     const r = await inTerminal(['backfill', ...PROD], env, {prompt: 'Type the project id', answer: 'my-app\r'})
     expect(r.output).not.toContain('Type the project id')
-    expect(errorLines(r.output)).toEqual([expect.stringContaining(`${adc} (application-default) could not get an access token`)])
+    expect(errorLines(r.output)).toEqual([
+      expect.stringContaining(`${adc} (application-default) could not get an access token`),
+    ])
     expect(r.code).toBe(2)
   })
 
   test('an emulator needs none, also for production', async () => {
-    const r = await runCli(['monitor', '--environment', 'production', '--project', uniqueProject('creds'), '--emulator-host', emulatorHost(), '--json'], {env: machine()})
+    const r = await runCli(
+      [
+        'monitor',
+        '--environment',
+        'production',
+        '--project',
+        uniqueProject('creds'),
+        '--emulator-host',
+        emulatorHost(),
+        '--json',
+      ],
+      {env: machine()},
+    )
     expect(r.stderr).not.toContain('credentials')
     expect(JSON.parse(r.stdout)).toHaveProperty('counts')
     expect(r.code).toBe(0)

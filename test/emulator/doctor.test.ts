@@ -16,7 +16,11 @@ const ENV = {FIRESTORE_EMULATOR_HOST: undefined, WARDROBE_CONFIG: undefined}
 interface Report {
   ok: boolean
   checks: {check: string; status: string; detail: string; fix: string | null}[]
-  summary: {items: number; estimate: {reads: number; writes: number}; costUsd: {total: number; writes: number; pricesTakenOn: string}} | null
+  summary: {
+    items: number
+    estimate: {reads: number; writes: number}
+    costUsd: {total: number; writes: number; pricesTakenOn: string}
+  } | null
   latencyMs: number | null
   clockSkewMs: number | null
 }
@@ -42,7 +46,8 @@ describe('wardrobe doctor', () => {
     const r = await runCli(['doctor', ...devArgs(project, out)], {env: ENV})
     expect(r.code).toBe(0)
     const lines = r.stdout.split('\n')
-    for (const name of ['config', 'credentials', 'reachable', 'read', 'ledger-write', 'clock', 'node']) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^✓ ${name} `)))
+    for (const name of ['config', 'credentials', 'reachable', 'read', 'ledger-write', 'clock', 'node'])
+      expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^✓ ${name} `)))
     expect(lines).toContainEqual(expect.stringMatching(/^- indexes +not checked on the emulator/))
     expect(r.stdout).toContain('wardrobe_items: 40 items')
     expect(r.stdout).toMatch(/Summary: 40 items in scope\. A backfill writing every one: 41 reads, 40 writes/)
@@ -52,7 +57,7 @@ describe('wardrobe doctor', () => {
     expect((await db.collection('_backfill_runs').get()).size).toBe(0)
   })
 
-  test('--json: a typed report with latency, clock skew, and the cost at the config file\'s prices', async () => {
+  test("--json: a typed report with latency, clock skew, and the cost at the config file's prices", async () => {
     const config = path.join(out, 'wardrobe.config.json')
     fs.writeFileSync(config, JSON.stringify({prices: {writesPer100k: 100_000, takenOn: '2030-01-01'}}))
     const r = await runCli(['doctor', ...devArgs(project, out), '--config', config, '--json'], {env: ENV})
@@ -63,14 +68,39 @@ describe('wardrobe doctor', () => {
     expect(report.latencyMs).toEqual(expect.any(Number))
     expect(Math.abs(report.clockSkewMs!)).toBeLessThan(5000)
     // 40 writes at 100,000 USD per 100,000 writes.
-    expect(report.summary).toMatchObject({items: 40, estimate: {reads: 41, writes: 40}, costUsd: {writes: 40, pricesTakenOn: '2030-01-01'}})
+    expect(report.summary).toMatchObject({
+      items: 40,
+      estimate: {reads: 41, writes: 40},
+      costUsd: {writes: 40, pricesTakenOn: '2030-01-01'},
+    })
   })
 
   test('a wrong emulator port: reachable fails with the fix, what needs it is skipped, exit 4', async () => {
-    const r = await runCli(['doctor', '--emulator-host', `127.0.0.1:${await freePort()}`, '--project', project, '--output-dir', out, '--json'], {env: ENV})
+    const r = await runCli(
+      [
+        'doctor',
+        '--emulator-host',
+        `127.0.0.1:${await freePort()}`,
+        '--project',
+        project,
+        '--output-dir',
+        out,
+        '--json',
+      ],
+      {env: ENV},
+    )
     expect(r.code).toBe(4)
     const report = JSON.parse(r.stdout) as Report
-    expect(statuses(report)).toEqual({config: 'pass', credentials: 'pass', reachable: 'fail', read: 'skipped', 'ledger-write': 'skipped', clock: 'skipped', indexes: 'skipped', node: 'pass'})
+    expect(statuses(report)).toEqual({
+      config: 'pass',
+      credentials: 'pass',
+      reachable: 'fail',
+      read: 'skipped',
+      'ledger-write': 'skipped',
+      clock: 'skipped',
+      indexes: 'skipped',
+      node: 'pass',
+    })
     expect(check(report, 'reachable').fix).toContain('gcloud emulators firestore start')
     expect(report.summary).toBeNull()
   })
@@ -85,18 +115,37 @@ describe('wardrobe doctor', () => {
   })
 
   test('production without credentials: the credentials line names where it looked and the fix, exit 4', async () => {
-    const env = {...ENV, HOME: tmpDir(), GOOGLE_APPLICATION_CREDENTIALS: undefined, CLOUDSDK_CONFIG: undefined, METADATA_SERVER_DETECTION: 'none'}
-    const r = await runCli(['doctor', '--environment', 'production', '--project', 'my-app', '--output-dir', out, '--json'], {env})
+    const env = {
+      ...ENV,
+      HOME: tmpDir(),
+      GOOGLE_APPLICATION_CREDENTIALS: undefined,
+      CLOUDSDK_CONFIG: undefined,
+      METADATA_SERVER_DETECTION: 'none',
+    }
+    const r = await runCli(
+      ['doctor', '--environment', 'production', '--project', 'my-app', '--output-dir', out, '--json'],
+      {env},
+    )
     expect(r.code).toBe(4)
     const c = check(JSON.parse(r.stdout) as Report, 'credentials')
-    expect(c).toMatchObject({status: 'fail', detail: expect.stringContaining('GOOGLE_APPLICATION_CREDENTIALS (not set)'), fix: expect.stringContaining('gcloud auth application-default login')})
+    expect(c).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('GOOGLE_APPLICATION_CREDENTIALS (not set)'),
+      fix: expect.stringContaining('gcloud auth application-default login'),
+    })
   })
 
   test('a clock a minute ahead of Firestore is a warning (exit 0)', async () => {
-    const r = await runCli(['doctor', ...devArgs(project, out), '--json'], {env: {...ENV, NODE_OPTIONS: `--require ${PRELOAD}`, WARDROBE_TEST_CLOCK_SKEW_MS: '60000'}})
+    const r = await runCli(['doctor', ...devArgs(project, out), '--json'], {
+      env: {...ENV, NODE_OPTIONS: `--require ${PRELOAD}`, WARDROBE_TEST_CLOCK_SKEW_MS: '60000'},
+    })
     expect(r.code).toBe(0)
     const report = JSON.parse(r.stdout) as Report
-    expect(check(report, 'clock')).toMatchObject({status: 'warn', detail: expect.stringMatching(/^this machine is 60\.\d s ahead of Firestore/), fix: expect.stringContaining('NTP')})
+    expect(check(report, 'clock')).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/^this machine is 60\.\d s ahead of Firestore/),
+      fix: expect.stringContaining('NTP'),
+    })
     expect(report.clockSkewMs).toBeGreaterThan(55_000)
   })
 })

@@ -9,13 +9,28 @@ import fs from 'node:fs'
 import path from 'node:path'
 import {Firestore} from 'firebase-admin/firestore'
 import {generateItems, writeItems} from '../../src/dev/seed-data'
-import {CliResult, devArgs, latestFile, readJson, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from '../support/harness'
+import {
+  CliResult,
+  devArgs,
+  latestFile,
+  readJson,
+  runCli,
+  startCli,
+  testDb,
+  tmpDir,
+  uniqueProject,
+  waitFor,
+} from '../support/harness'
 
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
 const PRELOAD = path.join(__dirname, '..', 'support', 'preload.js')
 /** Another machine: its clock `skewMs` off, optionally another host name and boot. */
-const otherMachine = (skewMs: number, host?: string) => ({NODE_OPTIONS: `--require ${PRELOAD}`, WARDROBE_TEST_CLOCK_SKEW_MS: String(skewMs), ...(host ? {WARDROBE_TEST_HOST: host} : {})})
+const otherMachine = (skewMs: number, host?: string) => ({
+  NODE_OPTIONS: `--require ${PRELOAD}`,
+  WARDROBE_TEST_CLOCK_SKEW_MS: String(skewMs),
+  ...(host ? {WARDROBE_TEST_HOST: host} : {}),
+})
 
 function configWith(settings: Record<string, unknown>): string {
   const file = path.join(tmpDir(), 'wardrobe.config.json')
@@ -34,7 +49,8 @@ async function runningRun(db: Firestore, minScanned = 1): Promise<Record<string,
   return run.counters.scanned >= minScanned ? run : undefined
 }
 
-const normalizedCount = async (db: Firestore) => (await db.collection(COL).where('normalized.normalized_version', '!=', '').count().get()).data().count
+const normalizedCount = async (db: Firestore) =>
+  (await db.collection(COL).where('normalized.normalized_version', '!=', '').count().get()).data().count
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe('a live run is never taken over because another host’s clock disagrees', () => {
@@ -50,11 +66,15 @@ describe('a live run is never taken over because another host’s clock disagree
 
   test('a rollback on a host 2 minutes ahead, and one 2 minutes behind, are refused; the backfill completes alone', async () => {
     const config = configWith({staleAfterSeconds: 10})
-    const backfill = startCli(['backfill', ...devArgs(project, tmpDir()), '--config', config, '--max-rate', '100'], {timeoutMs: 180_000})
+    const backfill = startCli(['backfill', ...devArgs(project, tmpDir()), '--config', config, '--max-rate', '100'], {
+      timeoutMs: 180_000,
+    })
     let run: Record<string, any> | undefined
     await waitFor(async () => (run = await runningRun(db, 200)) !== undefined, 60_000, 100)
     for (const skew of [120_000, -120_000]) {
-      const rollback = await runCli(['rollback', ...devArgs(project, tmpDir()), '--config', config], {env: otherMachine(skew, 'other-host')})
+      const rollback = await runCli(['rollback', ...devArgs(project, tmpDir()), '--config', config], {
+        env: otherMachine(skew, 'other-host'),
+      })
       expect({skew, code: rollback.code}).toEqual({skew, code: 2})
       expect(rollback.stderr).toContain(`already holds ${COL}`)
     }
@@ -110,7 +130,10 @@ describe('a holder frozen past its lease writes nothing after it wakes', () => {
   async function freezeThenRollback(extra: string[]): Promise<void> {
     const config = configWith({staleAfterSeconds: 5})
     const out = tmpDir()
-    const backfill = startCli(['backfill', ...devArgs(project, out), '--config', config, '--max-rate', '200', ...extra], {timeoutMs: 240_000})
+    const backfill = startCli(
+      ['backfill', ...devArgs(project, out), '--config', config, '--max-rate', '200', ...extra],
+      {timeoutMs: 240_000},
+    )
     let run: Record<string, any> | undefined
     await waitFor(async () => (run = await runningRun(db, 300)) !== undefined, 60_000, 100)
     backfill.child.kill('SIGSTOP')
@@ -131,7 +154,18 @@ describe('a holder frozen past its lease writes nothing after it wakes', () => {
     backfill.child.kill('SIGCONT')
     const woke = await backfill.done
     const leaked = (await db.collection(COL).where('normalized.normalized_version', '!=', '').get()).docs
-    if (leaked.length) console.log('DIAG', {frozenAt, wokeAt, items: leaked.slice(0, 5).map((d) => ({at: d.get('normalized.normalized_at').toMillis(), up: d.updateTime.toMillis()}))}, woke.stderr.slice(-2000))
+    if (leaked.length)
+      console.log(
+        'DIAG',
+        {
+          frozenAt,
+          wokeAt,
+          items: leaked
+            .slice(0, 5)
+            .map((d) => ({at: d.get('normalized.normalized_at').toMillis(), up: d.updateTime.toMillis()})),
+        },
+        woke.stderr.slice(-2000),
+      )
     expect(woke.code).toBe(1)
     expect(woke.stderr).toMatch(/lease lost/)
     // Nothing the woken process had queued, or re-read on a conflict, reached an item.
@@ -166,13 +200,30 @@ describe('Ctrl-C in one process of a sharded run stops that process only', () =>
 
   test('the other process finishes the run completed; a rollback meanwhile is refused naming the run', async () => {
     const config = configWith({staleAfterSeconds: 10})
-    const args = (i: number, out = tmpDir()) => ['backfill', ...devArgs(project, out), '--config', config, '--shard-count', '2', '--shard-index', String(i), '--partitions', '6', '--max-rate', '150']
+    const args = (i: number, out = tmpDir()) => [
+      'backfill',
+      ...devArgs(project, out),
+      '--config',
+      config,
+      '--shard-count',
+      '2',
+      '--shard-index',
+      String(i),
+      '--partitions',
+      '6',
+      '--max-rate',
+      '150',
+    ]
     const a = startCli(args(0), {timeoutMs: 180_000})
     let run: Record<string, any> | undefined
     await waitFor(async () => (run = await runningRun(db, 100)) !== undefined, 60_000, 100)
     const bOut = tmpDir()
     const b = startCli(args(1, bOut), {timeoutMs: 180_000})
-    await waitFor(async () => (await db.collection(LEDGER).doc(run!.runId).collection('processes').get()).size === 2, 60_000, 100)
+    await waitFor(
+      async () => (await db.collection(LEDGER).doc(run!.runId).collection('processes').get()).size === 2,
+      60_000,
+      100,
+    )
     a.child.kill('SIGINT')
     const stopped = await a.done
     expect(stopped.code).toBe(130)
@@ -229,7 +280,9 @@ describe('identity in containers: pids are compared only within one pid namespac
 
   test('a live holder on this host is not taken for dead by a process in another pid namespace', async () => {
     const config = configWith({staleAfterSeconds: 10})
-    const backfill = startCli(['backfill', ...devArgs(project, tmpDir()), '--config', config, '--max-rate', '150'], {timeoutMs: 180_000})
+    const backfill = startCli(['backfill', ...devArgs(project, tmpDir()), '--config', config, '--max-rate', '150'], {
+      timeoutMs: 180_000,
+    })
     await waitFor(async () => (await runningRun(db, 100)) !== undefined, 60_000, 100)
     // Its pid does not exist in the container's namespace: that must not read as "its process is gone".
     const rollback = await runCli(['rollback', ...devArgs(project, tmpDir()), '--config', config], {wrapper: container})
@@ -247,7 +300,10 @@ describe('identity in containers: pids are compared only within one pid namespac
     await waitFor(async () => (run = await runningRun(db, 100)) !== undefined, 60_000, 100)
     expect(run!.owner.pid).toBe(1)
     // pid 1 of a namespace dies, and the namespace with it.
-    const [inner] = fs.readFileSync(`/proc/${holder.child.pid}/task/${holder.child.pid}/children`, 'utf8').trim().split(/\s+/)
+    const [inner] = fs
+      .readFileSync(`/proc/${holder.child.pid}/task/${holder.child.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
     process.kill(Number(inner), 'SIGKILL')
     await holder.done
     const killedAt = Date.now()

@@ -34,9 +34,19 @@ function request(maxRate: number | undefined): AcquireRequest {
 }
 
 /** Another process of the run, as its own governor records it: alive, with `workers`. */
-async function otherProcess(ledger: Ledger, runId: string, workers: number): Promise<FirebaseFirestore.DocumentReference> {
+async function otherProcess(
+  ledger: Ledger,
+  runId: string,
+  workers: number,
+): Promise<FirebaseFirestore.DocumentReference> {
   const ref = ledger.membersOf(runId).doc('other-process')
-  await ref.set({owner: {...currentOwner(), processId: 'other-process', pid: 1, host: 'pod-1'}, workers, heartbeatAt: FieldValue.serverTimestamp(), staleAfterMs: 60_000, leftAt: null})
+  await ref.set({
+    owner: {...currentOwner(), processId: 'other-process', pid: 1, host: 'pod-1'},
+    workers,
+    heartbeatAt: FieldValue.serverTimestamp(),
+    staleAfterMs: 60_000,
+    leftAt: null,
+  })
   return ref
 }
 
@@ -59,13 +69,19 @@ describe('a process’s share of the run-wide limit', () => {
       await until(() => governor.limit().perSecond === 125)
       expect(governor.limit().reason).toBe('ramp')
       // Eleven minutes into the run (two 5-minute steps): 500 × 1.5² = 1125, a quarter is 281; the cap's quarter, 250, binds.
-      await ledger.runRef(run.runId).update({'control.rampStartedAt': Timestamp.fromMillis(governor.serverNow() - 11 * 60_000)})
+      await ledger
+        .runRef(run.runId)
+        .update({'control.rampStartedAt': Timestamp.fromMillis(governor.serverNow() - 11 * 60_000)})
       await until(() => governor.limit().reason === 'cap')
       expect(governor.limit().perSecond).toBe(250)
       await other.update({leftAt: new Date()})
       await until(() => governor.limit().perSecond === 1000)
       // The process record says what limits it.
-      await until(async () => (await ledger.members(run.runId)).find((m) => m.owner.processId === currentOwner().processId)?.reason === 'limit 1000/s (cap)')
+      await until(
+        async () =>
+          (await ledger.members(run.runId)).find((m) => m.owner.processId === currentOwner().processId)?.reason ===
+          'limit 1000/s (cap)',
+      )
     } finally {
       await governor.close()
     }
@@ -78,7 +94,14 @@ describe('the control a resumed run takes on', () => {
     const {ledger, run, lease} = await newRun(db, 60)
     await ledger.changeControl(run.runId, 'throttle', {by: 'ops@laptop', maxRate: 30})
     await ledger.changeControl(run.runId, 'stop', {by: 'ops@laptop', reason: 'drill'})
-    const interrupt = async (l: Lease) => ledger.finish(l, run.runId, 'wardrobe_items', {status: 'interrupted', cursor: null, counters: {scanned: 0, updated: 0, skipped: 0, failed: 0, conflicts: 0}, unmapped: {}, tags: {}})
+    const interrupt = async (l: Lease) =>
+      ledger.finish(l, run.runId, 'wardrobe_items', {
+        status: 'interrupted',
+        cursor: null,
+        counters: {scanned: 0, updated: 0, skipped: 0, failed: 0, conflicts: 0},
+        unmapped: {},
+        tags: {},
+      })
     await interrupt(lease)
 
     const again = (await ledger.acquire(request(60)))!

@@ -40,12 +40,21 @@ async function rawRunQuery(collection = COL): Promise<{names: string[]; code: nu
   const client = new grpc.Client(via, grpc.credentials.createInsecure())
   const request = RunQueryRequest.fromObject({
     parent: `projects/${projectId}/databases/(default)/documents`,
-    structuredQuery: {from: [{collectionId: collection}], orderBy: [{field: {fieldPath: '__name__'}, direction: 'ASCENDING'}]},
+    structuredQuery: {
+      from: [{collectionId: collection}],
+      orderBy: [{field: {fieldPath: '__name__'}, direction: 'ASCENDING'}],
+    },
   })
   const metadata = new grpc.Metadata()
   metadata.set('authorization', 'Bearer owner')
   const names: string[] = []
-  const stream = client.makeServerStreamRequest('/google.firestore.v1.Firestore/RunQuery', (b: Buffer) => b, (b: Buffer) => b, Buffer.from(RunQueryRequest.encode(request).finish()), metadata)
+  const stream = client.makeServerStreamRequest(
+    '/google.firestore.v1.Firestore/RunQuery',
+    (b: Buffer) => b,
+    (b: Buffer) => b,
+    Buffer.from(RunQueryRequest.encode(request).finish()),
+    metadata,
+  )
   const code = await new Promise<number>((resolve) => {
     stream.on('data', (m: Buffer) => {
       const doc = (RunQueryResponse.decode(m) as unknown as {document?: {name: string}}).document
@@ -88,7 +97,9 @@ test('passes every call through unchanged when nothing is scripted', async () =>
   await db.collection(COL).doc('new').set({a: 1})
   const got = await db.collection(COL).get()
   const counted = (await db.collection(COL).count().get()).data().count
-  await db.runTransaction(async (tx) => tx.update(db.collection(COL).doc('new'), {a: (await tx.get(db.collection(COL).doc('new'))).get('a') + 1}))
+  await db.runTransaction(async (tx) =>
+    tx.update(db.collection(COL).doc('new'), {a: (await tx.get(db.collection(COL).doc('new'))).get('a') + 1}),
+  )
   expect(got.size).toBe(31)
   expect(counted).toBe(31)
   expect((await direct.collection(COL).doc('new').get()).get('a')).toBe(2)
@@ -110,7 +121,9 @@ test('fails a share of calls with the given status, and those calls never reach 
 
 test('fails every call for a time window only', async () => {
   proxy.set('Commit', {fail: {code: grpc.status.UNAUTHENTICATED}}, 1000)
-  await expect(db.collection(COL).doc(ids[0]).update({touched: 1})).rejects.toMatchObject({code: grpc.status.UNAUTHENTICATED})
+  await expect(db.collection(COL).doc(ids[0]).update({touched: 1})).rejects.toMatchObject({
+    code: grpc.status.UNAUTHENTICATED,
+  })
   await new Promise((r) => setTimeout(r, 1100))
   await db.collection(COL).doc(ids[0]).update({touched: 2})
   expect((await direct.collection(COL).doc(ids[0]).get()).get('touched')).toBe(2)
@@ -118,7 +131,9 @@ test('fails every call for a time window only', async () => {
 
 test('"applied" failures reach the emulator first, then answer the error', async () => {
   proxy.set('Commit', {fail: {code: grpc.status.PERMISSION_DENIED, applied: true}})
-  await expect(db.collection(COL).doc(ids[0]).update({touched: true})).rejects.toMatchObject({code: grpc.status.PERMISSION_DENIED})
+  await expect(db.collection(COL).doc(ids[0]).update({touched: true})).rejects.toMatchObject({
+    code: grpc.status.PERMISSION_DENIED,
+  })
   expect((await direct.collection(COL).doc(ids[0]).get()).get('touched')).toBe(true)
 })
 
@@ -133,7 +148,11 @@ test('fails single writes inside a BatchWrite with their own status; the others 
   expect(refused.length).toBe(proxy.stats.BatchWrite.writesFailed)
   expect(refused.length).toBeGreaterThan(2)
   expect(refused.length).toBeLessThan(ids.length)
-  expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason.code === grpc.status.PERMISSION_DENIED)).toBe(true)
+  expect(
+    results
+      .filter((r) => r.status === 'rejected')
+      .every((r) => (r as PromiseRejectedResult).reason.code === grpc.status.PERMISSION_DENIED),
+  ).toBe(true)
   const touched = new Set((await direct.collection(COL).where('touched', '==', true).get()).docs.map((d) => d.id))
   expect(ids.filter((id) => !touched.has(id))).toEqual(refused)
 })
@@ -158,7 +177,7 @@ test('cuts a RunQuery stream with UNAVAILABLE after N documents, as many times a
   expect(await rawRunQuery()).toEqual({names: ids, code: grpc.status.OK})
 })
 
-test('scoped to a collection, a rule leaves other collections\' queries alone', async () => {
+test("scoped to a collection, a rule leaves other collections' queries alone", async () => {
   await direct.collection('other').doc('x').set({a: 1})
   proxy.set('RunQuery', {cutAfter: 0, collection: COL})
   expect(await rawRunQuery('other')).toEqual({names: ['x'], code: grpc.status.OK})
@@ -174,7 +193,9 @@ test('answers a RunQuery with the last document again, or with one past the requ
 
 test('answers PartitionQuery with split points from the emulator that partition the scope exactly', async () => {
   // The emulator itself does not implement it.
-  await expect(db.collectionGroup(COL).getPartitions(4)[Symbol.asyncIterator]().next()).rejects.toMatchObject({code: grpc.status.UNIMPLEMENTED})
+  await expect(db.collectionGroup(COL).getPartitions(4)[Symbol.asyncIterator]().next()).rejects.toMatchObject({
+    code: grpc.status.UNIMPLEMENTED,
+  })
   proxy.answerPartitionQuery = true
   const covered: string[] = []
   let partitions = 0

@@ -35,7 +35,23 @@ describe('README: use as a library', () => {
     fs.writeFileSync(path.join(dir, 'example.ts'), readmeExample())
 
     const bin = (name: string) => path.join(ROOT, 'node_modules', '.bin', name)
-    const tsc = spawnSync(bin('tsc'), ['--noEmit', '--strict', '--module', 'commonjs', '--target', 'ES2022', '--esModuleInterop', '--skipLibCheck', '--types', 'node', 'example.ts'], {cwd: dir, encoding: 'utf8'})
+    const tsc = spawnSync(
+      bin('tsc'),
+      [
+        '--noEmit',
+        '--strict',
+        '--module',
+        'commonjs',
+        '--target',
+        'ES2022',
+        '--esModuleInterop',
+        '--skipLibCheck',
+        '--types',
+        'node',
+        'example.ts',
+      ],
+      {cwd: dir, encoding: 'utf8'},
+    )
     expect(tsc.stdout + tsc.stderr).toBe('')
     expect(tsc.status).toBe(0)
 
@@ -49,7 +65,9 @@ describe('README: use as a library', () => {
     const snaps = await db.collection('wardrobe_items').get()
     const normalized = snaps.docs.filter((d) => d.get('normalized.run_id') === runId).length
     const lines = run.stdout.trim().split('\n')
-    expect(lines[0]).toMatch(new RegExp(`^backfill completed: ${normalized} updated, ${ITEMS - normalized} in error, run ${runId}$`))
+    expect(lines[0]).toMatch(
+      new RegExp(`^backfill completed: ${normalized} updated, ${ITEMS - normalized} in error, run ${runId}$`),
+    )
     expect(lines[1]).toBe(`validation passed: ${normalized} of ${normalized} items normalized`)
     expect(normalized).toBeGreaterThan(ITEMS * 0.8)
   })

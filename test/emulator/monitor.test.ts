@@ -10,7 +10,17 @@ import path from 'node:path'
 import {Firestore, Timestamp} from 'firebase-admin/firestore'
 import {colorLevel, renderDashboard, renderWatchLine, visibleLength} from '../../src/cli/dashboard'
 import {currentOwner, RunRecordSchema} from '../../src/engine/ledger'
-import {assessHealth, compareVersions, Counts, DEFAULT_THRESHOLDS, HealthFacts, judgeVersion, MonitorReport, MonitorReportSchema, RunView} from '../../src/services/monitor'
+import {
+  assessHealth,
+  compareVersions,
+  Counts,
+  DEFAULT_THRESHOLDS,
+  HealthFacts,
+  judgeVersion,
+  MonitorReport,
+  MonitorReportSchema,
+  RunView,
+} from '../../src/services/monitor'
 import {resumeCommandFor} from '../../src/engine/run-identity'
 import {generateItems, writeItems} from '../../src/dev/seed-data'
 import {DEFAULT_TAXONOMY_FILE, loadVocabulary} from '../../src/domain/vocabulary'
@@ -36,11 +46,24 @@ interface Direct {
 /** Reads the whole collection (and the run's error records) at `readTime`, or now: the ground truth. */
 async function directCounts(db: Firestore, version: string, runId: string | null, readTime?: string): Promise<Direct> {
   const read = <T>(fn: (tx: FirebaseFirestore.Transaction) => Promise<T>) =>
-    db.runTransaction(fn, readTime ? {readOnly: true, readTime: Timestamp.fromDate(new Date(readTime))} : {readOnly: true})
+    db.runTransaction(
+      fn,
+      readTime ? {readOnly: true, readTime: Timestamp.fromDate(new Date(readTime))} : {readOnly: true},
+    )
   const [items, errors] = await read((tx) =>
-    Promise.all([tx.get(db.collection(COL)), runId ? tx.get(db.collection(LEDGER).doc(runId).collection('errors')) : Promise.resolve(null)]),
+    Promise.all([
+      tx.get(db.collection(COL)),
+      runId ? tx.get(db.collection(LEDGER).doc(runId).collection('errors')) : Promise.resolve(null),
+    ]),
   )
-  const d: Direct = {total: items.size, current: 0, outdated: 0, notNormalized: 0, byVersion: {}, errors: errors?.size ?? 0}
+  const d: Direct = {
+    total: items.size,
+    current: 0,
+    outdated: 0,
+    notNormalized: 0,
+    byVersion: {},
+    errors: errors?.size ?? 0,
+  }
   for (const doc of items.docs) {
     const v = doc.get('normalized.normalized_version')
     if (typeof v !== 'string' || v === '') d.notNormalized++
@@ -60,8 +83,15 @@ function expectMatches(report: MonitorReport, direct: Direct): void {
     outdated: report.counts.normalizedOutdated,
     notNormalized: report.counts.notNormalized,
     errors: report.errors.total,
-  }).toEqual({total: direct.total, current: direct.current, outdated: direct.outdated, notNormalized: direct.notNormalized, errors: direct.errors})
-  for (const v of report.counts.versions) expect([v.version, v.count]).toEqual([v.version, direct.byVersion[v.version] ?? 0])
+  }).toEqual({
+    total: direct.total,
+    current: direct.current,
+    outdated: direct.outdated,
+    notNormalized: direct.notNormalized,
+    errors: direct.errors,
+  })
+  for (const v of report.counts.versions)
+    expect([v.version, v.count]).toEqual([v.version, direct.byVersion[v.version] ?? 0])
 }
 
 /** A pid that surely belongs to no process on this host: a child that has exited. */
@@ -69,7 +99,10 @@ function deadPid(): number {
   return spawnSync(process.execPath, ['-e', '0']).pid!
 }
 
-async function monitorJson(args: string[], extra: string[] = []): Promise<{report: MonitorReport; code: number | null; stderr: string}> {
+async function monitorJson(
+  args: string[],
+  extra: string[] = [],
+): Promise<{report: MonitorReport; code: number | null; stderr: string}> {
   const res = await runCli(['monitor', ...args, ...extra, '--json'], {env: ENV})
   let report: MonitorReport
   try {
@@ -113,19 +146,55 @@ describe('wardrobe monitor on a known state', () => {
     for (let i = 0; i < 30; i++) batch.set(col.doc(`plain-${i}`), item(i))
     // 40 at the current version, written by the stalled run; the newest 10 are the recent ones
     for (let i = 0; i < 40; i++) {
-      batch.set(col.doc(`cur-${String(i).padStart(2, '0')}`), {...item(i), normalized: {style: ['casual'], occasion: ['work'], mood: [], season: ['autumn'], normalized_at: at(10_000 + i * 100), normalized_version: VERSION, taxonomy_hash: SHIPPED_HASH, source_hash: 'x', run_id: stalledRun}})
+      batch.set(col.doc(`cur-${String(i).padStart(2, '0')}`), {
+        ...item(i),
+        normalized: {
+          style: ['casual'],
+          occasion: ['work'],
+          mood: [],
+          season: ['autumn'],
+          normalized_at: at(10_000 + i * 100),
+          normalized_version: VERSION,
+          taxonomy_hash: SHIPPED_HASH,
+          source_hash: 'x',
+          run_id: stalledRun,
+        },
+      })
     }
     for (let i = 39; i >= 30; i--) expectedRecent.push(`cur-${String(i).padStart(2, '0')}`)
     // 15 at 0.9 (a version the ledger knows), 5 at 0.5 (one it does not)
-    for (let i = 0; i < 15; i++) batch.set(col.doc(`old-${i}`), {...item(i), normalized: {style: [], occasion: [], mood: [], season: [], normalized_at: at(i), normalized_version: '0.9', run_id: oldRun}})
-    for (let i = 0; i < 5; i++) batch.set(col.doc(`older-${i}`), {...item(i), normalized: {style: [], normalized_at: at(i), normalized_version: '0.5'}})
+    for (let i = 0; i < 15; i++)
+      batch.set(col.doc(`old-${i}`), {
+        ...item(i),
+        normalized: {
+          style: [],
+          occasion: [],
+          mood: [],
+          season: [],
+          normalized_at: at(i),
+          normalized_version: '0.9',
+          run_id: oldRun,
+        },
+      })
+    for (let i = 0; i < 5; i++)
+      batch.set(col.doc(`older-${i}`), {
+        ...item(i),
+        normalized: {style: [], normalized_at: at(i), normalized_version: '0.5'},
+      })
     // written by the app: a normalized without a version (and a string date), and a numeric version
-    for (let i = 0; i < 4; i++) batch.set(col.doc(`app-${i}`), {...item(i), normalized: {style: ['casual'], normalized_at: 'yesterday'}})
-    for (let i = 0; i < 3; i++) batch.set(col.doc(`numver-${i}`), {...item(i), normalized: {normalized_version: 1, normalized_at: at(0)}})
+    for (let i = 0; i < 4; i++)
+      batch.set(col.doc(`app-${i}`), {...item(i), normalized: {style: ['casual'], normalized_at: 'yesterday'}})
+    for (let i = 0; i < 3; i++)
+      batch.set(col.doc(`numver-${i}`), {...item(i), normalized: {normalized_version: 1, normalized_at: at(0)}})
     // 6 error items, recorded under the stalled run
     for (let i = 0; i < 6; i++) {
       batch.set(col.doc(`bad-${i}`), {...item(i), style: 42})
-      batch.set(db.collection(LEDGER).doc(stalledRun).collection('errors').doc(`bad-${i}`), {itemId: `bad-${i}`, field: 'style', reason: 'style: expected an array of strings or a string, got number', at: new Date(base + i)})
+      batch.set(db.collection(LEDGER).doc(stalledRun).collection('errors').doc(`bad-${i}`), {
+        itemId: `bad-${i}`,
+        field: 'style',
+        reason: 'style: expected an array of strings or a string, got number',
+        at: new Date(base + i),
+      })
     }
     const me = currentOwner()
     const record = (over: Record<string, unknown>) =>
@@ -142,8 +211,32 @@ describe('wardrobe monitor on a known state', () => {
         ...over,
       })
     // Running, but its process is gone: stalled. --force and a batch size of 200 must show up in the recommendations.
-    batch.set(db.collection(LEDGER).doc(stalledRun), record({runId: stalledRun, version: VERSION, options: {force: true, batchSize: 200}, owner: {...me, pid: deadPid()}, status: 'running', unmapped: {'style:foo': 30}, startedAt: new Date(base), heartbeatAt: new Date(Date.now() - 1000)}))
-    batch.set(db.collection(LEDGER).doc(oldRun), record({runId: oldRun, version: '0.9', options: {force: false, batchSize: 500}, status: 'completed', counters: {scanned: 15, updated: 15, skipped: 0, failed: 0, conflicts: 0}, startedAt: new Date(base - 86_400_000), heartbeatAt: new Date(base - 86_000_000), finishedAt: new Date(base - 86_000_000)}))
+    batch.set(
+      db.collection(LEDGER).doc(stalledRun),
+      record({
+        runId: stalledRun,
+        version: VERSION,
+        options: {force: true, batchSize: 200},
+        owner: {...me, pid: deadPid()},
+        status: 'running',
+        unmapped: {'style:foo': 30},
+        startedAt: new Date(base),
+        heartbeatAt: new Date(Date.now() - 1000),
+      }),
+    )
+    batch.set(
+      db.collection(LEDGER).doc(oldRun),
+      record({
+        runId: oldRun,
+        version: '0.9',
+        options: {force: false, batchSize: 500},
+        status: 'completed',
+        counters: {scanned: 15, updated: 15, skipped: 0, failed: 0, conflicts: 0},
+        startedAt: new Date(base - 86_400_000),
+        heartbeatAt: new Date(base - 86_000_000),
+        finishedAt: new Date(base - 86_000_000),
+      }),
+    )
     await batch.commit()
   })
 
@@ -169,7 +262,12 @@ describe('wardrobe monitor on a known state', () => {
     // The latest completed backfill wrote 0.9; the shipped vocabulary is newer, so it is the one judged by.
     expect(report.versionBasis).toMatchObject({version: VERSION, source: 'shipped', runId: oldRun})
     expect(report.recent.map((r) => r.id)).toEqual(expectedRecent)
-    expect(report.recent[0]).toEqual({id: 'cur-39', name: 'Item 39', normalizedAt: new Date(base + 13_900).toISOString(), version: VERSION})
+    expect(report.recent[0]).toEqual({
+      id: 'cur-39',
+      name: 'Item 39',
+      normalizedAt: new Date(base + 13_900).toISOString(),
+      version: VERSION,
+    })
 
     expect(report.errors).toMatchObject({runId: stalledRun, total: 6, processed: 60, rate: 0.1})
     expect(report.errors.latest.map((e) => e.itemId)).toEqual(['bad-5', 'bad-4', 'bad-3', 'bad-2', 'bad-1', 'bad-0'])
@@ -177,13 +275,23 @@ describe('wardrobe monitor on a known state', () => {
 
     const resume = `wardrobe backfill --environment development --project ${project} --collection ${COL} --emulator-host ${emulatorHost()} --force`
     expect(report.runs.active).toHaveLength(1)
-    expect(report.runs.active[0]).toMatchObject({runId: stalledRun, status: 'stalled', scanned: 60, total: 103, percent: 58.2, etaSeconds: null, resumeCommand: resume})
+    expect(report.runs.active[0]).toMatchObject({
+      runId: stalledRun,
+      status: 'stalled',
+      scanned: 60,
+      total: 103,
+      percent: 58.2,
+      etaSeconds: null,
+      resumeCommand: resume,
+    })
     expect(report.runs.active[0].stalledReason).toMatch(/process \d+ on \S+ is gone/)
     expect(report.runs.recent.map((r) => [r.runId, r.status, r.resumeCommand])).toEqual([[oldRun, 'completed', null]])
 
     expect(report.health.status).toBe('critical')
     const codes = report.health.issues.map((i) => `${i.level}:${i.code}`)
-    expect(codes).toEqual(expect.arrayContaining(['critical:run-stalled', 'warning:error-rate', 'warning:unmapped-values']))
+    expect(codes).toEqual(
+      expect.arrayContaining(['critical:run-stalled', 'warning:error-rate', 'warning:unmapped-values']),
+    )
     // The stalled run will reach outdated and missing items once resumed: no separate advice for them.
     expect(codes.filter((c) => /outdated|not-normalized/.test(c))).toEqual([])
     expect(report.health.recommendations[0]).toBe(`resume it: ${resume}`)
@@ -216,7 +324,10 @@ describe('wardrobe monitor on a known state', () => {
   it('--fail-on exits 4 at or past the level, also in --watch at the first such sample', async () => {
     expect((await monitorJson(args, ['--fail-on', 'critical'])).code).toBe(4)
     expect((await monitorJson(args, ['--fail-on', 'warning'])).code).toBe(4)
-    const watch = await runCli(['monitor', ...args, '--watch', '--interval', '1', '--fail-on', 'critical', '--json'], {env: ENV, timeoutMs: 60_000})
+    const watch = await runCli(['monitor', ...args, '--watch', '--interval', '1', '--fail-on', 'critical', '--json'], {
+      env: ENV,
+      timeoutMs: 60_000,
+    })
     expect(watch.code).toBe(4)
     expect(watch.stdout.trim().split('\n')).toHaveLength(1)
     expect(MonitorReportSchema.parse(JSON.parse(watch.stdout)).health.status).toBe('critical')
@@ -224,18 +335,26 @@ describe('wardrobe monitor on a known state', () => {
 
   it('--watch without a TTY prints one line per sample, stops cleanly on SIGINT and saves the last report', async () => {
     const watchOut = tmpDir()
-    const {child, done} = startCli(['monitor', ...devArgs(project, watchOut), '--watch', '--interval', '1', '--save-report'], {env: ENV})
+    const {child, done} = startCli(
+      ['monitor', ...devArgs(project, watchOut), '--watch', '--interval', '1', '--save-report'],
+      {env: ENV},
+    )
     const lines = lineCollector(child.stdout!)
     await waitFor(() => lines.length >= 2, 60_000)
     child.kill('SIGINT')
     const res = await done
     expect(res.code).toBe(0)
-    for (const l of res.stdout.trim().split('\n')) expect(l).toMatch(/ \| critical \| current 40\/103 \(38\.8%\) \| outdated 20 \| not normalized 43 \| errors 6 \| backfill .* stalled 60\/103/)
+    for (const l of res.stdout.trim().split('\n'))
+      expect(l).toMatch(
+        / \| critical \| current 40\/103 \(38\.8%\) \| outdated 20 \| not normalized 43 \| errors 6 \| backfill .* stalled 60\/103/,
+      )
     expect(res.stderr).toContain('Stopped watching.')
     // --save-report in watch mode: the last sample, once watching stops.
     const saved = fs.readdirSync(watchOut).filter((f) => f.startsWith('backfill_report_'))
     expect(saved).toHaveLength(1)
-    expect(MonitorReportSchema.parse(JSON.parse(fs.readFileSync(path.join(watchOut, saved[0]), 'utf8'))).counts.total).toBe(103)
+    expect(
+      MonitorReportSchema.parse(JSON.parse(fs.readFileSync(path.join(watchOut, saved[0]), 'utf8'))).counts.total,
+    ).toBe(103)
   })
 })
 
@@ -247,7 +366,10 @@ describe('wardrobe monitor with a real backfill', () => {
     const args = devArgs(project, out)
     await writeItems(db, COL, generateItems(20_000, {seed: 7}))
     try {
-      const monitor = startCli(['monitor', ...args, '--watch', '--interval', '1', '--json'], {env: ENV, timeoutMs: 180_000})
+      const monitor = startCli(['monitor', ...args, '--watch', '--interval', '1', '--json'], {
+        env: ENV,
+        timeoutMs: 180_000,
+      })
       const lines = lineCollector(monitor.child.stdout!)
       await waitFor(() => lines.length >= 1, 60_000)
       // Paced so the run lasts ~25 s: a sample walks the collection several times on the
@@ -262,8 +384,16 @@ describe('wardrobe monitor with a real backfill', () => {
       const mon = await monitor.done
       expect(mon.code).toBe(0)
 
-      const reports = mon.stdout.trim().split('\n').map((l) => MonitorReportSchema.parse(JSON.parse(l)))
-      const during = reports.filter((r) => r.runs.active.some((a) => a.runId === stats.runId && a.status === 'running') && r.counts.normalizedCurrent > 0 && r.counts.normalizedCurrent < 19_000)
+      const reports = mon.stdout
+        .trim()
+        .split('\n')
+        .map((l) => MonitorReportSchema.parse(JSON.parse(l)))
+      const during = reports.filter(
+        (r) =>
+          r.runs.active.some((a) => a.runId === stats.runId && a.status === 'running') &&
+          r.counts.normalizedCurrent > 0 &&
+          r.counts.normalizedCurrent < 19_000,
+      )
       expect(during.length).toBeGreaterThanOrEqual(2)
       const current = reports.map((r) => r.counts.normalizedCurrent)
       expect(current).toEqual([...current].sort((a, b) => a - b)) // never goes back
@@ -280,8 +410,19 @@ describe('wardrobe monitor with a real backfill', () => {
 
       const last = reports[reports.length - 1]
       expect(last.runs.active).toEqual([])
-      expect(last.runs.recent[0]).toMatchObject({runId: stats.runId, status: 'completed', scanned: 20_000, updated: stats.updated, failed: stats.failed})
-      expect(last.counts).toMatchObject({total: 20_000, normalizedCurrent: stats.updated, notNormalized: stats.failed, normalizedOutdated: 0})
+      expect(last.runs.recent[0]).toMatchObject({
+        runId: stats.runId,
+        status: 'completed',
+        scanned: 20_000,
+        updated: stats.updated,
+        failed: stats.failed,
+      })
+      expect(last.counts).toMatchObject({
+        total: 20_000,
+        normalizedCurrent: stats.updated,
+        notNormalized: stats.failed,
+        normalizedOutdated: 0,
+      })
       expect(last.errors.total).toBe(stats.failed)
       // After: a fresh one-shot report against the collection as it is now.
       const {report} = await monitorJson(args)
@@ -301,12 +442,16 @@ describe('wardrobe monitor with a real backfill', () => {
     try {
       const backfill = startCli(['backfill', ...args, '--max-rate', '500'], {env: ENV})
       let runId = ''
-      await waitFor(async () => {
-        const runs = await db.collection(LEDGER).where('collection', '==', COL).get()
-        const run = runs.docs.map((d) => d.data()).find((r) => r.status === 'running' && r.cursor)
-        runId = run?.runId ?? ''
-        return Boolean(run)
-      }, 60_000, 100)
+      await waitFor(
+        async () => {
+          const runs = await db.collection(LEDGER).where('collection', '==', COL).get()
+          const run = runs.docs.map((d) => d.data()).find((r) => r.status === 'running' && r.cursor)
+          runId = run?.runId ?? ''
+          return Boolean(run)
+        },
+        60_000,
+        100,
+      )
       backfill.child.kill('SIGKILL')
       await backfill.done
 
@@ -349,7 +494,14 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
   beforeAll(async () => {
     fs.writeFileSync(v11File, JSON.stringify({...JSON.parse(fs.readFileSync(shippedFile, 'utf8')), version: '1.1'}))
     const batch = db.batch()
-    for (let i = 0; i < 40; i++) batch.set(db.collection(COL).doc(`item-${String(i).padStart(2, '0')}`), {name: `Item ${i}`, style: ['Casual'], occasion: 'Work', mood: [], season: ['Fall']})
+    for (let i = 0; i < 40; i++)
+      batch.set(db.collection(COL).doc(`item-${String(i).padStart(2, '0')}`), {
+        name: `Item ${i}`,
+        style: ['Casual'],
+        occasion: 'Work',
+        mood: [],
+        season: ['Fall'],
+      })
     await batch.commit()
     const backfill = await runCli(['backfill', ...args, '--taxonomy', v11File, '--json'], {env: ENV})
     expect(backfill.code).toBe(0)
@@ -363,8 +515,20 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
     const {report, code} = await monitorJson(args, ['--fail-on', 'warning'])
     expect(code).toBe(0)
     expect(report.version).toBe('1.1')
-    expect(report.versionBasis).toEqual({version: '1.1', source: 'ledger', runId, hash: expect.stringMatching(/^[0-9a-f]{16}$/), note: expect.stringContaining(runId)})
-    expect(report.counts).toMatchObject({total: 40, normalizedCurrent: 40, normalizedOutdated: 0, notNormalized: 0, completionPercent: 100})
+    expect(report.versionBasis).toEqual({
+      version: '1.1',
+      source: 'ledger',
+      runId,
+      hash: expect.stringMatching(/^[0-9a-f]{16}$/),
+      note: expect.stringContaining(runId),
+    })
+    expect(report.counts).toMatchObject({
+      total: 40,
+      normalizedCurrent: 40,
+      normalizedOutdated: 0,
+      notNormalized: 0,
+      completionPercent: 100,
+    })
     expect(report.health.status).toBe('healthy')
     expect(rewrites(report.health.recommendations)).toEqual([])
     const human = await runCli(['monitor', ...args], {env: ENV})
@@ -373,17 +537,43 @@ describe('wardrobe monitor after a backfill at a newer vocabulary (issue 12, fin
 
   it('with --taxonomy at the older 1.0 it recommends nothing that rewrites the 1.1 items, and says why', async () => {
     // Items added since the backfill: a backfill at 1.0 for them would also rewrite the 40 at 1.1.
-    await db.collection(COL).doc('new-0').set({name: 'New', style: ['Boho']})
-    await db.collection(COL).doc('new-1').set({name: 'New', style: ['Boho']})
+    await db
+      .collection(COL)
+      .doc('new-0')
+      .set({name: 'New', style: ['Boho']})
+    await db
+      .collection(COL)
+      .doc('new-1')
+      .set({name: 'New', style: ['Boho']})
     const {report, code} = await monitorJson(args, ['--taxonomy', shippedFile])
     expect(code).toBe(0)
-    expect(report.versionBasis).toEqual({version: VERSION, source: 'flag', runId, hash: expect.stringMatching(/^[0-9a-f]{16}$/), note: `from --taxonomy; the latest completed backfill (${runId}) wrote 1.1`})
-    expect(report.counts).toMatchObject({normalizedCurrent: 0, normalizedNewer: 40, normalizedOutdated: 0, notNormalized: 2})
-    expect(report.health.issues.find((i) => i.code === 'not-normalized')).toMatchObject({message: expect.stringMatching(/a backfill at 1\.0 would rewrite the items at newer versions \(1\.1: 40\), so none is recommended$/), recommendation: null})
-    expect(report.counts.versions).toEqual(expect.arrayContaining([{version: '1.1', count: 40, current: false, relation: 'newer'}]))
+    expect(report.versionBasis).toEqual({
+      version: VERSION,
+      source: 'flag',
+      runId,
+      hash: expect.stringMatching(/^[0-9a-f]{16}$/),
+      note: `from --taxonomy; the latest completed backfill (${runId}) wrote 1.1`,
+    })
+    expect(report.counts).toMatchObject({
+      normalizedCurrent: 0,
+      normalizedNewer: 40,
+      normalizedOutdated: 0,
+      notNormalized: 2,
+    })
+    expect(report.health.issues.find((i) => i.code === 'not-normalized')).toMatchObject({
+      message: expect.stringMatching(
+        /a backfill at 1\.0 would rewrite the items at newer versions \(1\.1: 40\), so none is recommended$/,
+      ),
+      recommendation: null,
+    })
+    expect(report.counts.versions).toEqual(
+      expect.arrayContaining([{version: '1.1', count: 40, current: false, relation: 'newer'}]),
+    )
     expect(rewrites(report.health.recommendations)).toEqual([])
     const newer = report.health.issues.find((i) => i.code === 'newer-versions')
-    expect(newer?.message).toMatch(/40 items are at versions newer than 1\.0 .*1\.1: 40.*would rewrite them to the older vocabulary/)
+    expect(newer?.message).toMatch(
+      /40 items are at versions newer than 1\.0 .*1\.1: 40.*would rewrite them to the older vocabulary/,
+    )
     expect(newer?.recommendation).toMatch(/--taxonomy <taxonomy file with version 1\.1>/)
   })
 
@@ -451,53 +641,131 @@ describe('health rules', () => {
     staleAfterSeconds: 60,
     ledgerCollection: LEDGER,
     version: '2.0',
-    basis: {version: '2.0', source: 'ledger', runId: 'backfill-x', hash: null, note: 'the version the latest completed backfill (backfill-x) wrote'},
-    commands: {backfill: 'wardrobe backfill --environment staging --project p --collection c', dryRun: 'wardrobe backfill --environment staging --project p --collection c --dry-run'},
+    basis: {
+      version: '2.0',
+      source: 'ledger',
+      runId: 'backfill-x',
+      hash: null,
+      note: 'the version the latest completed backfill (backfill-x) wrote',
+    },
+    commands: {
+      backfill: 'wardrobe backfill --environment staging --project p --collection c',
+      dryRun: 'wardrobe backfill --environment staging --project p --collection c --dry-run',
+    },
     ...over,
   })
   const codes = (f: HealthFacts) => assessHealth(f, DEFAULT_THRESHOLDS).issues.map((i) => `${i.level}:${i.code}`)
 
   it('healthy when done; idle before any backfill or on an empty collection', () => {
     expect(assessHealth(facts())).toEqual({status: 'healthy', issues: [], recommendations: []})
-    const before = assessHealth(facts({latestBackfill: null, counts: counts({normalizedCurrent: 0, notNormalized: 1000, completionPercent: 0}), errors: {runId: null, total: 0, processed: null, rate: null, latest: []}}))
+    const before = assessHealth(
+      facts({
+        latestBackfill: null,
+        counts: counts({normalizedCurrent: 0, notNormalized: 1000, completionPercent: 0}),
+        errors: {runId: null, total: 0, processed: null, rate: null, latest: []},
+      }),
+    )
     expect(before.status).toBe('idle')
-    expect(before.recommendations[0]).toMatch(/start with a dry run: wardrobe backfill .* --dry-run, then wardrobe backfill/)
-    expect(assessHealth(facts({latestBackfill: null, counts: counts({total: 0, normalizedCurrent: 0})})).status).toBe('idle')
+    expect(before.recommendations[0]).toMatch(
+      /start with a dry run: wardrobe backfill .* --dry-run, then wardrobe backfill/,
+    )
+    expect(assessHealth(facts({latestBackfill: null, counts: counts({total: 0, normalizedCurrent: 0})})).status).toBe(
+      'idle',
+    )
   })
 
   it('outdated versions and items left over ask for the backfill; a live backfill silences them', () => {
-    const outdated = facts({counts: counts({normalizedCurrent: 700, normalizedOutdated: 300, versions: [{version: '2.0', count: 700, current: true, relation: 'current'}, {version: '1.0', count: 300, current: false, relation: 'older'}]})})
+    const outdated = facts({
+      counts: counts({
+        normalizedCurrent: 700,
+        normalizedOutdated: 300,
+        versions: [
+          {version: '2.0', count: 700, current: true, relation: 'current'},
+          {version: '1.0', count: 300, current: false, relation: 'older'},
+        ],
+      }),
+    })
     const h = assessHealth(outdated)
     expect(h.status).toBe('warning')
-    expect(h.issues[0]).toMatchObject({code: 'outdated-versions', message: expect.stringContaining('1.0: 300'), recommendation: expect.stringContaining('wardrobe backfill --environment staging')})
-    expect(codes({...outdated, active: [run({status: 'running', finishedAt: null, percent: 50, etaSeconds: 5})]})).toEqual(['info:run-active'])
+    expect(h.issues[0]).toMatchObject({
+      code: 'outdated-versions',
+      message: expect.stringContaining('1.0: 300'),
+      recommendation: expect.stringContaining('wardrobe backfill --environment staging'),
+    })
+    expect(
+      codes({...outdated, active: [run({status: 'running', finishedAt: null, percent: 50, etaSeconds: 5})]}),
+    ).toEqual(['info:run-active'])
     // Error items stay without normalized: only what is beyond them is flagged.
     const errors = {runId: 'backfill-x', total: 20, processed: 1000, rate: 0.02, latest: []}
-    expect(codes(facts({counts: counts({normalizedCurrent: 980, notNormalized: 20}), errors}))).toEqual(['info:error-items'])
-    expect(codes(facts({counts: counts({normalizedCurrent: 970, notNormalized: 30}), errors}))).toEqual(['warning:not-normalized', 'info:error-items'])
+    expect(codes(facts({counts: counts({normalizedCurrent: 980, notNormalized: 20}), errors}))).toEqual([
+      'info:error-items',
+    ])
+    expect(codes(facts({counts: counts({normalizedCurrent: 970, notNormalized: 30}), errors}))).toEqual([
+      'warning:not-normalized',
+      'info:error-items',
+    ])
   })
 
   it('stalled, failed and interrupted runs come with the command that resumes them', () => {
     const resumeCommand = 'wardrobe backfill --environment staging --project p --collection c'
-    const stalled = assessHealth(facts({active: [run({status: 'stalled', stalledReason: 'its heartbeat is 300s old', resumeCommand, finishedAt: null})]}))
+    const stalled = assessHealth(
+      facts({
+        active: [run({status: 'stalled', stalledReason: 'its heartbeat is 300s old', resumeCommand, finishedAt: null})],
+      }),
+    )
     expect(stalled.status).toBe('critical')
     expect(stalled.recommendations).toEqual([`resume it: ${resumeCommand}`])
-    expect(assessHealth(facts({latestBackfill: run({status: 'failed', error: 'UNAVAILABLE', resumeCommand})})).issues[0]).toMatchObject({level: 'critical', code: 'run-failed', recommendation: `fix the cause, then resume it: ${resumeCommand}`})
-    expect(assessHealth(facts({latestBackfill: run({status: 'interrupted', resumeCommand})})).issues[0]).toMatchObject({level: 'warning', code: 'run-interrupted'})
-    expect(codes(facts({active: [run({status: 'running', heartbeatAgeSeconds: 45, finishedAt: null})]}))).toEqual(['warning:heartbeat-late'])
-    expect(codes(facts({active: [run({status: 'running', version: '3.0', finishedAt: null})]}))).toEqual(['warning:version-mismatch', 'info:run-active'])
+    expect(
+      assessHealth(facts({latestBackfill: run({status: 'failed', error: 'UNAVAILABLE', resumeCommand})})).issues[0],
+    ).toMatchObject({
+      level: 'critical',
+      code: 'run-failed',
+      recommendation: `fix the cause, then resume it: ${resumeCommand}`,
+    })
+    expect(assessHealth(facts({latestBackfill: run({status: 'interrupted', resumeCommand})})).issues[0]).toMatchObject({
+      level: 'warning',
+      code: 'run-interrupted',
+    })
+    expect(codes(facts({active: [run({status: 'running', heartbeatAgeSeconds: 45, finishedAt: null})]}))).toEqual([
+      'warning:heartbeat-late',
+    ])
+    expect(codes(facts({active: [run({status: 'running', version: '3.0', finishedAt: null})]}))).toEqual([
+      'warning:version-mismatch',
+      'info:run-active',
+    ])
   })
 
   it('error rate over the threshold: inspect the errors, lower the batch size; unmapped values: extend the vocabulary', () => {
-    const errs = (rate: number) => facts({errors: {runId: 'backfill-x', total: rate * 1000, processed: 1000, rate, latest: []}, counts: counts({normalizedCurrent: 1000 - rate * 1000, notNormalized: rate * 1000})})
+    const errs = (rate: number) =>
+      facts({
+        errors: {runId: 'backfill-x', total: rate * 1000, processed: 1000, rate, latest: []},
+        counts: counts({normalizedCurrent: 1000 - rate * 1000, notNormalized: rate * 1000}),
+      })
     expect(assessHealth(errs(0.04)).status).toBe('healthy')
     const warn = assessHealth(errs(0.08))
     expect(warn.status).toBe('warning')
-    expect(warn.recommendations[0]).toMatch(/inspect the error items .*_backfill_runs\/backfill-x\/errors.*--batch-size 250$/)
+    expect(warn.recommendations[0]).toMatch(
+      /inspect the error items .*_backfill_runs\/backfill-x\/errors.*--batch-size 250$/,
+    )
     expect(assessHealth(errs(0.3)).status).toBe('critical')
     expect(assessHealth(errs(0.08), {...DEFAULT_THRESHOLDS, errorRateWarning: 0.1}).status).toBe('healthy')
-    const unmapped = assessHealth(facts({unmapped: {runId: 'backfill-x', distinct: 3, occurrences: 90, rate: 0.09, top: [{field: 'season', value: 'harmattan', count: 60}]}}))
-    expect(unmapped.issues[0]).toMatchObject({level: 'warning', code: 'unmapped-values', message: expect.stringContaining('season:"harmattan" ×60'), recommendation: expect.stringContaining('extend the vocabulary')})
+    const unmapped = assessHealth(
+      facts({
+        unmapped: {
+          runId: 'backfill-x',
+          distinct: 3,
+          occurrences: 90,
+          rate: 0.09,
+          top: [{field: 'season', value: 'harmattan', count: 60}],
+        },
+      }),
+    )
+    expect(unmapped.issues[0]).toMatchObject({
+      level: 'warning',
+      code: 'unmapped-values',
+      message: expect.stringContaining('season:"harmattan" ×60'),
+      recommendation: expect.stringContaining('extend the vocabulary'),
+    })
   })
 
   it('compares dotted versions by number; other versions only by equality', () => {
@@ -510,14 +778,35 @@ describe('health rules', () => {
 
   it('judges by the taxonomy given, else the latest completed backfill, else (or when newer) the shipped vocabulary', () => {
     const rec = (runId: string, version: string, status: string, startedAt: number) =>
-      RunRecordSchema.parse({runId, kind: 'backfill', environment: 'production', projectId: 'p', collection: 'c', version, resumeKey: 'k', owner: {user: 'u', host: 'h', pid: 1}, status, counters: {}, cursor: null, startedAt: new Date(startedAt), heartbeatAt: new Date(startedAt)})
+      RunRecordSchema.parse({
+        runId,
+        kind: 'backfill',
+        environment: 'production',
+        projectId: 'p',
+        collection: 'c',
+        version,
+        resumeKey: 'k',
+        owner: {user: 'u', host: 'h', pid: 1},
+        status,
+        counters: {},
+        cursor: null,
+        startedAt: new Date(startedAt),
+        heartbeatAt: new Date(startedAt),
+      })
     // Newest first, as monitor sorts them: a failed 1.2 run does not make 1.2 current.
     const runs = [rec('r3', '1.2', 'failed', 3), rec('r2', '1.1', 'completed', 2), rec('r1', '1.0', 'completed', 1)]
     expect(judgeVersion(undefined, runs, '1.0')).toMatchObject({version: '1.1', source: 'ledger', runId: 'r2'})
     expect(judgeVersion(undefined, runs, '1.10')).toMatchObject({version: '1.10', source: 'shipped', runId: 'r2'})
-    expect(judgeVersion(undefined, [rec('r', 'beta', 'completed', 1)], '1.0')).toMatchObject({version: 'beta', source: 'ledger'})
+    expect(judgeVersion(undefined, [rec('r', 'beta', 'completed', 1)], '1.0')).toMatchObject({
+      version: 'beta',
+      source: 'ledger',
+    })
     expect(judgeVersion(undefined, [], '1.0')).toMatchObject({version: '1.0', source: 'shipped', runId: null})
-    expect(judgeVersion({version: '1.0', source: 'flag'}, runs, '1.0')).toMatchObject({version: '1.0', source: 'flag', note: expect.stringContaining('r2')})
+    expect(judgeVersion({version: '1.0', source: 'flag'}, runs, '1.0')).toMatchObject({
+      version: '1.0',
+      source: 'flag',
+      note: expect.stringContaining('r2'),
+    })
   })
 
   it('never recommends a backfill, fresh or resumed, that would rewrite items at newer or incomparable versions', () => {
@@ -529,22 +818,44 @@ describe('health rules', () => {
     ]
     const mixed = facts({
       basis: {version: '2.0', source: 'flag', runId: 'backfill-x', hash: null, note: 'from --taxonomy'},
-      counts: counts({normalizedCurrent: 100, normalizedOutdated: 300, normalizedNewer: 550, notNormalized: 50, completionPercent: 10, versions}),
+      counts: counts({
+        normalizedCurrent: 100,
+        normalizedOutdated: 300,
+        normalizedNewer: 550,
+        notNormalized: 50,
+        completionPercent: 10,
+        versions,
+      }),
       latestBackfill: run({status: 'interrupted', version: '2.0', resumeCommand: 'wardrobe backfill --taxonomy x'}),
     })
     const h = assessHealth(mixed)
     expect(h.recommendations.filter((r) => / backfill /.test(r))).toEqual([])
     expect(h.issues.find((i) => i.code === 'newer-versions')).toMatchObject({
       level: 'warning',
-      message: expect.stringMatching(/^550 items are at versions newer than 2\.0 \(2\.1: 500, exp: 50\).*from --taxonomy.*rewrite them to the older vocabulary/),
+      message: expect.stringMatching(
+        /^550 items are at versions newer than 2\.0 \(2\.1: 500, exp: 50\).*from --taxonomy.*rewrite them to the older vocabulary/,
+      ),
       recommendation: 'measure against their vocabulary: monitor with --taxonomy <taxonomy file with version 2.1>',
     })
-    expect(h.issues.find((i) => i.code === 'run-interrupted')?.message).toMatch(/would rewrite the items at newer versions \(2\.1: 500, exp: 50\), so none is recommended$/)
+    expect(h.issues.find((i) => i.code === 'run-interrupted')?.message).toMatch(
+      /would rewrite the items at newer versions \(2\.1: 500, exp: 50\), so none is recommended$/,
+    )
     // Resuming a run at the newest version is no downgrade: recommended, unless items carry a version not comparable with it.
-    const upgrade = {...mixed, latestBackfill: run({status: 'interrupted', version: '2.1', resumeCommand: 'wardrobe backfill --taxonomy y'})}
+    const upgrade = {
+      ...mixed,
+      latestBackfill: run({status: 'interrupted', version: '2.1', resumeCommand: 'wardrobe backfill --taxonomy y'}),
+    }
     expect(assessHealth(upgrade).recommendations).not.toContain('resume it: wardrobe backfill --taxonomy y')
-    const numeric = counts({normalizedCurrent: 100, normalizedOutdated: 300, normalizedNewer: 500, completionPercent: 10, versions: versions.slice(0, 3)})
-    expect(assessHealth({...upgrade, counts: numeric}).recommendations).toContain('resume it: wardrobe backfill --taxonomy y')
+    const numeric = counts({
+      normalizedCurrent: 100,
+      normalizedOutdated: 300,
+      normalizedNewer: 500,
+      completionPercent: 10,
+      versions: versions.slice(0, 3),
+    })
+    expect(assessHealth({...upgrade, counts: numeric}).recommendations).toContain(
+      'resume it: wardrobe backfill --taxonomy y',
+    )
   })
 
   it('resume commands: same force, rollback scope, and the taxonomy of the run version', () => {
@@ -565,10 +876,22 @@ describe('health rules', () => {
       heartbeatAt: new Date(),
     })
     const ctx = {bin: 'wardrobe', targetArgs: [], shippedVersion: '1.0'}
-    expect(resumeCommandFor(record, ctx, '1.0')).toBe('wardrobe backfill --environment production --project my-app --collection items --force --taxonomy <taxonomy file with version 0.9>')
-    expect(resumeCommandFor(record, {...ctx, taxonomyFile: '/t/v09 file.json'}, '0.9')).toBe("wardrobe backfill --environment production --project my-app --collection items --force --taxonomy '/t/v09 file.json'")
-    expect(resumeCommandFor({...record, version: '1.0', options: {force: false}}, ctx, '1.0')).toBe('wardrobe backfill --environment production --project my-app --collection items')
-    expect(resumeCommandFor({...record, kind: 'rollback', version: '0.9', options: {version: '0.9', run: null}}, {...ctx, targetArgs: ['--ledger-collection', 'runs']}, '1.0')).toBe(
+    expect(resumeCommandFor(record, ctx, '1.0')).toBe(
+      'wardrobe backfill --environment production --project my-app --collection items --force --taxonomy <taxonomy file with version 0.9>',
+    )
+    expect(resumeCommandFor(record, {...ctx, taxonomyFile: '/t/v09 file.json'}, '0.9')).toBe(
+      "wardrobe backfill --environment production --project my-app --collection items --force --taxonomy '/t/v09 file.json'",
+    )
+    expect(resumeCommandFor({...record, version: '1.0', options: {force: false}}, ctx, '1.0')).toBe(
+      'wardrobe backfill --environment production --project my-app --collection items',
+    )
+    expect(
+      resumeCommandFor(
+        {...record, kind: 'rollback', version: '0.9', options: {version: '0.9', run: null}},
+        {...ctx, targetArgs: ['--ledger-collection', 'runs']},
+        '1.0',
+      ),
+    ).toBe(
       'wardrobe rollback --environment production --project my-app --collection items --ledger-collection runs --version 0.9',
     )
   })
@@ -591,13 +914,37 @@ describe('dashboard rendering', () => {
       collection: 'c',
       ledgerCollection: LEDGER,
       version: '1.0',
-      versionBasis: {version: '1.0', source: 'shipped', runId: null, note: 'the vocabulary shipped with the package: no completed backfill in the ledger'},
-      counts: {total: 10, normalizedCurrent: 5, normalizedOutdated: 0, notNormalized: 5, completionPercent: 50, versions: [{version: '1.0', count: 5, current: true, relation: 'current'}], outdatedUnknownVersions: 0},
-      recent: Array.from({length: 10}, (_, i) => ({id: `id${i}`, name: `A rather long item name number ${i} that goes on`, normalizedAt: '2026-01-01T00:00:00.000Z', version: '1.0'})),
+      versionBasis: {
+        version: '1.0',
+        source: 'shipped',
+        runId: null,
+        note: 'the vocabulary shipped with the package: no completed backfill in the ledger',
+      },
+      counts: {
+        total: 10,
+        normalizedCurrent: 5,
+        normalizedOutdated: 0,
+        notNormalized: 5,
+        completionPercent: 50,
+        versions: [{version: '1.0', count: 5, current: true, relation: 'current'}],
+        outdatedUnknownVersions: 0,
+      },
+      recent: Array.from({length: 10}, (_, i) => ({
+        id: `id${i}`,
+        name: `A rather long item name number ${i} that goes on`,
+        normalizedAt: '2026-01-01T00:00:00.000Z',
+        version: '1.0',
+      })),
       errors: {runId: null, total: 0, processed: null, rate: null, latest: []},
       unmapped: {runId: null, distinct: 0, occurrences: 0, rate: null, top: []},
       runs: {active: [], recent: [], unreadable: 0},
-      health: {status: 'critical', issues: [{level: 'critical', code: 'run-stalled', message: 'm'.repeat(200), recommendation: `resume it: ${command}`}], recommendations: [`resume it: ${command}`]},
+      health: {
+        status: 'critical',
+        issues: [
+          {level: 'critical', code: 'run-stalled', message: 'm'.repeat(200), recommendation: `resume it: ${command}`},
+        ],
+        recommendations: [`resume it: ${command}`],
+      },
       reads: {aggregations: 3, documents: 10},
     })
     const lines = renderDashboard(report, {width: 60, height: 20})
@@ -607,6 +954,8 @@ describe('dashboard rendering', () => {
     expect(lines.some((l) => l.includes(command))).toBe(true)
     expect(lines[lines.length - 1]).toMatch(/more lines/)
     expect(renderDashboard(report).join('\n')).toContain('m'.repeat(200))
-    expect(renderWatchLine(report)).toBe('2026-01-01T00:00:10.000Z | critical | current 5/10 (50.0%) | outdated 0 | not normalized 5 | errors 0')
+    expect(renderWatchLine(report)).toBe(
+      '2026-01-01T00:00:10.000Z | critical | current 5/10 (50.0%) | outdated 0 | not normalized 5 | errors 0',
+    )
   })
 })

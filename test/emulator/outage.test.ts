@@ -1,7 +1,19 @@
 import {Firestore} from 'firebase-admin/firestore'
 import {generateItems, writeItems} from '../../src/dev/seed-data'
 import {FaultProxy} from '../chaos/proxy'
-import {devArgs, emulatorHost, latestFile, readJson, resetProject, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from '../support/harness'
+import {
+  devArgs,
+  emulatorHost,
+  latestFile,
+  readJson,
+  resetProject,
+  runCli,
+  startCli,
+  testDb,
+  tmpDir,
+  uniqueProject,
+  waitFor,
+} from '../support/harness'
 
 /**
  * A persistent outage: the CLI reaches the emulator through a TCP proxy that is cut mid-run and
@@ -71,7 +83,14 @@ describe('wardrobe backfill: a persistent outage', () => {
     const again = await runCli(['backfill', ...devArgs(project, out), '--json'])
     expect(again.code).toBe(0)
     expect(again.stderr).toMatch(/took over run/)
-    expect(JSON.parse(again.stdout)).toMatchObject({runId, status: 'completed', resumed: true, scanned: N, failed: 0, scannedHere: N - record.counters.scanned})
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      runId,
+      status: 'completed',
+      resumed: true,
+      scanned: N,
+      failed: 0,
+      scannedHere: N - record.counters.scanned,
+    })
     const items = await db.collection('wardrobe_items').get()
     expect(items.docs.filter((d) => d.get('normalized.run_id') !== runId).map((d) => d.id)).toEqual([])
     expect((await db.collection('_backfill_runs').doc(runId).get()).get('status')).toBe('completed')
@@ -93,11 +112,15 @@ describe('wardrobe backfill: a persistent outage', () => {
       expect({code: res.code, signal: res.signal}).toEqual({code: 1, signal: null})
       // Budget, the 5 s close and start-up; the client alone would retry for minutes.
       expect(seconds).toBeLessThan(BUDGET_SECONDS + 5 + 20)
-      expect(res.stderr).toMatch(/^Error: Firestore unavailable: no answer within 5 s .*\(fix: check the network path to Firestore/m)
+      expect(res.stderr).toMatch(
+        /^Error: Firestore unavailable: no answer within 5 s .*\(fix: check the network path to Firestore/m,
+      )
       expect(late.refused).toBeGreaterThan(0)
       expect((await db2.collection('_backfill_runs').get()).size).toBe(0)
       expect((await db2.collection('_backfill_locks').get()).size).toBe(0)
-      expect((await db2.collection('wardrobe_items').where('normalized', '!=', null).count().get()).data().count).toBe(0)
+      expect((await db2.collection('wardrobe_items').where('normalized', '!=', null).count().get()).data().count).toBe(
+        0,
+      )
 
       late.restore()
       const again = await runCli(['backfill', ...args, '--json'])

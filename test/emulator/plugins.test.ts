@@ -59,7 +59,7 @@ describe('command discovery', () => {
     expect(r.code).toBe(127)
   })
 
-  test('wardrobe help CMD shows the command\'s help', async () => {
+  test("wardrobe help CMD shows the command's help", async () => {
     const r = await runCli(['help', 'rollback'])
     expect(r.stdout).toContain('Undo a backfill exactly')
     expect(r.code).toBe(0)
@@ -72,6 +72,7 @@ describe('command discovery', () => {
     expect(r.stdout).toContain(`wardrobe autocomplete script ${shell}`)
     const ext = {bash: 'wardrobe.bash', zsh: '_wardrobe', powershell: 'wardrobe.ps1'}[shell]!
     const script = fs.readFileSync(path.join(cache, 'autocomplete', 'functions', shell, ext), 'utf8')
-    for (const word of ['backfill', 'monitor', 'rollback', 'validate', 'dry-run', 'emulator-host']) expect(script).toContain(word)
+    for (const word of ['backfill', 'monitor', 'rollback', 'validate', 'dry-run', 'emulator-host'])
+      expect(script).toContain(word)
   })
 })

@@ -3,18 +3,38 @@ import path from 'node:path'
 import {Firestore, GeoPoint, Timestamp} from 'firebase-admin/firestore'
 import {generateItems, writeItems} from '../../src/dev/seed-data'
 import {DEFAULT_TAXONOMY_FILE} from '../../src/domain/vocabulary'
-import {canonical, devArgs, latestFile, readJson, runCli, snapshotCollection, startCli, testDb, tmpDir, uniqueProject, waitFor} from '../support/harness'
+import {
+  canonical,
+  devArgs,
+  latestFile,
+  readJson,
+  runCli,
+  snapshotCollection,
+  startCli,
+  testDb,
+  tmpDir,
+  uniqueProject,
+  waitFor,
+} from '../support/harness'
 
 const COL = 'wardrobe_items'
 
 /** Messy generated items plus items whose `normalized` came from somewhere else before the tool. */
 async function seed(db: Firestore, count: number): Promise<void> {
   await writeItems(db, COL, generateItems(count, {seed: 7, malformedRate: 0.02}))
-  await db.collection(COL).doc('legacy-app-normalized').set({
-    name: 'Legacy',
-    style: ['Casual'],
-    normalized: {style: ['CASUAL'], written_by: 'app', at: Timestamp.fromMillis(1_600_000_000_000), where: new GeoPoint(1, 2)},
-  })
+  await db
+    .collection(COL)
+    .doc('legacy-app-normalized')
+    .set({
+      name: 'Legacy',
+      style: ['Casual'],
+      normalized: {
+        style: ['CASUAL'],
+        written_by: 'app',
+        at: Timestamp.fromMillis(1_600_000_000_000),
+        where: new GeoPoint(1, 2),
+      },
+    })
   await db.collection(COL).doc('legacy-string-normalized').set({name: 'Odd', season: 'Fall', normalized: 'not a map'})
 }
 
@@ -103,17 +123,39 @@ describe('wardrobe rollback', () => {
     await writeItems(db, COL, generateItems(40, {seed: 11, malformedRate: 0}))
     const foreign = {
       // Another pipeline's run id, and one in this tool's format from a ledger this collection's is not.
-      'nightly-item': {style: ['casual'], source: 'old-pipeline', run_id: 'nightly-2024-01-15', at: Timestamp.fromMillis(1_600_000_000_000), where: new GeoPoint(1, 2)},
-      'lookalike-item': {style: ['formal'], normalized_version: '1.0', run_id: 'backfill-20240115T000000-abcdef', previous: {style: ['Formal'], run_id: 'nightly-2024-01-14'}},
+      'nightly-item': {
+        style: ['casual'],
+        source: 'old-pipeline',
+        run_id: 'nightly-2024-01-15',
+        at: Timestamp.fromMillis(1_600_000_000_000),
+        where: new GeoPoint(1, 2),
+      },
+      'lookalike-item': {
+        style: ['formal'],
+        normalized_version: '1.0',
+        run_id: 'backfill-20240115T000000-abcdef',
+        previous: {style: ['Formal'], run_id: 'nightly-2024-01-14'},
+      },
     }
-    for (const [id, normalized] of Object.entries(foreign)) await db.collection(COL).doc(id).set({name: id, style: ['Casual'], normalized})
+    for (const [id, normalized] of Object.entries(foreign))
+      await db
+        .collection(COL)
+        .doc(id)
+        .set({name: id, style: ['Casual'], normalized})
     const before = await snapshotCollection(db, COL)
 
     // No backfill ever ran: nothing here is the tool's.
     const plain = await runCli(['rollback', ...args])
     expect(plain.code).toBe(0)
-    expect(plain.stdout).toMatch(/0 items were left without normalized, 0 were given back their earlier normalized\.\n2 items hold a normalized this tool did not write/)
-    expect(readJson(latestFile(out, 'rollback_stats_'))).toMatchObject({removed: 0, restored: 0, foreign: 2, updated: 0})
+    expect(plain.stdout).toMatch(
+      /0 items were left without normalized, 0 were given back their earlier normalized\.\n2 items hold a normalized this tool did not write/,
+    )
+    expect(readJson(latestFile(out, 'rollback_stats_'))).toMatchObject({
+      removed: 0,
+      restored: 0,
+      foreign: 2,
+      updated: 0,
+    })
     expect(diff(before, await snapshotCollection(db, COL))).toEqual([])
 
     // Two backfills stack over the foreign values; a full rollback gives them back exactly.
@@ -146,8 +188,15 @@ describe('wardrobe rollback', () => {
     for (const again of [[], ['--from-start']]) {
       const res = await runCli(['rollback', ...args, '--version', '1.0', ...again])
       expect(res.code).toBe(0)
-      expect(res.stdout).toMatch(/Nothing to roll back: every backfill run in this scope was undone by a completed rollback already/)
-      expect(readJson(latestFile(out, 'rollback_stats_'))).toMatchObject({updated: 0, removed: 0, restored: 0, scope: {version: '1.0', targets: []}})
+      expect(res.stdout).toMatch(
+        /Nothing to roll back: every backfill run in this scope was undone by a completed rollback already/,
+      )
+      expect(readJson(latestFile(out, 'rollback_stats_'))).toMatchObject({
+        updated: 0,
+        removed: 0,
+        restored: 0,
+        scope: {version: '1.0', targets: []},
+      })
       expect(diff(first, await snapshotCollection(db, COL))).toEqual([])
     }
   })
@@ -162,7 +211,12 @@ describe('wardrobe rollback', () => {
     const written = await snapshotCollection(db, COL)
 
     const undo = JSON.parse((await runCli(['rollback', ...args, '--run', backfill.runId, '--json'])).stdout)
-    expect(undo).toMatchObject({status: 'completed', restored: 1, removed: 29, scope: {run: backfill.runId, targets: [backfill.runId]}})
+    expect(undo).toMatchObject({
+      status: 'completed',
+      restored: 1,
+      removed: 29,
+      scope: {run: backfill.runId, targets: [backfill.runId]},
+    })
     const once = await snapshotCollection(db, COL)
     expect(canonical((await twice.get()).get('normalized'))).toEqual(canonical(earlier))
     expect(diff(written, once)).toHaveLength(30)
@@ -209,7 +263,11 @@ describe('wardrobe rollback', () => {
     const record = (await db.collection('_backfill_runs').doc(runId).get()).data()!
     expect(record.status).toBe('interrupted')
     // Everything up to the checkpoint was rolled back and acknowledged.
-    const upTo = await db.collection(COL).where('__name__', '<=', db.collection(COL).doc(record.cursor)).select('normalized').get()
+    const upTo = await db
+      .collection(COL)
+      .where('__name__', '<=', db.collection(COL).doc(record.cursor))
+      .select('normalized')
+      .get()
     expect(upTo.docs.filter((d) => d.get('normalized') !== undefined)).toHaveLength(0)
 
     const resumed = await runCli(['rollback', ...args, '--json'])

@@ -49,18 +49,43 @@ describe('wardrobe seed', () => {
     }
   })
 
-  it.each(['production', 'staging'])('--environment %s is refused with exit 2 and nothing written', async (environment) => {
-    const res = await runCli(['seed', '--environment', environment, '--project', project, '--emulator-host', emulatorHost(), '--output-dir', out, '--count', '5'], {env: ENV})
-    expect(res.code).toBe(2)
-    expect(res.stderr).toMatch(/development/)
-    expect(await countDocs(db, COL)).toBe(0)
-  })
+  it.each(['production', 'staging'])(
+    '--environment %s is refused with exit 2 and nothing written',
+    async (environment) => {
+      const res = await runCli(
+        [
+          'seed',
+          '--environment',
+          environment,
+          '--project',
+          project,
+          '--emulator-host',
+          emulatorHost(),
+          '--output-dir',
+          out,
+          '--count',
+          '5',
+        ],
+        {env: ENV},
+      )
+      expect(res.code).toBe(2)
+      expect(res.stderr).toMatch(/development/)
+      expect(await countDocs(db, COL)).toBe(0)
+    },
+  )
 
   it('--file loads a small NDJSON file, ids and fields as written', async () => {
     const file = path.join(out, 'items.ndjson')
     const items = [
       {id: 'shirt-1', name: 'Linen Shirt', style: ['Casual', 'Boho'], season: 'Summer, Spring', price: 39.5},
-      {id: 'coat-2', name: 'Wool Coat', style: 'Formal', occasion: ['Work'], mood: null, details: {material: 'wool', sizes: ['S', 'M']}},
+      {
+        id: 'coat-2',
+        name: 'Wool Coat',
+        style: 'Formal',
+        occasion: ['Work'],
+        mood: null,
+        details: {material: 'wool', sizes: ['S', 'M']},
+      },
       {id: 'tee-3', name: 'Tee ☀️ Ünïcödé', tags: []},
     ]
     fs.writeFileSync(file, items.map((i) => JSON.stringify(i)).join('\n') + '\n\n')

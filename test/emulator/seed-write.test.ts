@@ -6,7 +6,6 @@ import {getFirestore, Timestamp, type Firestore} from 'firebase-admin/firestore'
 import {clearEmulator} from '../../src/dev/emulator'
 import {generateItem, generateItems, readSeedFile, writeItems} from '../../src/dev/seed-data'
 
-
 describe('writeItems (emulator)', () => {
   const projectId = 'demo-seed-data-test'
   let app: App
@@ -47,7 +46,10 @@ describe('writeItems (emulator)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-data-write-'))
     try {
       const file = path.join(dir, 'items.ndjson')
-      fs.writeFileSync(file, '{"id": "f1", "name": "Coat", "style": "Casual, Sporty"}\n{"name": "Hat", "season": null}\n')
+      fs.writeFileSync(
+        file,
+        '{"id": "f1", "name": "Coat", "style": "Casual, Sporty"}\n{"name": "Hat", "season": null}\n',
+      )
       expect(await writeItems(db, 'from_file', readSeedFile(file))).toBe(2)
       expect(await writeItems(db, 'from_file', readSeedFile(file))).toBe(2)
       expect((await db.collection('from_file').count().get()).data().count).toBe(2)

@@ -12,7 +12,20 @@ import {generateItems, writeItems} from '../../src/dev/seed-data'
 import {itemsQuery, Target} from '../../src/firestore/target'
 import {shardFromEnvironment} from '../../src/engine/workers'
 import {expectNormalizedBy, originals, wellFormed} from '../support/collection'
-import {CliResult, devArgs, emulatorHost, readJson, latestFile, ROOT, runCli, startCli, testDb, tmpDir, uniqueProject, waitFor} from '../support/harness'
+import {
+  CliResult,
+  devArgs,
+  emulatorHost,
+  readJson,
+  latestFile,
+  ROOT,
+  runCli,
+  startCli,
+  testDb,
+  tmpDir,
+  uniqueProject,
+  waitFor,
+} from '../support/harness'
 
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
@@ -24,12 +37,22 @@ const LEDGER = '_backfill_runs'
 function manifestArgs(file: string, project: string, outputDir: string, maxRate = 250): string[] {
   const text = fs.readFileSync(path.join(ROOT, 'docs', 'sharding', file), 'utf8')
   const args: string[] = JSON.parse(/^\s*args: (\[.*\])\s*$/m.exec(text)![1])
-  const out = args.map((a, i) => (args[i - 1] === '--environment' ? 'development' : args[i - 1] === '--project' ? project : args[i - 1] === '--output-dir' ? outputDir : a))
+  const out = args.map((a, i) =>
+    args[i - 1] === '--environment'
+      ? 'development'
+      : args[i - 1] === '--project'
+        ? project
+        : args[i - 1] === '--output-dir'
+          ? outputDir
+          : a,
+  )
   return [...out, '--emulator-host', emulatorHost(), '--max-rate', String(maxRate)]
 }
 
 async function partitionDocs(db: Firestore, runId: string): Promise<Record<string, any>[]> {
-  return (await db.collection(LEDGER).doc(runId).collection('partitions').orderBy('index').get()).docs.map((d) => d.data())
+  return (await db.collection(LEDGER).doc(runId).collection('partitions').orderBy('index').get()).docs.map((d) =>
+    d.data(),
+  )
 }
 
 describe('partitions', () => {
@@ -39,7 +62,11 @@ describe('partitions', () => {
   })
 
   /** Reads every range and checks the ranges together yield each document exactly once. */
-  async function expectExactCover(target: Target, ranges: {startAfter: string | null; endAt: string | null}[], all: string[]) {
+  async function expectExactCover(
+    target: Target,
+    ranges: {startAfter: string | null; endAt: string | null}[],
+    all: string[],
+  ) {
     const seen: string[] = []
     for (const r of ranges) {
       let q = itemsQuery(db, target).orderBy(FieldPath.documentId()).select()
@@ -79,20 +106,39 @@ describe('partitions', () => {
     const named = await planPartitions(db, {collection: 'named', group: false}, {count: 6, total: 300})
     expect(named.method).toBe('sampled')
     expect(named.ranges).toHaveLength(6)
-    await expectExactCover({collection: 'named', group: false}, named.ranges, (await db.collection('named').get()).docs.map((d) => d.id))
+    await expectExactCover(
+      {collection: 'named', group: false},
+      named.ranges,
+      (await db.collection('named').get()).docs.map((d) => d.id),
+    )
     const group = await planPartitions(db, {collection: 'closet', group: true}, {count: 4, total: 150})
     expect(group.method).toBe('sampled')
     expect(group.ranges.length).toBe(4)
-    await expectExactCover({collection: 'closet', group: true}, group.ranges, (await db.collectionGroup('closet').get()).docs.map((d) => d.ref.path))
+    await expectExactCover(
+      {collection: 'closet', group: true},
+      group.ranges,
+      (await db.collectionGroup('closet').get()).docs.map((d) => d.ref.path),
+    )
   })
 
   test('shard index and count come from Cloud Run or Kubernetes Indexed Job variables; flags win', () => {
-    expect(shardFromEnvironment({}, {CLOUD_RUN_TASK_INDEX: '2', CLOUD_RUN_TASK_COUNT: '5'})).toEqual({shardIndex: 2, shardCount: 5})
-    expect(shardFromEnvironment({}, {JOB_COMPLETION_INDEX: '3', WARDROBE_SHARD_COUNT: '4'})).toEqual({shardIndex: 3, shardCount: 4})
-    expect(shardFromEnvironment({index: 0, count: 2}, {CLOUD_RUN_TASK_INDEX: '1', CLOUD_RUN_TASK_COUNT: '3'})).toEqual({shardIndex: 0, shardCount: 2})
+    expect(shardFromEnvironment({}, {CLOUD_RUN_TASK_INDEX: '2', CLOUD_RUN_TASK_COUNT: '5'})).toEqual({
+      shardIndex: 2,
+      shardCount: 5,
+    })
+    expect(shardFromEnvironment({}, {JOB_COMPLETION_INDEX: '3', WARDROBE_SHARD_COUNT: '4'})).toEqual({
+      shardIndex: 3,
+      shardCount: 4,
+    })
+    expect(shardFromEnvironment({index: 0, count: 2}, {CLOUD_RUN_TASK_INDEX: '1', CLOUD_RUN_TASK_COUNT: '3'})).toEqual({
+      shardIndex: 0,
+      shardCount: 2,
+    })
     expect(shardFromEnvironment({}, {})).toEqual({shardIndex: 0, shardCount: 1})
     expect(() => shardFromEnvironment({}, {CLOUD_RUN_TASK_INDEX: 'x'})).toThrow(UsageError)
-    expect(() => shardFromEnvironment({}, {JOB_COMPLETION_INDEX: '4', WARDROBE_SHARD_COUNT: '4'})).toThrow(/not below the shard count/)
+    expect(() => shardFromEnvironment({}, {JOB_COMPLETION_INDEX: '4', WARDROBE_SHARD_COUNT: '4'})).toThrow(
+      /not below the shard count/,
+    )
   })
 })
 
@@ -100,7 +146,11 @@ describe('partitions', () => {
  * Starts four worker processes of one run, kills the second (kill -9) once it has checkpointed
  * progress in a partition, takes a monitor report, and waits for the others.
  */
-async function fourWorkersOneKilled(db: Firestore, task: (i: number) => {args: string[]; env: NodeJS.ProcessEnv}, monitorArgs: string[]) {
+async function fourWorkersOneKilled(
+  db: Firestore,
+  task: (i: number) => {args: string[]; env: NodeJS.ProcessEnv},
+  monitorArgs: string[],
+) {
   const workers = [0, 1, 2, 3].map((i) => startCli(task(i).args, {env: task(i).env, timeoutMs: 600_000}))
   const victim = workers[1]
   const killedPid = victim.child.pid!
@@ -129,8 +179,16 @@ async function fourWorkersOneKilled(db: Firestore, task: (i: number) => {args: s
  * read time: a running partition is live unless its owner is the killed process (every worker
  * runs on this host, heartbeats are seconds old), and each live owner is one worker process.
  */
-async function partitionsView(db: Firestore, runId: string, readTime: string, killedPid: number): Promise<Record<string, number>> {
-  const snap = await db.runTransaction((tx) => tx.get(db.collection(LEDGER).doc(runId).collection('partitions')), {readOnly: true, readTime: Timestamp.fromDate(new Date(readTime))})
+async function partitionsView(
+  db: Firestore,
+  runId: string,
+  readTime: string,
+  killedPid: number,
+): Promise<Record<string, number>> {
+  const snap = await db.runTransaction((tx) => tx.get(db.collection(LEDGER).doc(runId).collection('partitions')), {
+    readOnly: true,
+    readTime: Timestamp.fromDate(new Date(readTime)),
+  })
   const parts = snap.docs.map((d) => d.data())
   const count = (status: string) => parts.filter((p) => p.status === status).length
   const live = parts.filter((p) => p.status === 'running' && p.owner.pid !== killedPid)
@@ -199,15 +257,29 @@ describe('four worker processes on one run, one killed mid-run', () => {
     // on CI and at 500/s in a full local run, where monitor took tens of seconds).
     const task = (i: number) =>
       i < 2
-        ? {args: manifestArgs('cloud-run-job.yaml', project, tmpDir(), i === 1 ? 300 : undefined), env: {CLOUD_RUN_TASK_INDEX: String(i), CLOUD_RUN_TASK_COUNT: '4'}}
-        : {args: manifestArgs('k8s-indexed-job.yaml', project, tmpDir()), env: {JOB_COMPLETION_INDEX: String(i), WARDROBE_SHARD_COUNT: '4'}}
-    ;({results, killedPid, runId, monitorDuring, partitionsAtMonitor} = await fourWorkersOneKilled(db, task, ['monitor', ...devArgs(project, tmpDir()), '--json']))
+        ? {
+            args: manifestArgs('cloud-run-job.yaml', project, tmpDir(), i === 1 ? 300 : undefined),
+            env: {CLOUD_RUN_TASK_INDEX: String(i), CLOUD_RUN_TASK_COUNT: '4'},
+          }
+        : {
+            args: manifestArgs('k8s-indexed-job.yaml', project, tmpDir()),
+            env: {JOB_COMPLETION_INDEX: String(i), WARDROBE_SHARD_COUNT: '4'},
+          }
+    ;({results, killedPid, runId, monitorDuring, partitionsAtMonitor} = await fourWorkersOneKilled(db, task, [
+      'monitor',
+      ...devArgs(project, tmpDir()),
+      '--json',
+    ]))
   }, 900_000)
 
   test('the three survivors finish the run; the killed one died by SIGKILL', () => {
     expect(results[1].signal).toBe('SIGKILL')
     for (const i of [0, 2, 3]) {
-      expect({i, code: results[i].code, stderr: results[i].stderr.split('\n').filter((l) => /Error/.test(l))}).toEqual({i, code: 3, stderr: []})
+      expect({i, code: results[i].code, stderr: results[i].stderr.split('\n').filter((l) => /Error/.test(l))}).toEqual({
+        i,
+        code: 3,
+        stderr: [],
+      })
       // Each reports the whole run (--json, as in the manifests), and its own share of it.
       const stats = JSON.parse(results[i].stdout)
       expect(stats).toMatchObject({runId, status: 'completed', partitions: 32, scanned: N})
@@ -263,7 +335,18 @@ describe('a worker that lost its lease while paused', () => {
 
   test('stops on its next checkpoint and leaves the partition to its new owner: every item counted once', async () => {
     const pausedOut = tmpDir()
-    const args = (out: string) => ['backfill', ...devArgs(project, out), '--config', config, '--shard-count', '2', '--partitions', '4', '--max-rate', '800']
+    const args = (out: string) => [
+      'backfill',
+      ...devArgs(project, out),
+      '--config',
+      config,
+      '--shard-count',
+      '2',
+      '--partitions',
+      '4',
+      '--max-rate',
+      '800',
+    ]
     const paused = startCli([...args(pausedOut), '--shard-index', '0'], {timeoutMs: 300_000})
     let runId = ''
     let held: Record<string, any> | undefined
@@ -272,7 +355,9 @@ describe('a worker that lost its lease while paused', () => {
         const runs = (await db.collection(LEDGER).where('status', '==', 'running').get()).docs
         if (runs.length === 0) return false
         runId = runs[0].id
-        held = (await partitionDocs(db, runId)).find((p) => p.owner?.pid === paused.child.pid && p.status === 'running' && p.counters.scanned > 0)
+        held = (await partitionDocs(db, runId)).find(
+          (p) => p.owner?.pid === paused.child.pid && p.status === 'running' && p.counters.scanned > 0,
+        )
         return held !== undefined
       },
       120_000,
@@ -281,10 +366,14 @@ describe('a worker that lost its lease while paused', () => {
     // Frozen, not dead: its pid lives, so only its heartbeat going stale lets the other take over.
     paused.child.kill('SIGSTOP')
     const other = startCli([...args(tmpDir()), '--shard-index', '1'], {timeoutMs: 300_000})
-    await waitFor(async () => {
-      const p = (await partitionDocs(db, runId)).find((x) => x.index === held!.index)!
-      return p.claims > 1 && p.owner.pid === other.child.pid && p.counters.scanned > held!.counters.scanned
-    }, 120_000, 200)
+    await waitFor(
+      async () => {
+        const p = (await partitionDocs(db, runId)).find((x) => x.index === held!.index)!
+        return p.claims > 1 && p.owner.pid === other.child.pid && p.counters.scanned > held!.counters.scanned
+      },
+      120_000,
+      200,
+    )
     paused.child.kill('SIGCONT')
     const [a, b] = await Promise.all([paused.done, other.done])
     expect([a.code, b.code]).toEqual([0, 0])
@@ -298,7 +387,9 @@ describe('a worker that lost its lease while paused', () => {
     // Had the paused worker written its stale checkpoint over the new owner's, counts would be off.
     expect(run.counters.scanned).toBe(N)
     expect(run.counters.updated + run.counters.skipped).toBe(N)
-    expect(fs.readFileSync(path.join(pausedOut, 'backfill_normalize.log'), 'utf8')).toContain('partition taken over by another worker')
+    expect(fs.readFileSync(path.join(pausedOut, 'backfill_normalize.log'), 'utf8')).toContain(
+      'partition taken over by another worker',
+    )
     expectNormalizedBy((await db.collection(COL).get()).docs, runId, (d) => d.id)
   }, 400_000)
 })
@@ -320,7 +411,11 @@ describe('workers in one process, and the lock rule', () => {
     const cli = startCli(['backfill', ...devArgs(project, out), '--workers', '3', '--max-rate', '300'])
     let ended = false
     cli.done.then(() => (ended = true))
-    await waitFor(async () => ended || (await db.collection(LEDGER).where('status', '==', 'running').get()).size > 0, 60_000, 50)
+    await waitFor(
+      async () => ended || (await db.collection(LEDGER).where('status', '==', 'running').get()).size > 0,
+      60_000,
+      50,
+    )
     const refused = await runCli(['rollback', ...devArgs(project, tmpDir()), '--workers', '2'])
     const result = await cli.done
     expect(result.code).toBe(0)
@@ -337,7 +432,15 @@ describe('workers in one process, and the lock rule', () => {
     const bad = await runCli(['rollback', ...devArgs(project, tmpDir()), '--join', 'rollback-nope'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/run rollback-nope is not an unfinished rollback run/)
-    const rb = await runCli(['rollback', ...devArgs(project, tmpDir()), '--workers', '2', '--partitions', '5', '--json'])
+    const rb = await runCli([
+      'rollback',
+      ...devArgs(project, tmpDir()),
+      '--workers',
+      '2',
+      '--partitions',
+      '5',
+      '--json',
+    ])
     expect(rb.code).toBe(0)
     expect(JSON.parse(rb.stdout)).toMatchObject({status: 'completed', partitions: 5, removed: 6000})
     const left = await db.collection(COL).where('normalized.run_id', '>', '').count().get()
@@ -353,12 +456,35 @@ describe('four worker processes on a collection group, one killed mid-run', () =
   test('the group ends correct, the killed worker’s partitions taken over, every item counted once', async () => {
     const project = uniqueProject('group-shards')
     const db = testDb(project)
-    for (let u = 0; u < USERS; u++) await writeItems(db, `users/u${String(u).padStart(3, '0')}/wardrobe`, generateItems(PER_USER, {seed: 500 + u, malformedRate: 0.01}))
+    for (let u = 0; u < USERS; u++)
+      await writeItems(
+        db,
+        `users/u${String(u).padStart(3, '0')}/wardrobe`,
+        generateItems(PER_USER, {seed: 500 + u, malformedRate: 0.01}),
+      )
     const pathKey = (d: DocumentSnapshot) => d.ref.path
     const before = originals((await db.collectionGroup('wardrobe').get()).docs, pathKey)
-    const group = (out: string) => ['--environment', 'development', '--project', project, '--emulator-host', emulatorHost(), '--collection-group', 'wardrobe', '--output-dir', out]
-    const task = (i: number) => ({args: ['backfill', ...group(tmpDir()), '--shard-index', String(i), '--shard-count', '4', '--max-rate', '100'], env: {}})
-    const {results, killedPid, runId, monitorDuring, partitionsAtMonitor} = await fourWorkersOneKilled(db, task, ['monitor', ...group(tmpDir()), '--json'])
+    const group = (out: string) => [
+      '--environment',
+      'development',
+      '--project',
+      project,
+      '--emulator-host',
+      emulatorHost(),
+      '--collection-group',
+      'wardrobe',
+      '--output-dir',
+      out,
+    ]
+    const task = (i: number) => ({
+      args: ['backfill', ...group(tmpDir()), '--shard-index', String(i), '--shard-count', '4', '--max-rate', '100'],
+      env: {},
+    })
+    const {results, killedPid, runId, monitorDuring, partitionsAtMonitor} = await fourWorkersOneKilled(db, task, [
+      'monitor',
+      ...group(tmpDir()),
+      '--json',
+    ])
     expect(results[1].signal).toBe('SIGKILL')
     for (const i of [0, 2, 3]) expect(results[i].code).toBe(3)
     expect(monitorDuring.collectionGroup).toBe(true)
@@ -386,7 +512,18 @@ describe('collection group: items nested under many users', () => {
   beforeAll(async () => {
     project = uniqueProject('group')
     db = testDb(project)
-    args = (out) => ['--environment', 'development', '--project', project, '--emulator-host', emulatorHost(), '--collection-group', 'wardrobe', '--output-dir', out]
+    args = (out) => [
+      '--environment',
+      'development',
+      '--project',
+      project,
+      '--emulator-host',
+      emulatorHost(),
+      '--collection-group',
+      'wardrobe',
+      '--output-dir',
+      out,
+    ]
     for (let u = 0; u < USERS; u++) {
       await writeItems(db, `users/user${u}/wardrobe`, generateItems(PER_USER, {seed: 100 + u, malformedRate: 0.05}))
     }
@@ -402,11 +539,19 @@ describe('collection group: items nested under many users', () => {
   test('backfill normalizes every nested item, keyed by path; other collections stay as they were', async () => {
     const docs = (await db.collectionGroup('wardrobe').get()).docs
     expect(docs).toHaveLength(USERS * PER_USER)
-    expect(backfill).toMatchObject({status: 'completed', collection: 'wardrobe', collectionGroup: true, scanned: USERS * PER_USER, partitions: 8})
+    expect(backfill).toMatchObject({
+      status: 'completed',
+      collection: 'wardrobe',
+      collectionGroup: true,
+      scanned: USERS * PER_USER,
+      partitions: 8,
+    })
     expect(originals(docs, pathKey)).toEqual(before)
     expectNormalizedBy(docs, backfill.runId, pathKey)
     expect(originals((await db.collection('users/user0/outfits').get()).docs, (d) => d.id)).toEqual(untouched)
-    expect((await db.collection('users/user0/outfits').where('normalized', '!=', null).count().get()).data().count).toBe(0)
+    expect(
+      (await db.collection('users/user0/outfits').where('normalized', '!=', null).count().get()).data().count,
+    ).toBe(0)
     // Error items are reported by path (ids repeat across users).
     expect(backfill.failed).toBe(docs.filter((d) => !wellFormed(d)).length)
     expect(backfill.errorSamples[0].id).toMatch(/^users\/user\d+\/wardrobe\/\w+$/)

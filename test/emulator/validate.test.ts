@@ -12,12 +12,21 @@ import {devArgs, latestFile, readJson, runCli, testDb, tmpDir, uniqueProject} fr
 const COL = 'wardrobe_items'
 
 /** Items that carry a `normalized` map, in id order. */
-async function normalizedItems(db: Firestore, collection = COL): Promise<{id: string; data: FirebaseFirestore.DocumentData}[]> {
+async function normalizedItems(
+  db: Firestore,
+  collection = COL,
+): Promise<{id: string; data: FirebaseFirestore.DocumentData}[]> {
   const snap = await db.collection(collection).where('normalized.normalized_version', '==', '1.0').get()
   return snap.docs.map((d) => ({id: d.id, data: d.data()})).sort((a, b) => (a.id < b.id ? -1 : 1))
 }
 
-async function seedAndBackfill(db: Firestore, project: string, out: string, count: number, seed: number): Promise<void> {
+async function seedAndBackfill(
+  db: Firestore,
+  project: string,
+  out: string,
+  count: number,
+  seed: number,
+): Promise<void> {
   await writeItems(db, COL, generateItems(count, {seed}))
   const backfill = await runCli(['backfill', ...devArgs(project, out), '--json'])
   expect([0, 3]).toContain(backfill.code) // 3: the generator's malformed items, left without normalized
@@ -51,7 +60,15 @@ describe('wardrobe validate (real emulator)', () => {
     const r = await runCli(['validate', ...args, '--all', '--json'])
     expect(r.code).toBe(0)
     const report = parseReport(r.stdout)
-    expect(report).toMatchObject({status: 'passed', mode: 'all', checked: items.length, failed: 0, failuresTotal: 0, failures: [], failureRate: 0})
+    expect(report).toMatchObject({
+      status: 'passed',
+      mode: 'all',
+      checked: items.length,
+      failed: 0,
+      failuresTotal: 0,
+      failures: [],
+      failureRate: 0,
+    })
     expect(report.checks.semantic.checked).toBe(200) // bounded under --all
     expect(report.checks.semantic.failed).toBe(0)
     expect(report.metrics.versions).toEqual([{version: '1.0', count: items.length}])
@@ -75,7 +92,10 @@ describe('wardrobe validate (real emulator)', () => {
   it('reports exactly the damaged items, each with the right reason, and exits 4', async () => {
     const col = db.collection(COL)
     const pick = (n: number, ok: (d: FirebaseFirestore.DocumentData) => boolean) => {
-      const chosen = items.filter((i) => !damaged.has(i.id) && ok(i.data)).filter((_, k) => k % 37 === 5).slice(0, n)
+      const chosen = items
+        .filter((i) => !damaged.has(i.id) && ok(i.data))
+        .filter((_, k) => k % 37 === 5)
+        .slice(0, n)
       expect(chosen).toHaveLength(n)
       return chosen
     }
@@ -95,7 +115,10 @@ describe('wardrobe validate (real emulator)', () => {
     }
     for (const {id} of pick(3, () => true)) {
       await col.doc(id).update({season: ['Monsoon Deluxe']}) // edited by the app after normalization
-      damaged.set(id, ['consistency', /^stale: original fields changed after normalization \(normalized\.season is .* but the originals give \["monsoon deluxe"\]\)$/])
+      damaged.set(id, [
+        'consistency',
+        /^stale: original fields changed after normalization \(normalized\.season is .* but the originals give \["monsoon deluxe"\]\)$/,
+      ])
     }
     for (const {id, data} of pick(3, (d) => d.normalized.mood.length > 0)) {
       await col.doc(id).update({'normalized.mood': [data.normalized.mood[0], ...data.normalized.mood]})
@@ -126,7 +149,9 @@ describe('wardrobe validate (real emulator)', () => {
     const saved = readJson(file)
     expect(saved).toEqual(JSON.parse(r.stdout))
     expect(saved.failures.map((f: {id: string}) => f.id).sort()).toEqual([...damaged.keys()].sort())
-    expect(saved.metrics.fields.style).toEqual(expect.objectContaining({emptyShare: expect.any(Number), valuesPerItem: expect.any(Number)}))
+    expect(saved.metrics.fields.style).toEqual(
+      expect.objectContaining({emptyShare: expect.any(Number), valuesPerItem: expect.any(Number)}),
+    )
   })
 
   it('--max-failure-rate above the failure rate exits 0, and the table lists the failing items', async () => {
@@ -197,7 +222,11 @@ describe('wardrobe validate --sample-size (real emulator)', () => {
   it('samples collections with non-random ids by an exact full-scan reservoir', async () => {
     const collection = 'custom_ids'
     const writer = db.bulkWriter({throttling: false})
-    for (let i = 0; i < 300; i++) void writer.set(db.collection(collection).doc(`item_${String(i).padStart(5, '0')}`), {style: ['Casual'], season: i % 3 === 0 ? 'Fall' : ['Summer']})
+    for (let i = 0; i < 300; i++)
+      void writer.set(db.collection(collection).doc(`item_${String(i).padStart(5, '0')}`), {
+        style: ['Casual'],
+        season: i % 3 === 0 ? 'Fall' : ['Summer'],
+      })
     await writer.close()
     const backfill = await runCli(['backfill', ...devArgs(project, out, collection), '--json'])
     expect(backfill.code).toBe(0)
@@ -208,7 +237,11 @@ describe('wardrobe validate --sample-size (real emulator)', () => {
     const vocabulary = loadVocabulary()
     let flagged = 0
     for (let run = 0; run < 4; run++) {
-      const report = await runValidation(db, {environment: 'development', projectId: project, collection}, {vocabulary, sampleSize: 50})
+      const report = await runValidation(
+        db,
+        {environment: 'development', projectId: project, collection},
+        {vocabulary, sampleSize: 50},
+      )
       expect(report.sampling.method).toBe('scan')
       expect(report.sampling.note).toMatch(/not Firestore auto ids/)
       expect(report.checked).toBe(50)
@@ -232,7 +265,8 @@ describe('wardrobe validate: coverage and unverified versions (issue 12, finding
   beforeAll(async () => {
     db = testDb(project)
     const batch = db.batch()
-    for (const id of good) batch.set(db.collection(COL).doc(id), {name: id, style: ['Casual'], occasion: 'Work', mood: [], season: ['Fall']})
+    for (const id of good)
+      batch.set(db.collection(COL).doc(id), {name: id, style: ['Casual'], occasion: 'Work', mood: [], season: ['Fall']})
     // Malformed originals: the backfill records them as error items, which coverage leaves out.
     for (const id of ['bad-0', 'bad-1']) batch.set(db.collection(COL).doc(id), {name: id, style: 42})
     await batch.commit()
@@ -240,7 +274,8 @@ describe('wardrobe validate: coverage and unverified versions (issue 12, finding
     expect(backfill.code).toBe(3)
     // Everything but 3 items loses its normalized (e.g. a rollback, or items the backfill never reached).
     const writer = db.bulkWriter({throttling: false})
-    for (const id of good) if (!kept.has(id)) void writer.update(db.collection(COL).doc(id), {normalized: FieldValue.delete()})
+    for (const id of good)
+      if (!kept.has(id)) void writer.update(db.collection(COL).doc(id), {normalized: FieldValue.delete()})
     await writer.close()
   })
   afterAll(async () => {
@@ -252,18 +287,41 @@ describe('wardrobe validate: coverage and unverified versions (issue 12, finding
     expect(r.code).toBe(4)
     const report = parseReport(r.stdout)
     expect(report.status).toBe('failed')
-    expect(report.coverage).toEqual({normalized: 3, inScope: 60, errorItems: 2, ratio: 0.05, minCoverage: 1, enforced: true})
+    expect(report.coverage).toEqual({
+      normalized: 3,
+      inScope: 60,
+      errorItems: 2,
+      ratio: 0.05,
+      minCoverage: 1,
+      enforced: true,
+    })
     expect(report.checks.notNormalized.failed).toBe(57)
     expect(report).toMatchObject({checked: 60, failed: 57, passed: 3})
-    expect(report.failures.filter((f) => f.reasons.some((x) => x.check === 'not-normalized')).map((f) => f.id).sort()).toEqual(good.filter((id) => !kept.has(id)))
+    expect(
+      report.failures
+        .filter((f) => f.reasons.some((x) => x.check === 'not-normalized'))
+        .map((f) => f.id)
+        .sort(),
+    ).toEqual(good.filter((id) => !kept.has(id)))
     expect(readJson(latestFile(out, 'validation_report_'))).toEqual(JSON.parse(r.stdout))
 
     // Failures allowed, coverage still short: exit 4, and the human view names coverage.
     const human = await runCli(['validate', ...args, '--all', '--max-failure-rate', '1'])
     expect(human.code).toBe(4)
-    expect(human.stdout).toMatch(/^Coverage: 3 of 60 items in scope carry normalized \(5\.00%; 2 error items excluded\); --min-coverage 100\.00%$/m)
+    expect(human.stdout).toMatch(
+      /^Coverage: 3 of 60 items in scope carry normalized \(5\.00%; 2 error items excluded\); --min-coverage 100\.00%$/m,
+    )
     expect(human.stdout).toMatch(/FAILED: coverage 5\.00% is below --min-coverage 100\.00%/)
-    const lenient = await runCli(['validate', ...args, '--all', '--max-failure-rate', '1', '--min-coverage', '0.05', '--json'])
+    const lenient = await runCli([
+      'validate',
+      ...args,
+      '--all',
+      '--max-failure-rate',
+      '1',
+      '--min-coverage',
+      '0.05',
+      '--json',
+    ])
     expect(lenient.code).toBe(0)
     expect(parseReport(lenient.stdout).coverage.minCoverage).toBe(0.05)
     const bad = await runCli(['validate', ...args, '--all', '--min-coverage', '1.5'])
@@ -282,27 +340,51 @@ describe('wardrobe validate: coverage and unverified versions (issue 12, finding
     expect(report.coverage).toMatchObject({normalized: 3, inScope: 60, enforced: false})
     const ids = report.failures.map((f) => f.id)
     expect(ids).not.toContain('bad-0')
-    expect(report.failures[0].reasons).toEqual([{check: 'not-normalized', field: null, reason: expect.stringMatching(/no normalized field.*not recorded as an error item/)}])
+    expect(report.failures[0].reasons).toEqual([
+      {
+        check: 'not-normalized',
+        field: null,
+        reason: expect.stringMatching(/no normalized field.*not recorded as an error item/),
+      },
+    ])
   })
 
   it('items at a version with no vocabulary loaded: stale ones fail by source_hash, the others are unverified-version, not passed', async () => {
     const collection = 'old_versions'
     const cargs = devArgs(project, out, collection)
     const batch = db.batch()
-    for (let i = 0; i < 5; i++) batch.set(db.collection(collection).doc(`v-${i}`), {name: `v-${i}`, style: ['Casual'], season: ['Fall']})
+    for (let i = 0; i < 5; i++)
+      batch.set(db.collection(collection).doc(`v-${i}`), {name: `v-${i}`, style: ['Casual'], season: ['Fall']})
     await batch.commit()
     expect((await runCli(['backfill', ...cargs, '--json'])).code).toBe(0)
     // Two items carry a version no loaded vocabulary knows; the app then edits one's originals.
-    for (const id of ['v-0', 'v-1']) await db.collection(collection).doc(id).update({'normalized.normalized_version': '0.7'})
-    await db.collection(collection).doc('v-1').update({style: ['Formal']})
+    for (const id of ['v-0', 'v-1'])
+      await db.collection(collection).doc(id).update({'normalized.normalized_version': '0.7'})
+    await db
+      .collection(collection)
+      .doc('v-1')
+      .update({style: ['Formal']})
 
     const r = await runCli(['validate', ...cargs, '--all', '--json'])
     expect(r.code).toBe(4)
     const report = parseReport(r.stdout)
     expect(report.failures.map((f) => f.id)).toEqual(['v-1'])
-    expect(report.failures[0].reasons.map((x) => x.reason)).toEqual([expect.stringMatching(/^stale: original fields changed after normalization \(source_hash differs/)])
+    expect(report.failures[0].reasons.map((x) => x.reason)).toEqual([
+      expect.stringMatching(/^stale: original fields changed after normalization \(source_hash differs/),
+    ])
     expect(report.unverifiedTotal).toBe(1)
-    expect(report.unverified).toEqual([{id: 'v-0', reasons: [{check: 'unverified-version', field: null, reason: expect.stringMatching(/version 0\.7.*not loaded.*source_hash unchanged/)}]}])
+    expect(report.unverified).toEqual([
+      {
+        id: 'v-0',
+        reasons: [
+          {
+            check: 'unverified-version',
+            field: null,
+            reason: expect.stringMatching(/version 0\.7.*not loaded.*source_hash unchanged/),
+          },
+        ],
+      },
+    ])
     expect(report).toMatchObject({checked: 5, failed: 1, passed: 3})
     const human = await runCli(['validate', ...cargs, '--all', '--max-failure-rate', '0.5'])
     expect(human.code).toBe(0)
@@ -318,9 +400,15 @@ describe('per-item checks', () => {
     if (plan.action !== 'write') throw new Error('expected a write')
     return {...originals, ...(plan.data as Record<string, unknown>)}
   }
-  const item = backfilled({style: ['Street wear', 'Boho'], occasion: 'Weekend, Brunch', mood: ['Chill'], season: ['Autumn', 'Fall']})
+  const item = backfilled({
+    style: ['Street wear', 'Boho'],
+    occasion: 'Weekend, Brunch',
+    mood: ['Chill'],
+    season: ['Autumn', 'Fall'],
+  })
   const normalized = item.normalized as Record<string, unknown>
-  const reasons = (data: Record<string, unknown>, vocabs = vocabularies) => checkItem('x', data, vocabs, vocabulary).failures.map((f) => `${f.check}: ${f.reason}`)
+  const reasons = (data: Record<string, unknown>, vocabs = vocabularies) =>
+    checkItem('x', data, vocabs, vocabulary).failures.map((f) => `${f.check}: ${f.reason}`)
 
   it('passes what the backfill writes', () => {
     const r = checkItem('x', item, vocabularies, vocabulary)
@@ -330,10 +418,14 @@ describe('per-item checks', () => {
   })
 
   it('fails an alias stored instead of its canonical term, warns on unmapped values', () => {
-    expect(reasons({...item, normalized: {...normalized, style: ['boho']}})).toContain('canonical: style[0] "boho" is an alias of "bohemian", not the canonical term')
+    expect(reasons({...item, normalized: {...normalized, style: ['boho']}})).toContain(
+      'canonical: style[0] "boho" is an alias of "bohemian", not the canonical term',
+    )
     const unmapped = checkItem('x', backfilled({style: ['Cyber Grunge Deluxe']}), vocabularies, vocabulary)
     expect(unmapped.failures).toEqual([])
-    expect(unmapped.warnings.map((w) => w.reason)).toEqual(['style "cyber grunge deluxe" is not in vocabulary 1.0 (unmapped)'])
+    expect(unmapped.warnings.map((w) => w.reason)).toEqual([
+      'style "cyber grunge deluxe" is not in vocabulary 1.0 (unmapped)',
+    ])
   })
 
   it('reports items of a version whose vocabulary is not loaded as unverified (not failed, not passed), and still catches stale ones by source_hash', () => {
@@ -341,26 +433,50 @@ describe('per-item checks', () => {
     const r = checkItem('x', old, vocabularies, vocabulary)
     expect(r.failures).toEqual([])
     expect(r.warnings).toEqual([])
-    expect(r.unverified).toEqual({check: 'unverified-version', field: null, reason: expect.stringMatching(/^normalized_version 0\.9: its vocabulary is not loaded .*source_hash unchanged since normalization$/)})
-    expect(checkItem('x', {...old, normalized: {...old.normalized, source_hash: undefined}}, vocabularies, vocabulary).unverified?.reason).toMatch(/no source_hash, so whether the originals changed since is unknown$/)
+    expect(r.unverified).toEqual({
+      check: 'unverified-version',
+      field: null,
+      reason: expect.stringMatching(
+        /^normalized_version 0\.9: its vocabulary is not loaded .*source_hash unchanged since normalization$/,
+      ),
+    })
+    expect(
+      checkItem('x', {...old, normalized: {...old.normalized, source_hash: undefined}}, vocabularies, vocabulary)
+        .unverified?.reason,
+    ).toMatch(/no source_hash, so whether the originals changed since is unknown$/)
     expect(checkItem('x', {...old, style: ['Formal']}, vocabularies, vocabulary).unverified).toBeNull()
     expect(r.consistency.compared).toBe(false)
-    expect(reasons({...old, style: ['Formal']})).toEqual([expect.stringMatching(/^consistency: stale: original fields changed after normalization \(source_hash differs; values not compared: vocabulary for version 0\.9 not loaded\)$/)])
+    expect(reasons({...old, style: ['Formal']})).toEqual([
+      expect.stringMatching(
+        /^consistency: stale: original fields changed after normalization \(source_hash differs; values not compared: vocabulary for version 0\.9 not loaded\)$/,
+      ),
+    ])
   })
 
   it('fails items whose originals are malformed but carry normalized, with the normalizer reason', () => {
-    expect(reasons({...item, mood: 42})).toEqual(['consistency: originals are malformed, so the item should carry no normalized: mood: expected an array of strings or a string, got number'])
+    expect(reasons({...item, mood: 42})).toEqual([
+      'consistency: originals are malformed, so the item should carry no normalized: mood: expected an array of strings or a string, got number',
+    ])
   })
 
   it('fails a normalized that is not a map, wrong types and whitespace', () => {
     expect(reasons({...item, normalized: 'casual'})).toEqual(['structure: normalized: expected a map, got string'])
-    expect(reasons({...item, normalized: {...normalized, normalized_at: '2024-01-15T10:30:00Z', normalized_version: 1}})).toEqual([
+    expect(
+      reasons({...item, normalized: {...normalized, normalized_at: '2024-01-15T10:30:00Z', normalized_version: 1}}),
+    ).toEqual([
       'structure: normalized.normalized_at: expected a Timestamp, got string',
       'structure: normalized.normalized_version: expected a non-empty string, got number',
     ])
-    expect(reasons({...item, normalized: {...normalized, style: [' streetwear', 'bohemian'], normalized_at: Timestamp.now()}})).toEqual([
+    expect(
+      reasons({
+        ...item,
+        normalized: {...normalized, style: [' streetwear', 'bohemian'], normalized_at: Timestamp.now()},
+      }),
+    ).toEqual([
       'canonical: style[0] " streetwear" has leading or trailing whitespace',
-      expect.stringMatching(/^consistency: normalized\.style is .* but the originals give .*; the originals are unchanged since normalization/),
+      expect.stringMatching(
+        /^consistency: normalized\.style is .* but the originals give .*; the originals are unchanged since normalization/,
+      ),
     ])
   })
 

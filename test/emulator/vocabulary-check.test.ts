@@ -30,8 +30,16 @@ describe('wardrobe vocabulary check', () => {
     project = uniqueProject('vocab-check')
     db = testDb(project)
     out = tmpDir()
-    const item = (id: string, style: string) => ({id, data: {name: id, style, occasion: 'work', mood: 'calm', season: 'fall'}})
-    await writeItems(db, 'wardrobe_items', [item('a', 'snuggly'), item('b', 'Snuggly'), item('c', 'casual'), item('d', 'boho')])
+    const item = (id: string, style: string) => ({
+      id,
+      data: {name: id, style, occasion: 'work', mood: 'calm', season: 'fall'},
+    })
+    await writeItems(db, 'wardrobe_items', [
+      item('a', 'snuggly'),
+      item('b', 'Snuggly'),
+      item('c', 'casual'),
+      item('d', 'boho'),
+    ])
   })
   afterEach(async () => {
     await db.terminate()
@@ -44,9 +52,26 @@ describe('wardrobe vocabulary check', () => {
     expect(r.code).toBe(0)
     const report = JSON.parse(r.stdout)
     expect(report).toMatchObject({version: '1.0-draft', identical: false})
-    expect(report.fields.style).toEqual({termsAdded: [], termsRemoved: [], aliasesAdded: [{alias: 'snuggly', term: 'loungewear'}], aliasesRemoved: [], aliasesMoved: []})
-    for (const f of ['occasion', 'mood', 'season']) expect(report.fields[f]).toEqual({termsAdded: [], termsRemoved: [], aliasesAdded: [], aliasesRemoved: [], aliasesMoved: []})
-    expect(report.impact).toMatchObject({scanned: 4, changed: 2, changedByField: {style: 2, occasion: 0, mood: 0, season: 0}})
+    expect(report.fields.style).toEqual({
+      termsAdded: [],
+      termsRemoved: [],
+      aliasesAdded: [{alias: 'snuggly', term: 'loungewear'}],
+      aliasesRemoved: [],
+      aliasesMoved: [],
+    })
+    for (const f of ['occasion', 'mood', 'season'])
+      expect(report.fields[f]).toEqual({
+        termsAdded: [],
+        termsRemoved: [],
+        aliasesAdded: [],
+        aliasesRemoved: [],
+        aliasesMoved: [],
+      })
+    expect(report.impact).toMatchObject({
+      scanned: 4,
+      changed: 2,
+      changedByField: {style: 2, occasion: 0, mood: 0, season: 0},
+    })
     expect(report.impact.examples).toEqual([
       {id: 'wardrobe_items/a', field: 'style', before: ['snuggly'], after: ['loungewear']},
       {id: 'wardrobe_items/b', field: 'style', before: ['snuggly'], after: ['loungewear']},
@@ -65,7 +90,10 @@ describe('wardrobe vocabulary check', () => {
 
   test('--no-scan needs no emulator; --against compares two files', async () => {
     const file = draftWithAlias(out, 'style', 'loungewear', 'snuggly')
-    const r = await runCli(['vocabulary', 'check', DEFAULT_TAXONOMY_FILE, '--against', file, '--no-scan', '--json'], {env: ENV, cwd: out})
+    const r = await runCli(['vocabulary', 'check', DEFAULT_TAXONOMY_FILE, '--against', file, '--no-scan', '--json'], {
+      env: ENV,
+      cwd: out,
+    })
     expect(r.code).toBe(0)
     const report = JSON.parse(r.stdout)
     expect(report.impact).toBeNull()

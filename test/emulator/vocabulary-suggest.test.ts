@@ -21,8 +21,20 @@ describe('wardrobe vocabulary suggest', () => {
     project = uniqueProject('vocab-suggest')
     db = testDb(project)
     out = tmpDir()
-    const item = (id: string, style: string, season = 'fall') => ({id, data: {name: id, style, occasion: 'work', mood: 'calm', season}})
-    await writeItems(db, 'wardrobe_items', [item('a', 'Streetwaer'), item('b', 'streetwaer'), item('c', 'streetwaer'), item('d', 'Quiet Luxury'), item('e', 'quiet luxury'), item('f', 'casual', 'Indian Summer'), item('g', 'NA'), item('h', 'n/a')])
+    const item = (id: string, style: string, season = 'fall') => ({
+      id,
+      data: {name: id, style, occasion: 'work', mood: 'calm', season},
+    })
+    await writeItems(db, 'wardrobe_items', [
+      item('a', 'Streetwaer'),
+      item('b', 'streetwaer'),
+      item('c', 'streetwaer'),
+      item('d', 'Quiet Luxury'),
+      item('e', 'quiet luxury'),
+      item('f', 'casual', 'Indian Summer'),
+      item('g', 'NA'),
+      item('h', 'n/a'),
+    ])
   })
   afterEach(async () => {
     await db.terminate()
@@ -60,11 +72,17 @@ describe('wardrobe vocabulary suggest', () => {
     const stats = latestFile(out, 'backfill_stats')
     const draft = path.join(out, 'draft.json')
     // No emulator named: nothing is read but the file.
-    const r = await runCli(['vocabulary', 'suggest', '--from-stats', stats, '--out', draft, '--json'], {env: ENV, cwd: out})
+    const r = await runCli(['vocabulary', 'suggest', '--from-stats', stats, '--out', draft, '--json'], {
+      env: ENV,
+      cwd: out,
+    })
     expect(r.code).toBe(0)
     // The dry run counted the placeholders (2 items) and listed no value of theirs as unmapped: nothing to propose.
     expect(readJson(stats)).toMatchObject({placeholder: 2})
-    expect(JSON.parse(r.stdout)).toMatchObject({scanned: null, suggestions: expected.filter((s) => s.proposal !== 'placeholder')})
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      scanned: null,
+      suggestions: expected.filter((s) => s.proposal !== 'placeholder'),
+    })
     expect(JSON.parse(fs.readFileSync(draft, 'utf8')).fields.style.streetwear).toContain('streetwaer')
   })
 })

@@ -24,7 +24,11 @@ export function originals(docs: DocumentSnapshot[], key: (d: DocumentSnapshot) =
 }
 
 /** Every well-formed item holds `normalized` computed from its current originals by `runId`; malformed ones none. */
-export function expectNormalizedBy(docs: DocumentSnapshot[], runId: string, key: (d: DocumentSnapshot) => string): void {
+export function expectNormalizedBy(
+  docs: DocumentSnapshot[],
+  runId: string,
+  key: (d: DocumentSnapshot) => string,
+): void {
   const wrong: string[] = []
   for (const d of docs) {
     const data = {...d.data()}
@@ -35,10 +39,13 @@ export function expectNormalizedBy(docs: DocumentSnapshot[], runId: string, key:
       if (normalized !== undefined) wrong.push(`${key(d)}: malformed but written`)
       continue
     }
-    if (normalized?.run_id !== runId || normalized.source_hash !== outcome.sourceHash) wrong.push(`${key(d)}: not normalized by ${runId}`)
-    else if (JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => normalized[f])) !== JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => (outcome.values as any)[f])))
+    if (normalized?.run_id !== runId || normalized.source_hash !== outcome.sourceHash)
+      wrong.push(`${key(d)}: not normalized by ${runId}`)
+    else if (
+      JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => normalized[f])) !==
+      JSON.stringify(['style', 'occasion', 'mood', 'season'].map((f) => (outcome.values as any)[f]))
+    )
       wrong.push(`${key(d)}: values differ`)
   }
   expect(wrong.slice(0, 10)).toEqual([])
 }
-

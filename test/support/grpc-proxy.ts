@@ -82,11 +82,27 @@ export interface MethodStats {
   splitPoints: number
 }
 
-const zero = (): MethodStats => ({calls: 0, failed: 0, writesFailed: 0, documents: 0, cuts: 0, badAnswers: 0, splitPoints: 0})
+const zero = (): MethodStats => ({
+  calls: 0,
+  failed: 0,
+  writesFailed: 0,
+  documents: 0,
+  cuts: 0,
+  badAnswers: 0,
+  splitPoints: 0,
+})
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 const identity = (b: Buffer) => b
 /** Headers grpc-js sets itself on the upstream call. */
-const OWN_HEADERS = new Set(['content-type', 'te', 'user-agent', 'grpc-accept-encoding', 'grpc-encoding', 'grpc-timeout', 'accept-encoding'])
+const OWN_HEADERS = new Set([
+  'content-type',
+  'te',
+  'user-agent',
+  'grpc-accept-encoding',
+  'grpc-encoding',
+  'grpc-timeout',
+  'accept-encoding',
+])
 
 type Status = {code: grpc.status; details: string; metadata?: grpc.Metadata}
 
@@ -97,7 +113,10 @@ export class GrpcFaultProxy {
   private readonly rules = new Map<Method, Rule>()
   private readonly sockets = new Set<net.Socket>()
   private grpcPort = 0
-  readonly stats: Record<Method, MethodStats> = Object.fromEntries(ALL_METHODS.map((m) => [m, zero()])) as Record<Method, MethodStats>
+  readonly stats: Record<Method, MethodStats> = Object.fromEntries(ALL_METHODS.map((m) => [m, zero()])) as Record<
+    Method,
+    MethodStats
+  >
   /** When a rule first answered an error (ms since the epoch), and its code. */
   firstFault: {at: number; method: Method; code: grpc.status} | null = null
   /** Answer PartitionQuery (the emulator does not implement it) the way the service does. */
@@ -122,7 +141,8 @@ export class GrpcFaultProxy {
         responseSerialize: identity,
         responseDeserialize: identity,
       }
-      implementation[name] = kind === 'unary' ? this.unary(name) : kind === 'server' ? this.serverStream(name) : this.bidi(name)
+      implementation[name] =
+        kind === 'unary' ? this.unary(name) : kind === 'server' ? this.serverStream(name) : this.bidi(name)
     }
     this.server.addService(definition, implementation)
   }
@@ -130,9 +150,14 @@ export class GrpcFaultProxy {
   /** Starts listening; returns host:port to give clients as the emulator host. */
   async listen(): Promise<string> {
     this.grpcPort = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
     )
-    this.client = new grpc.Client(this.upstream, grpc.credentials.createInsecure(), {'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1})
+    this.client = new grpc.Client(this.upstream, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+    })
     await new Promise<void>((resolve) => this.front.listen(0, '127.0.0.1', resolve))
     return `127.0.0.1:${(this.front.address() as net.AddressInfo).port}`
   }
@@ -140,7 +165,10 @@ export class GrpcFaultProxy {
   /** Scripts `methods` (replacing their rules); `forMs`: for that long from now. */
   set(methods: Method | Method[], rule: Rule, forMs?: number): void {
     for (const m of Array.isArray(methods) ? methods : [methods]) {
-      const lists = {...(Array.isArray(rule.cutAfter) ? {cutAfter: [...rule.cutAfter]} : {}), ...(Array.isArray(rule.cutCode) ? {cutCode: [...rule.cutCode]} : {})}
+      const lists = {
+        ...(Array.isArray(rule.cutAfter) ? {cutAfter: [...rule.cutAfter]} : {}),
+        ...(Array.isArray(rule.cutCode) ? {cutCode: [...rule.cutCode]} : {}),
+      }
       this.rules.set(m, {...rule, ...lists, ...(forMs === undefined ? {} : {until: Date.now() + forMs})})
     }
   }
@@ -171,7 +199,10 @@ export class GrpcFaultProxy {
     socket.once('data', (first) => {
       socket.pause()
       const [host, port] = this.upstream.split(':')
-      const to = first.subarray(0, 3).toString('latin1') === 'PRI' ? net.connect(this.grpcPort, '127.0.0.1') : net.connect(Number(port), host)
+      const to =
+        first.subarray(0, 3).toString('latin1') === 'PRI'
+          ? net.connect(this.grpcPort, '127.0.0.1')
+          : net.connect(Number(port), host)
       this.sockets.add(to)
       to.on('close', () => (this.sockets.delete(to), socket.destroy()))
       to.on('error', () => {})
@@ -188,7 +219,9 @@ export class GrpcFaultProxy {
     if (!rule) return undefined
     if (rule.until !== undefined && Date.now() >= rule.until) return undefined
     if (rule.collection !== undefined && request) {
-      const from = (RunQueryRequest.decode(request) as unknown as {structuredQuery?: {from?: {collectionId: string}[]}}).structuredQuery?.from ?? []
+      const from =
+        (RunQueryRequest.decode(request) as unknown as {structuredQuery?: {from?: {collectionId: string}[]}})
+          .structuredQuery?.from ?? []
       if (!from.some((f) => f.collectionId === rule.collection)) return undefined
     }
     return rule
@@ -229,12 +262,24 @@ export class GrpcFaultProxy {
         if (rule?.latencyMs) await sleep(rule.latencyMs)
         const failure = this.failing(method, rule)
         if (failure && !rule!.fail!.applied) return callback(failure)
-        if (method === 'PartitionQuery' && this.answerPartitionQuery) return callback(null, await this.partitions(call.request, call.metadata))
-        const {request, merge} = method === 'BatchWrite' ? this.dropWrites(call.request, rule) : {request: call.request, merge: (r: Buffer) => r}
-        const upstream = this.client.makeUnaryRequest(`/${SERVICE}/${method}`, identity, identity, request, this.forwarded(call.metadata), this.callOptions(call), (err, response) => {
-          if (err) return callback(err)
-          callback(failure, failure ? undefined : merge(response!))
-        })
+        if (method === 'PartitionQuery' && this.answerPartitionQuery)
+          return callback(null, await this.partitions(call.request, call.metadata))
+        const {request, merge} =
+          method === 'BatchWrite'
+            ? this.dropWrites(call.request, rule)
+            : {request: call.request, merge: (r: Buffer) => r}
+        const upstream = this.client.makeUnaryRequest(
+          `/${SERVICE}/${method}`,
+          identity,
+          identity,
+          request,
+          this.forwarded(call.metadata),
+          this.callOptions(call),
+          (err, response) => {
+            if (err) return callback(err)
+            callback(failure, failure ? undefined : merge(response!))
+          },
+        )
         call.on('cancelled', () => upstream.cancel())
       })().catch((err: Error) => callback({code: grpc.status.INTERNAL, details: `fault proxy: ${err.message}`}))
     }
@@ -264,7 +309,9 @@ export class GrpcFaultProxy {
         const status: unknown[] = []
         for (const f of failed) {
           writeResults.push(f ? {} : res.writeResults[k])
-          status.push(f ? {code: spec.code, message: `${grpc.status[spec.code]} injected by the fault proxy`} : res.status[k])
+          status.push(
+            f ? {code: spec.code, message: `${grpc.status[spec.code]} injected by the fault proxy`} : res.status[k],
+          )
           if (!f) k++
         }
         return Buffer.from(BatchWriteResponse.encode(BatchWriteResponse.fromObject({writeResults, status})).finish())
@@ -280,10 +327,24 @@ export class GrpcFaultProxy {
         if (rule?.latencyMs) await sleep(rule.latencyMs)
         const failure = this.failing(method, rule)
         if (failure && !rule!.fail!.applied) return call.emit('error', failure)
-        const cutAfter = method === 'RunQuery' && rule?.cutAfter !== undefined ? (Array.isArray(rule.cutAfter) ? rule.cutAfter.shift() : this.use(rule) ? rule.cutAfter : undefined) : undefined
+        const cutAfter =
+          method === 'RunQuery' && rule?.cutAfter !== undefined
+            ? Array.isArray(rule.cutAfter)
+              ? rule.cutAfter.shift()
+              : this.use(rule)
+                ? rule.cutAfter
+                : undefined
+            : undefined
         const cutCode = (Array.isArray(rule?.cutCode) ? rule.cutCode.shift() : rule?.cutCode) ?? grpc.status.UNAVAILABLE
         const bad = rule?.bad && method === 'RunQuery' && this.use(rule) ? rule.bad : undefined
-        const upstream = this.client.makeServerStreamRequest(`/${SERVICE}/${method}`, identity, identity, call.request, this.forwarded(call.metadata), this.callOptions(call))
+        const upstream = this.client.makeServerStreamRequest(
+          `/${SERVICE}/${method}`,
+          identity,
+          identity,
+          call.request,
+          this.forwarded(call.metadata),
+          this.callOptions(call),
+        )
         let ended = false
         const end = (status?: Status) => {
           if (ended) return
@@ -299,7 +360,9 @@ export class GrpcFaultProxy {
         let docs = 0
         upstream.on('data', (message: Buffer) => {
           if (ended) return
-          const counted = method === 'RunQuery' && (RunQueryResponse.decode(message) as unknown as {document?: unknown}).document != null
+          const counted =
+            method === 'RunQuery' &&
+            (RunQueryResponse.decode(message) as unknown as {document?: unknown}).document != null
           // Cut where the next document would have gone: after exactly `cutAfter` of them.
           if (counted && cutAfter !== undefined && docs >= cutAfter) {
             this.stats.RunQuery.cuts++
@@ -318,7 +381,9 @@ export class GrpcFaultProxy {
         })
         upstream.on('error', (err: grpc.ServiceError) => end(err.code === grpc.status.CANCELLED ? undefined : err))
         upstream.on('end', () => end(failure ?? undefined))
-      })().catch((err: Error) => call.emit('error', {code: grpc.status.INTERNAL, details: `fault proxy: ${err.message}`}))
+      })().catch((err: Error) =>
+        call.emit('error', {code: grpc.status.INTERNAL, details: `fault proxy: ${err.message}`}),
+      )
     }
   }
 
@@ -330,14 +395,22 @@ export class GrpcFaultProxy {
         if (rule?.latencyMs) await sleep(rule.latencyMs)
         const failure = this.failing(method, rule)
         if (failure) return call.emit('error', failure)
-        const upstream = this.client.makeBidiStreamRequest(`/${SERVICE}/${method}`, identity, identity, this.forwarded(call.metadata), this.callOptions(call))
+        const upstream = this.client.makeBidiStreamRequest(
+          `/${SERVICE}/${method}`,
+          identity,
+          identity,
+          this.forwarded(call.metadata),
+          this.callOptions(call),
+        )
         call.on('data', (m: Buffer) => upstream.write(m))
         call.on('end', () => upstream.end())
         call.on('cancelled', () => upstream.cancel())
         upstream.on('data', (m: Buffer) => call.write(m))
         upstream.on('error', (err: grpc.ServiceError) => err.code !== grpc.status.CANCELLED && call.emit('error', err))
         upstream.on('end', () => call.end())
-      })().catch((err: Error) => call.emit('error', {code: grpc.status.INTERNAL, details: `fault proxy: ${err.message}`}))
+      })().catch((err: Error) =>
+        call.emit('error', {code: grpc.status.INTERNAL, details: `fault proxy: ${err.message}`}),
+      )
     }
   }
 
@@ -347,14 +420,28 @@ export class GrpcFaultProxy {
    * spaced in key order.
    */
   private async partitions(request: Buffer, metadata: grpc.Metadata): Promise<Buffer> {
-    const req = PartitionQueryRequest.toObject(PartitionQueryRequest.decode(request), {defaults: false}) as {parent: string; structuredQuery: Record<string, unknown>; partitionCount: number | string}
+    const req = PartitionQueryRequest.toObject(PartitionQueryRequest.decode(request), {defaults: false}) as {
+      parent: string
+      structuredQuery: Record<string, unknown>
+      partitionCount: number | string
+    }
     const scan = RunQueryRequest.fromObject({
       parent: req.parent,
-      structuredQuery: {...req.structuredQuery, select: {fields: [{fieldPath: '__name__'}]}, orderBy: [{field: {fieldPath: '__name__'}, direction: 'ASCENDING'}]},
+      structuredQuery: {
+        ...req.structuredQuery,
+        select: {fields: [{fieldPath: '__name__'}]},
+        orderBy: [{field: {fieldPath: '__name__'}, direction: 'ASCENDING'}],
+      },
     })
     const names: string[] = []
     await new Promise<void>((resolve, reject) => {
-      const stream = this.client.makeServerStreamRequest(`/${SERVICE}/RunQuery`, identity, identity, Buffer.from(RunQueryRequest.encode(scan).finish()), this.forwarded(metadata))
+      const stream = this.client.makeServerStreamRequest(
+        `/${SERVICE}/RunQuery`,
+        identity,
+        identity,
+        Buffer.from(RunQueryRequest.encode(scan).finish()),
+        this.forwarded(metadata),
+      )
       stream.on('data', (m: Buffer) => {
         const doc = (RunQueryResponse.decode(m) as unknown as {document?: {name: string}}).document
         if (doc) names.push(doc.name)
@@ -363,10 +450,20 @@ export class GrpcFaultProxy {
       stream.on('end', resolve)
     })
     const wanted = Number(req.partitionCount)
-    const points = [...new Set(Array.from({length: wanted}, (_, i) => names[Math.floor(((i + 1) * names.length) / (wanted + 1))]).filter((n) => n !== undefined))]
+    const points = [
+      ...new Set(
+        Array.from({length: wanted}, (_, i) => names[Math.floor(((i + 1) * names.length) / (wanted + 1))]).filter(
+          (n) => n !== undefined,
+        ),
+      ),
+    ]
     this.stats.PartitionQuery.splitPoints += points.length
     this.partitionAnswers.push(points)
-    return Buffer.from(PartitionQueryResponse.encode(PartitionQueryResponse.fromObject({partitions: points.map((name) => ({values: [{referenceValue: name}]}))})).finish())
+    return Buffer.from(
+      PartitionQueryResponse.encode(
+        PartitionQueryResponse.fromObject({partitions: points.map((name) => ({values: [{referenceValue: name}]}))}),
+      ).finish(),
+    )
   }
 }
 

@@ -10,7 +10,10 @@ export const BIN = path.join(ROOT, 'bin', 'run.js')
 
 export function emulatorHost(): string {
   const host = process.env.FIRESTORE_EMULATOR_HOST
-  if (!host) throw new Error('FIRESTORE_EMULATOR_HOST is not set: the jest globalSetup starts the emulator; run tests through `npm test`')
+  if (!host)
+    throw new Error(
+      'FIRESTORE_EMULATOR_HOST is not set: the jest globalSetup starts the emulator; run tests through `npm test`',
+    )
   return host
 }
 
@@ -82,7 +85,18 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
 
 /** Common flags pointing the CLI at a test project on the test emulator. */
 export function devArgs(projectId: string, outputDir: string, collection = 'wardrobe_items'): string[] {
-  return ['--environment', 'development', '--project', projectId, '--emulator-host', emulatorHost(), '--collection', collection, '--output-dir', outputDir]
+  return [
+    '--environment',
+    'development',
+    '--project',
+    projectId,
+    '--emulator-host',
+    emulatorHost(),
+    '--collection',
+    collection,
+    '--output-dir',
+    outputDir,
+  ]
 }
 
 /** A type-exact rendering of a Firestore value, so comparisons catch any change of type or content. */
@@ -104,7 +118,11 @@ export function canonical(value: unknown): unknown {
 }
 
 /** id → canonical JSON of every field except those named in `omit`. */
-export async function snapshotCollection(db: Firestore, collection: string, omit: string[] = []): Promise<Map<string, string>> {
+export async function snapshotCollection(
+  db: Firestore,
+  collection: string,
+  omit: string[] = [],
+): Promise<Map<string, string>> {
   const snap = await db.collection(collection).get()
   const out = new Map<string, string>()
   for (const doc of snap.docs) {
@@ -116,7 +134,10 @@ export async function snapshotCollection(db: Firestore, collection: string, omit
 }
 
 export function latestFile(dir: string, prefix: string): string {
-  const files = fs.readdirSync(dir).filter((f) => f.startsWith(prefix)).sort()
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(prefix))
+    .sort()
   if (files.length === 0) throw new Error(`no ${prefix}* file in ${dir}`)
   return path.join(dir, files[files.length - 1])
 }
@@ -125,7 +146,11 @@ export function readJson<T = any>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T
 }
 
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 30_000, stepMs = 50): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+  stepMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error('timed out waiting')

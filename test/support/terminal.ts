@@ -6,8 +6,16 @@ import {BIN, tmpDir} from './harness'
  * only happens there (prompts, the update check) happens. Answers `reply.answer` once the output
  * contains `reply.prompt`. The output is stdout and stderr together, as the terminal shows them.
  */
-export function inTerminal(args: string[], env: NodeJS.ProcessEnv, reply?: {prompt: string; answer: string}): Promise<{code: number | null; output: string}> {
-  const child = spawn('script', ['-qec', [process.execPath, BIN, ...args].join(' '), '/dev/null'], {cwd: tmpDir(), env: {...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env}, stdio: ['pipe', 'pipe', 'pipe']})
+export function inTerminal(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  reply?: {prompt: string; answer: string},
+): Promise<{code: number | null; output: string}> {
+  const child = spawn('script', ['-qec', [process.execPath, BIN, ...args].join(' '), '/dev/null'], {
+    cwd: tmpDir(),
+    env: {...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env},
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
   let output = ''
   let answered = false
   child.stdout.on('data', (d) => {

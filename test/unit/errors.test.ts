@@ -4,7 +4,17 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import {CredentialsError, exitCodeForChecks, exitCodeForError, exitCodeForHealth, exitCodeForRun, exitCodeForValidation, ExitCode, UsageError, WardrobeError} from '../../src/errors'
+import {
+  CredentialsError,
+  exitCodeForChecks,
+  exitCodeForError,
+  exitCodeForHealth,
+  exitCodeForRun,
+  exitCodeForValidation,
+  ExitCode,
+  UsageError,
+  WardrobeError,
+} from '../../src/errors'
 
 /** The codes of README's "Exit codes" table (the README states SPEC's table for users). */
 function readmeCodes(): number[] {

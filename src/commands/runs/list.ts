@@ -4,11 +4,15 @@ import {listRuns, RunListReport} from '../../services/runs'
 import {renderRunList} from '../../cli/runs-text'
 
 export default class RunsList extends WardrobeCommand<RunListReport> {
-  static summary = 'Runs of the target in the ledger: status, progress, live processes, rate, and each running one\'s control and limits.'
+  static summary =
+    "Runs of the target in the ledger: status, progress, live processes, rate, and each running one's control and limits."
 
   static examples = [
     {description: 'Runs of the local emulator', command: '<%= config.bin %> <%= command.id %>'},
-    {description: 'Production, as JSON', command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --json'},
+    {
+      description: 'Production, as JSON',
+      command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --json',
+    },
   ]
 
   static flags = {

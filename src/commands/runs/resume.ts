@@ -7,7 +7,12 @@ export default class RunsResume extends RunChangeCommand {
 
   static description = `A run with no live process (interrupted, failed, or its processes gone) is not started by this: the command says so and prints the command line that resumes it.`
 
-  static examples = [{description: 'Resume the active run on the target', command: '<%= config.bin %> <%= command.id %> --environment production --project my-app'}]
+  static examples = [
+    {
+      description: 'Resume the active run on the target',
+      command: '<%= config.bin %> <%= command.id %> --environment production --project my-app',
+    },
+  ]
 
   static flags = {
     run: runFlag,

@@ -3,13 +3,20 @@ import {RunChangeReport} from '../../services/runs'
 import {RunChangeCommand, runFlag} from '../../cli/runs-command'
 
 export default class RunsStop extends RunChangeCommand {
-  static summary = 'Stop a run: what Ctrl-C does, in every process of it on every machine (drain, checkpoint, exit 130).'
+  static summary =
+    'Stop a run: what Ctrl-C does, in every process of it on every machine (drain, checkpoint, exit 130).'
 
   static description = `The run ends interrupted; re-running the command that started it resumes it from its checkpoints. Production asks for the project id to be typed (or --yes).`
 
   static examples = [
-    {description: 'Stop the active run on the target', command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --reason "incident 4711"'},
-    {description: 'From a runbook', command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --yes --json'},
+    {
+      description: 'Stop the active run on the target',
+      command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --reason "incident 4711"',
+    },
+    {
+      description: 'From a runbook',
+      command: '<%= config.bin %> <%= command.id %> --environment production --project my-app --yes --json',
+    },
   ]
 
   static flags = {

@@ -8,13 +8,19 @@ export default class RunsThrottle extends RunChangeCommand {
   static description = `The limit is for the whole run: each live process takes the share that matches its workers. Below it, each process still adapts to Firestore's pushback and to write latency.`
 
   static examples = [
-    {description: 'Slow the active run down to 200 writes per second', command: '<%= config.bin %> <%= command.id %> --max-rate 200 --reason "app latency"'},
+    {
+      description: 'Slow the active run down to 200 writes per second',
+      command: '<%= config.bin %> <%= command.id %> --max-rate 200 --reason "app latency"',
+    },
     {description: 'Lift the limit', command: '<%= config.bin %> <%= command.id %> --max-rate off'},
   ]
 
   static flags = {
     run: runFlag,
-    'max-rate': Flags.string({required: true, summary: 'Writes per second for the whole run (an integer of at least 1), or off.'}),
+    'max-rate': Flags.string({
+      required: true,
+      summary: 'Writes per second for the whole run (an integer of at least 1), or off.',
+    }),
     reason: Flags.string({summary: 'Why: recorded with the change.'}),
   }
 

@@ -52,12 +52,26 @@ export function resumedControl(c: Control, req: ControlRequest | undefined, owne
     rampStartedAt: now,
   }
   const changes: ControlChange[] = []
-  if (c.state === 'stopping') changes.push({seq: c.seq + 1, action: 'resume', by: byWhom(owner), at: now, reason: 're-run of the command after a stop'})
+  if (c.state === 'stopping')
+    changes.push({
+      seq: c.seq + 1,
+      action: 'resume',
+      by: byWhom(owner),
+      at: now,
+      reason: 're-run of the command after a stop',
+    })
   // The printed resume command repeats the starter's --max-rate: that must not undo an operator's throttle. Another value was typed on purpose.
   const startedWith = c.changes.find((ch) => ch.action === 'start')?.maxRate
   if (req?.maxRate !== undefined && req.maxRate !== c.maxRate && req.maxRate !== startedWith) {
     next.maxRate = req.maxRate
-    changes.push({seq: c.seq + changes.length + 1, action: 'throttle', by: byWhom(owner), at: now, reason: 'max rate of the re-run command', maxRate: req.maxRate})
+    changes.push({
+      seq: c.seq + changes.length + 1,
+      action: 'throttle',
+      by: byWhom(owner),
+      at: now,
+      reason: 'max rate of the re-run command',
+      maxRate: req.maxRate,
+    })
   }
   next.seq = c.seq + changes.length
   next.changes = [...c.changes, ...changes].slice(-MAX_CHANGES)
@@ -70,17 +84,31 @@ export function resumedControl(c: Control, req: ControlRequest | undefined, owne
  * process says which change it has applied. Refused (UsageError) where it means nothing:
  * stopping or changing an ended run, resuming one that is not paused.
  */
-export async function changeControl(ledger: LedgerStore, runId: string, action: Exclude<ControlAction, 'start'>, change: {by: string; reason?: string | null; maxRate?: number | null}): Promise<{run: RunRecord; changed: boolean; members: MemberRecord[]; now: number}> {
+export async function changeControl(
+  ledger: LedgerStore,
+  runId: string,
+  action: Exclude<ControlAction, 'start'>,
+  change: {by: string; reason?: string | null; maxRate?: number | null},
+): Promise<{run: RunRecord; changed: boolean; members: MemberRecord[]; now: number}> {
   return ledger.db.runTransaction(async (tx) => {
     const [snap, memberSnap] = await Promise.all([tx.get(ledger.runRef(runId)), tx.get(ledger.membersOf(runId))])
-    if (!snap.exists) throw new UsageError(`no run ${runId} in ${ledger.collectionName}`, 'list runs with `wardrobe runs list`')
+    if (!snap.exists)
+      throw new UsageError(`no run ${runId} in ${ledger.collectionName}`, 'list runs with `wardrobe runs list`')
     const run = parseRun(snap.data())
     const members = memberRecords(memberSnap)
     const now = serverNow(snap)
     const unfinished = run.status === 'running' || run.status === 'interrupted' || run.status === 'failed'
-    if (!unfinished || run.undoneBy !== null) throw new UsageError(`run ${runId} is ${run.undoneBy ? `undone by ${run.undoneBy}` : run.status}: there is nothing to ${action}`, 'list runs with `wardrobe runs list`')
+    if (!unfinished || run.undoneBy !== null)
+      throw new UsageError(
+        `run ${runId} is ${run.undoneBy ? `undone by ${run.undoneBy}` : run.status}: there is nothing to ${action}`,
+        'list runs with `wardrobe runs list`',
+      )
     const c = run.control
-    if (action === 'stop' && run.status !== 'running') throw new UsageError(`run ${runId} is ${run.status}: no process of it is running`, 'it stays as it is until the command that started it is run again')
+    if (action === 'stop' && run.status !== 'running')
+      throw new UsageError(
+        `run ${runId} is ${run.status}: no process of it is running`,
+        'it stays as it is until the command that started it is run again',
+      )
     const next: Control = {...c}
     if (action === 'pause') next.state = c.state === 'stopping' ? 'stopping' : 'paused'
     if (action === 'resume') next.state = c.state === 'stopping' ? 'stopping' : 'running'
@@ -88,7 +116,14 @@ export async function changeControl(ledger: LedgerStore, runId: string, action: 
     if (action === 'throttle') next.maxRate = change.maxRate ?? null
     const changed = next.state !== c.state || next.maxRate !== c.maxRate
     if (!changed) return {run, changed, members, now}
-    const entry: ControlChange = {seq: c.seq + 1, action, by: change.by, at: new Date(now), reason: change.reason ?? null, ...(action === 'throttle' ? {maxRate: next.maxRate} : {})}
+    const entry: ControlChange = {
+      seq: c.seq + 1,
+      action,
+      by: change.by,
+      at: new Date(now),
+      reason: change.reason ?? null,
+      ...(action === 'throttle' ? {maxRate: next.maxRate} : {}),
+    }
     next.seq = entry.seq
     next.changes = [...c.changes, entry].slice(-MAX_CHANGES)
     // The record's update time changes: each holder's next conditional write re-reads it and finds its lease intact.

@@ -34,15 +34,26 @@ export class Ledger extends LedgerStore {
     return acquire(this, req)
   }
 
-  claim(run: Pick<RunRecord, 'runId' | 'collection'>, prefer: number, staleAfterMs: number): Promise<{lease: PartitionLease | null; summary: PartitionSummary}> {
+  claim(
+    run: Pick<RunRecord, 'runId' | 'collection'>,
+    prefer: number,
+    staleAfterMs: number,
+  ): Promise<{lease: PartitionLease | null; summary: PartitionSummary}> {
     return claim(this, run, prefer, staleAfterMs)
   }
 
-  memberHeartbeat(runId: string, report?: Partial<Pick<MemberRecord, 'seenSeq' | 'state' | 'limit' | 'reason' | 'rate' | 'leftAt'>>): Promise<void> {
+  memberHeartbeat(
+    runId: string,
+    report?: Partial<Pick<MemberRecord, 'seenSeq' | 'state' | 'limit' | 'reason' | 'rate' | 'leftAt'>>,
+  ): Promise<void> {
     return memberHeartbeat(this, runId, report)
   }
 
-  changeControl(runId: string, action: Exclude<ControlAction, 'start'>, change: {by: string; reason?: string | null; maxRate?: number | null}): Promise<{run: RunRecord; changed: boolean; members: MemberRecord[]; now: number}> {
+  changeControl(
+    runId: string,
+    action: Exclude<ControlAction, 'start'>,
+    change: {by: string; reason?: string | null; maxRate?: number | null},
+  ): Promise<{run: RunRecord; changed: boolean; members: MemberRecord[]; now: number}> {
     return changeControl(this, runId, action, change)
   }
 
@@ -50,8 +61,11 @@ export class Ledger extends LedgerStore {
     return finish(this, lease, runId, collection, patch)
   }
 
-  finishSharded(runId: string, collection: string, staleAfterMs: number): Promise<{run: RunRecord; summary: PartitionSummary}> {
+  finishSharded(
+    runId: string,
+    collection: string,
+    staleAfterMs: number,
+  ): Promise<{run: RunRecord; summary: PartitionSummary}> {
     return finishSharded(this, runId, collection, staleAfterMs)
   }
 }
-

@@ -13,7 +13,6 @@ export type RunKind = (typeof RUN_KINDS)[number]
 export const RUN_STATUSES = ['running', 'completed', 'failed', 'interrupted', 'superseded'] as const
 export type RunStatus = (typeof RUN_STATUSES)[number]
 
-
 export const CountersSchema = z.object({
   scanned: z.number().int().default(0),
   updated: z.number().int().default(0),
@@ -103,7 +102,10 @@ export const PartitionRecordSchema = z.object({
   staleAfterMs: z.number().int().nullable().default(null),
   claims: z.number().int().default(0),
   /** The last takeover: whose lease went stale, and the checkpoint the new owner went on from. */
-  tookOverFrom: z.object({owner: OwnerSchema, cursor: z.string().nullable(), reason: z.string()}).nullable().default(null),
+  tookOverFrom: z
+    .object({owner: OwnerSchema, cursor: z.string().nullable(), reason: z.string()})
+    .nullable()
+    .default(null),
   error: z.string().nullable().default(null),
   finishedAt: date.nullable().default(null),
 })
@@ -151,7 +153,10 @@ export const ErrorRecordSchema = z.object({
 export type ErrorRecord = z.infer<typeof ErrorRecordSchema>
 
 export class LockHeldError extends WardrobeError {
-  constructor(readonly holder: RunRecord, ageMs: number) {
+  constructor(
+    readonly holder: RunRecord,
+    ageMs: number,
+  ) {
     super(
       `${holder.kind} run ${holder.runId} already holds ${holder.collection}: ${describeOwner(holder.owner)}, heartbeat ${Math.round(ageMs / 1000)}s ago`,
       ExitCode.USAGE,
@@ -163,7 +168,12 @@ export class LockHeldError extends WardrobeError {
 
 export const serverNow = (snap: {readTime: Timestamp}): number => snap.readTime.toMillis()
 
-export function summarize(partitions: PartitionRecord[], staleAfterMs: number, now: number, me = currentOwner()): PartitionSummary {
+export function summarize(
+  partitions: PartitionRecord[],
+  staleAfterMs: number,
+  now: number,
+  me = currentOwner(),
+): PartitionSummary {
   const byStatus = Object.fromEntries(PARTITION_STATUSES.map((s) => [s, 0])) as Record<PartitionStatus, number>
   const live: PartitionRecord[] = []
   for (const p of partitions) {
@@ -174,7 +184,12 @@ export function summarize(partitions: PartitionRecord[], staleAfterMs: number, n
 }
 
 /** Processes of a sharded run that have not left and whose heartbeat is fresh (by `now`, Firestore's time). */
-export function liveMembers(members: MemberRecord[], staleAfterMs: number, now: number, me = currentOwner()): MemberRecord[] {
+export function liveMembers(
+  members: MemberRecord[],
+  staleAfterMs: number,
+  now: number,
+  me = currentOwner(),
+): MemberRecord[] {
   return members.filter((m) => m.leftAt === null && holderGone(m, staleAfterMs, now, me) === null)
 }
 
@@ -183,15 +198,26 @@ export function liveMembers(members: MemberRecord[], staleAfterMs: number, now: 
  * (waiting ones included). Without member records (a reader that did not load them), the
  * run record's last claim stands in for them.
  */
-export function shardedRunGone(run: RunRecord, summary: PartitionSummary, staleAfterMs: number, now: number, members?: MemberRecord[]): string | null {
+export function shardedRunGone(
+  run: RunRecord,
+  summary: PartitionSummary,
+  staleAfterMs: number,
+  now: number,
+  members?: MemberRecord[],
+): string | null {
   if (summary.live.length > 0) return null
-  if (members !== undefined) return liveMembers(members, staleAfterMs, now).length > 0 ? null : 'none of its processes is alive'
+  if (members !== undefined)
+    return liveMembers(members, staleAfterMs, now).length > 0 ? null : 'none of its processes is alive'
   const age = now - run.heartbeatAt.getTime()
   return age > staleAfterMs ? `none of its workers is alive (last claim ${Math.round(age / 1000)}s ago)` : null
 }
 
 /** The sum of the partitions' checkpoints: a sharded run's progress. */
-export function sumProgress(partitions: Pick<PartitionRecord, 'counters' | 'unmapped' | 'tags'>[]): {counters: Counters; unmapped: Unmapped; tags: Tags} {
+export function sumProgress(partitions: Pick<PartitionRecord, 'counters' | 'unmapped' | 'tags'>[]): {
+  counters: Counters
+  unmapped: Unmapped
+  tags: Tags
+} {
   const counters = zeroCounters()
   const unmapped: Unmapped = {}
   const tags: Tags = {}
@@ -203,8 +229,10 @@ export function sumProgress(partitions: Pick<PartitionRecord, 'counters' | 'unma
   return {counters, unmapped, tags}
 }
 
-export const partitionRecords = (snap: QuerySnapshot): PartitionRecord[] => snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
-export const memberRecords = (snap: QuerySnapshot): MemberRecord[] => snap.docs.map((d) => MemberRecordSchema.parse(d.data()))
+export const partitionRecords = (snap: QuerySnapshot): PartitionRecord[] =>
+  snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
+export const memberRecords = (snap: QuerySnapshot): MemberRecord[] =>
+  snap.docs.map((d) => MemberRecordSchema.parse(d.data()))
 
 /** Error records are keyed by item; a path (collection group) is encoded to one document id. */
 export function errorDocId(key: string): string {
@@ -212,7 +240,9 @@ export function errorDocId(key: string): string {
 }
 
 /** A record as stored: its heartbeat is Firestore's time of the write, never this machine's. */
-export function stored<T extends {heartbeatAt: Date | null}>(record: T): Omit<T, 'heartbeatAt'> & {heartbeatAt: FieldValue} {
+export function stored<T extends {heartbeatAt: Date | null}>(
+  record: T,
+): Omit<T, 'heartbeatAt'> & {heartbeatAt: FieldValue} {
   return {...record, heartbeatAt: FieldValue.serverTimestamp()}
 }
 

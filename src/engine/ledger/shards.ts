@@ -1,15 +1,47 @@
 /** A sharded run's processes (records and heartbeats), partition claims, and how the last process leaving ends the run. */
 import {FieldValue} from 'firebase-admin/firestore'
 import {currentOwner, Fence, holderGone, isMe, Owner} from '../lease'
-import {liveMembers, MemberRecord, MemberRecordSchema, memberRecords, parseRun, PartitionRecord, PartitionRecordSchema, partitionRecords, PartitionSummary, RunEndedError, RunRecord, RunStatus, serverNow, stored, summarize, sumProgress} from './records'
+import {
+  liveMembers,
+  MemberRecord,
+  MemberRecordSchema,
+  memberRecords,
+  parseRun,
+  PartitionRecord,
+  PartitionRecordSchema,
+  partitionRecords,
+  PartitionSummary,
+  RunEndedError,
+  RunRecord,
+  RunStatus,
+  serverNow,
+  stored,
+  summarize,
+  sumProgress,
+} from './records'
 import {LedgerStore, newLeaseId, PartitionLease} from './store'
 
 export const newMember = (owner: Owner, req: {workers?: number; staleAfterMs: number}) =>
-  stored(MemberRecordSchema.parse({owner, workers: req.workers ?? 1, heartbeatAt: null, staleAfterMs: req.staleAfterMs, leftAt: null}))
+  stored(
+    MemberRecordSchema.parse({
+      owner,
+      workers: req.workers ?? 1,
+      heartbeatAt: null,
+      staleAfterMs: req.staleAfterMs,
+      leftAt: null,
+    }),
+  )
 
 /** A process of a run says it is alive (a sharded run's workers may all be waiting), and what control it applies. */
-export async function memberHeartbeat(ledger: LedgerStore, runId: string, report: Partial<Pick<MemberRecord, 'seenSeq' | 'state' | 'limit' | 'reason' | 'rate' | 'leftAt'>> = {}): Promise<void> {
-  await ledger.membersOf(runId).doc(currentOwner().processId).set({...report, heartbeatAt: FieldValue.serverTimestamp()}, {merge: true})
+export async function memberHeartbeat(
+  ledger: LedgerStore,
+  runId: string,
+  report: Partial<Pick<MemberRecord, 'seenSeq' | 'state' | 'limit' | 'reason' | 'rate' | 'leftAt'>> = {},
+): Promise<void> {
+  await ledger
+    .membersOf(runId)
+    .doc(currentOwner().processId)
+    .set({...report, heartbeatAt: FieldValue.serverTimestamp()}, {merge: true})
 }
 
 /**
@@ -19,13 +51,22 @@ export async function memberHeartbeat(ledger: LedgerStore, runId: string, report
  * none to claim now. Throws RunEndedError once the run is no longer running or no longer
  * holds the collection's lock.
  */
-export async function claim(ledger: LedgerStore, run: Pick<RunRecord, 'runId' | 'collection'>, prefer: number, staleAfterMs: number): Promise<{lease: PartitionLease | null; summary: PartitionSummary}> {
+export async function claim(
+  ledger: LedgerStore,
+  run: Pick<RunRecord, 'runId' | 'collection'>,
+  prefer: number,
+  staleAfterMs: number,
+): Promise<{lease: PartitionLease | null; summary: PartitionSummary}> {
   const {runId} = run
   const me = currentOwner()
   const leaseId = newLeaseId()
   const granted = Fence.now()
   const claimed = await ledger.db.runTransaction(async (tx) => {
-    const [runSnap, lock, partSnap] = await Promise.all([tx.get(ledger.runRef(runId)), tx.get(ledger.lockRef(run.collection)), tx.get(ledger.partitionsOf(runId).orderBy('index'))])
+    const [runSnap, lock, partSnap] = await Promise.all([
+      tx.get(ledger.runRef(runId)),
+      tx.get(ledger.lockRef(run.collection)),
+      tx.get(ledger.partitionsOf(runId).orderBy('index')),
+    ])
     const record = parseRun(runSnap.data())
     if (record.status !== 'running' || lock.get('runId') !== runId) throw new RunEndedError(record)
     const partitions = partitionRecords(partSnap)
@@ -35,8 +76,13 @@ export async function claim(ledger: LedgerStore, run: Pick<RunRecord, 'runId' | 
       const p = partitions[(prefer + i) % n]
       // This very claim, committed unseen and retried by the client.
       if (p.status === 'running' && p.leaseId === leaseId) return {index: p.index, partitions, now}
-      const orphan = p.status === 'running' && p.owner !== null && isMe(p.owner, me) && !ledger.working.has(p.leaseId ?? '')
-      const gone = orphan ? 'claimed by this process but worked by none of its workers (a retried claim)' : p.status === 'running' ? holderGone(p, staleAfterMs, now, me) : null
+      const orphan =
+        p.status === 'running' && p.owner !== null && isMe(p.owner, me) && !ledger.working.has(p.leaseId ?? '')
+      const gone = orphan
+        ? 'claimed by this process but worked by none of its workers (a retried claim)'
+        : p.status === 'running'
+          ? holderGone(p, staleAfterMs, now, me)
+          : null
       if (!(p.status === 'pending' || p.status === 'interrupted' || gone)) continue
       const next: PartitionRecord = {
         ...p,
@@ -62,7 +108,13 @@ export async function claim(ledger: LedgerStore, run: Pick<RunRecord, 'runId' | 
   const partition = PartitionRecordSchema.parse(snap.data())
   if (partition.leaseId !== leaseId) return {lease: null, summary}
   ledger.working.add(leaseId)
-  return {lease: {...ledger.lease(snap, leaseId, `partition ${claimed.index} of run ${runId}`, staleAfterMs, granted), partition}, summary}
+  return {
+    lease: {
+      ...ledger.lease(snap, leaseId, `partition ${claimed.index} of run ${runId}`, staleAfterMs, granted),
+      partition,
+    },
+    summary,
+  }
 }
 
 /**
@@ -72,7 +124,12 @@ export async function claim(ledger: LedgerStore, run: Pick<RunRecord, 'runId' | 
  * partitions' sum, any lease left on it is revoked, and the lock is released. Returns the
  * run as this call leaves it (still running while other processes go on).
  */
-export async function finishSharded(ledger: LedgerStore, runId: string, collection: string, staleAfterMs: number): Promise<{run: RunRecord; summary: PartitionSummary}> {
+export async function finishSharded(
+  ledger: LedgerStore,
+  runId: string,
+  collection: string,
+  staleAfterMs: number,
+): Promise<{run: RunRecord; summary: PartitionSummary}> {
   const me = currentOwner()
   return ledger.db.runTransaction(async (tx) => {
     const [runSnap, partSnap, memberSnap, lock] = await Promise.all([
@@ -87,13 +144,23 @@ export async function finishSharded(ledger: LedgerStore, runId: string, collecti
     const summary = summarize(partitionRecords(partSnap), staleAfterMs, now, me)
     const others = liveMembers(memberRecords(memberSnap), staleAfterMs, now, me).filter((m) => !isMe(m.owner, me))
     tx.set(ledger.membersOf(runId).doc(me.processId), {leftAt: at}, {merge: true})
-    if (run.status !== 'running' || others.length > 0 || summary.live.some((p) => !isMe(p.owner!, me))) return {run, summary}
+    if (run.status !== 'running' || others.length > 0 || summary.live.some((p) => !isMe(p.owner!, me)))
+      return {run, summary}
     const {byStatus} = summary
-    const status: RunStatus = byStatus.done === summary.partitions.length ? 'completed' : byStatus.failed > 0 ? 'failed' : 'interrupted'
+    const status: RunStatus =
+      byStatus.done === summary.partitions.length ? 'completed' : byStatus.failed > 0 ? 'failed' : 'interrupted'
     const error = summary.partitions.find((p) => p.error)?.error ?? null
-    const ended: RunRecord = {...run, ...sumProgress(summary.partitions), status, error, heartbeatAt: at, finishedAt: at}
+    const ended: RunRecord = {
+      ...run,
+      ...sumProgress(summary.partitions),
+      status,
+      error,
+      heartbeatAt: at,
+      finishedAt: at,
+    }
     tx.set(ledger.runRef(runId), stored(ended))
-    for (const d of partSnap.docs) if (d.get('status') === 'running') tx.update(d.ref, {status: 'interrupted', leaseId: null})
+    for (const d of partSnap.docs)
+      if (d.get('status') === 'running') tx.update(d.ref, {status: 'interrupted', leaseId: null})
     if (lock.get('runId') === runId) tx.delete(ledger.lockRef(collection))
     return {run: ended, summary}
   })

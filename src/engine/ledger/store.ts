@@ -3,12 +3,29 @@
  * conditional on still holding (a fence token and the record's update time).
  */
 import crypto from 'node:crypto'
-import {DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp, Transaction} from 'firebase-admin/firestore'
+import {
+  DocumentReference,
+  DocumentSnapshot,
+  FieldValue,
+  Firestore,
+  Timestamp,
+  Transaction,
+} from 'firebase-admin/firestore'
 import type {Progress, ProgressStore} from '../checkpoint'
 import {GrpcCode} from '../../errors'
 import {LOCK_COLLECTION, RUN_SUBCOLLECTIONS} from '../../domain/ledger-layout'
 import {Fence, LeaseLostError, trustMs} from '../lease'
-import {ErrorRecord, ErrorRecordSchema, errorDocId, MemberRecord, memberRecords, parseRun, PartitionRecord, partitionRecords, RunRecord} from './records'
+import {
+  ErrorRecord,
+  ErrorRecordSchema,
+  errorDocId,
+  MemberRecord,
+  memberRecords,
+  parseRun,
+  PartitionRecord,
+  partitionRecords,
+  RunRecord,
+} from './records'
 
 /**
  * What this process holds and writes under: a one-worker run's record or a partition of a
@@ -76,20 +93,36 @@ export class LedgerStore {
     return memberRecords(await this.membersOf(runId).get())
   }
 
-
   lockRef(collection: string): DocumentReference {
     return this.db.collection(LOCK_COLLECTION).doc(collection)
   }
 
   /** The run a lock names, read from the ledger it names. */
-  async lockHolder(tx: Transaction, lock: DocumentSnapshot): Promise<{ref: DocumentReference; run: RunRecord | undefined}> {
-    const ref = this.db.collection((lock.get('ledger') as string | undefined) ?? this.collectionName).doc(lock.get('runId') as string)
+  async lockHolder(
+    tx: Transaction,
+    lock: DocumentSnapshot,
+  ): Promise<{ref: DocumentReference; run: RunRecord | undefined}> {
+    const ref = this.db
+      .collection((lock.get('ledger') as string | undefined) ?? this.collectionName)
+      .doc(lock.get('runId') as string)
     const snap = await tx.get(ref)
     return {ref, run: snap.exists ? parseRun(snap.data()) : undefined}
   }
 
-  lease(snap: DocumentSnapshot, leaseId: string, what: string, staleAfterMs: number, granted: ReturnType<typeof Fence.now>): Lease {
-    const lease: Lease = {ref: snap.ref, leaseId, updateTime: snap.updateTime!, what, fence: undefined as unknown as Fence}
+  lease(
+    snap: DocumentSnapshot,
+    leaseId: string,
+    what: string,
+    staleAfterMs: number,
+    granted: ReturnType<typeof Fence.now>,
+  ): Lease {
+    const lease: Lease = {
+      ref: snap.ref,
+      leaseId,
+      updateTime: snap.updateTime!,
+      what,
+      fence: undefined as unknown as Fence,
+    }
     lease.fence = new Fence(trustMs(staleAfterMs), () => this.updateLeased(lease, {}), granted)
     return lease
   }
@@ -108,7 +141,10 @@ export class LedgerStore {
     if (lease.fence.lost) throw lease.fence.lost
     const sentAt = Fence.now()
     try {
-      const result = await lease.ref.update({...patch, heartbeatAt: FieldValue.serverTimestamp()}, {lastUpdateTime: lease.updateTime})
+      const result = await lease.ref.update(
+        {...patch, heartbeatAt: FieldValue.serverTimestamp()},
+        {lastUpdateTime: lease.updateTime},
+      )
       lease.updateTime = result.writeTime
       lease.fence.confirm(sentAt)
     } catch (err) {
@@ -137,18 +173,17 @@ export class LedgerStore {
     }
   }
 
-
   /** The run holding the target's lock, if it is recorded in this ledger. */
   async activeRunId(collection: string): Promise<string | null> {
     const lock = await this.lockRef(collection).get()
-    return lock.exists && (lock.get('ledger') ?? this.collectionName) === this.collectionName ? (lock.get('runId') as string) : null
+    return lock.exists && (lock.get('ledger') ?? this.collectionName) === this.collectionName
+      ? (lock.get('runId') as string)
+      : null
   }
-
 
   set(tx: Transaction, runId: string, patch: Partial<RunRecord>): void {
     tx.set(this.runRef(runId), patch, {merge: true})
   }
-
 
   async get(runId: string): Promise<RunRecord | undefined> {
     const snap = await this.runRef(runId).get()

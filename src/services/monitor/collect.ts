@@ -1,5 +1,15 @@
 import {Firestore, Query, Timestamp, Transaction} from 'firebase-admin/firestore'
-import {ErrorRecordSchema, Ledger, MemberRecord, MemberRecordSchema, PartitionRecord, PartitionRecordSchema, RunRecord, RunRecordSchema, sumProgress} from '../../engine/ledger'
+import {
+  ErrorRecordSchema,
+  Ledger,
+  MemberRecord,
+  MemberRecordSchema,
+  PartitionRecord,
+  PartitionRecordSchema,
+  RunRecord,
+  RunRecordSchema,
+  sumProgress,
+} from '../../engine/ledger'
 import {RUN_SUBCOLLECTIONS} from '../../domain/ledger-layout'
 import {withRetry} from '../../firestore/retry'
 import {itemKey, itemsQuery, targetOf} from '../../firestore/target'
@@ -9,7 +19,15 @@ import {CommandContext, commandLine, taxonomyArgs} from '../../engine/run-identi
 import {targetArgsFor} from './commands'
 import {assessHealth, DEFAULT_THRESHOLDS, HealthThresholds} from './health'
 import {runView} from './run-view'
-import {Counts, ErrorSummary, floor1, MonitorReport, MonitorReportSchema, MonitorSettings, UnmappedSummary} from './schema'
+import {
+  Counts,
+  ErrorSummary,
+  floor1,
+  MonitorReport,
+  MonitorReportSchema,
+  MonitorSettings,
+  UnmappedSummary,
+} from './schema'
 import {judgeVersion, versionRelation} from './versions'
 
 /**
@@ -65,11 +83,21 @@ const asString = (v: unknown): string | null => (typeof v === 'string' ? v : nul
  * Reads the monitor report: counts by aggregation, the latest normalized items, the
  * runs and the latest backfill run's error records, all at one snapshot; then health.
  */
-export async function collectMonitorReport(db: Firestore, settings: MonitorSettings, options: MonitorOptions): Promise<MonitorReport> {
-
-  const explicit = options.vocabularyVersion === undefined ? undefined : {version: options.vocabularyVersion, hash: options.vocabularyHash, source: options.versionSource ?? 'flag'}
+export async function collectMonitorReport(
+  db: Firestore,
+  settings: MonitorSettings,
+  options: MonitorOptions,
+): Promise<MonitorReport> {
+  const explicit =
+    options.vocabularyVersion === undefined
+      ? undefined
+      : {version: options.vocabularyVersion, hash: options.vocabularyHash, source: options.versionSource ?? 'flag'}
   const thresholds = {...DEFAULT_THRESHOLDS, ...options.thresholds}
-  const ctx: CommandContext = options.commands ?? {bin: 'wardrobe', targetArgs: targetArgsFor(settings), shippedVersion: options.vocabularyVersion ?? loadVocabulary().version}
+  const ctx: CommandContext = options.commands ?? {
+    bin: 'wardrobe',
+    targetArgs: targetArgsFor(settings),
+    shippedVersion: options.vocabularyVersion ?? loadVocabulary().version,
+  }
   const target = targetOf(settings)
   const items = itemsQuery(db, target)
   const ledger = new Ledger(db, settings.ledgerCollection)
@@ -116,7 +144,10 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
             runs
               .filter((r) => r.status === 'running')
               .map(async (r) => {
-                const [snap, members] = await Promise.all([r.partitions > 0 ? tx.get(ledger.partitionsOf(r.runId)) : null, tx.get(ledger.membersOf(r.runId))])
+                const [snap, members] = await Promise.all([
+                  r.partitions > 0 ? tx.get(ledger.partitionsOf(r.runId)) : null,
+                  tx.get(ledger.membersOf(r.runId)),
+                ])
                 reads.documents += (snap?.size ?? 0) + members.size
                 if (snap) {
                   const parts = snap.docs.map((d) => PartitionRecordSchema.parse(d.data()))
@@ -124,29 +155,64 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
                   // Their record's counters are written at the end only: until then, the partitions' sum (in place: latestBackfill may be this very record).
                   Object.assign(r, sumProgress(parts))
                 }
-                membersOf.set(r.runId, members.docs.map((d) => MemberRecordSchema.parse(d.data())))
+                membersOf.set(
+                  r.runId,
+                  members.docs.map((d) => MemberRecordSchema.parse(d.data())),
+                )
               }),
           )
           runs.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
           // The judged version comes from the run records, so its count follows them (same snapshot).
           const basis = judgeVersion(explicit, runs, ctx.shippedVersion, ctx.shippedHash ?? null)
-          const otherVersions = [...new Set(runs.map((r) => r.version).filter((v): v is string => typeof v === 'string' && v !== '' && v !== basis.version))].sort()
+          const otherVersions = [
+            ...new Set(
+              runs
+                .map((r) => r.version)
+                .filter((v): v is string => typeof v === 'string' && v !== '' && v !== basis.version),
+            ),
+          ].sort()
           const latestBackfill = runs.find((r) => r.kind === 'backfill' && r.status !== 'superseded') ?? null
           const errorsCol = latestBackfill ? ledger.runRef(latestBackfill.runId).collection(ERRORS) : null
           const [current, versionCounts, writtenByLatest, errorTotal, errorDocs] = await Promise.all([
             // Current: the judged version, and its very content when known (an edited file that kept its version is not current).
-            count(tx, basis.hash === null ? items.where('normalized.normalized_version', '==', basis.version) : items.where('normalized.normalized_version', '==', basis.version).where('normalized.taxonomy_hash', '==', basis.hash)),
+            count(
+              tx,
+              basis.hash === null
+                ? items.where('normalized.normalized_version', '==', basis.version)
+                : items
+                    .where('normalized.normalized_version', '==', basis.version)
+                    .where('normalized.taxonomy_hash', '==', basis.hash),
+            ),
             Promise.all(otherVersions.map((v) => count(tx, items.where('normalized.normalized_version', '==', v)))),
             // Only while the checkpoint may lag the writes: a completed run's checkpoint (a sharded
             // run's: its partitions' sum) covers every item it settled. (On the emulator each count
             // walks the whole collection.)
-            latestBackfill && latestBackfill.status !== 'completed' ? count(tx, items.where('normalized.run_id', '==', latestBackfill.runId)) : Promise.resolve(0),
+            latestBackfill && latestBackfill.status !== 'completed'
+              ? count(tx, items.where('normalized.run_id', '==', latestBackfill.runId))
+              : Promise.resolve(0),
             errorsCol ? count(tx, errorsCol) : Promise.resolve(0),
             errorsCol ? tx.get(errorsCol.orderBy('at', 'desc').limit(options.errorLimit ?? 10)) : Promise.resolve(null),
             details,
           ])
           reads.documents += errorDocs?.size ?? 0
-          return {readTime, basis, total, current, normalized, recent, runs, partitionsOf, membersOf, unreadable, otherVersions, versionCounts, latestBackfill, writtenByLatest, errorTotal, errorDocs}
+          return {
+            readTime,
+            basis,
+            total,
+            current,
+            normalized,
+            recent,
+            runs,
+            partitionsOf,
+            membersOf,
+            unreadable,
+            otherVersions,
+            versionCounts,
+            latestBackfill,
+            writtenByLatest,
+            errorTotal,
+            errorDocs,
+          }
         },
         {readOnly: true},
       ),
@@ -157,7 +223,14 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
   const version = basis.version
   const versions: Counts['versions'] = [
     {version, count: current, current: true, relation: 'current'},
-    ...snapshot.otherVersions.map((v, i) => ({version: v, count: snapshot.versionCounts[i], current: false, relation: versionRelation(v, version)})).filter((v) => v.count > 0),
+    ...snapshot.otherVersions
+      .map((v, i) => ({
+        version: v,
+        count: snapshot.versionCounts[i],
+        current: false,
+        relation: versionRelation(v, version),
+      }))
+      .filter((v) => v.count > 0),
   ]
   const sum = (vs: Counts['versions']) => vs.reduce((s, v) => s + v.count, 0)
   const newer = sum(versions.filter((v) => v.relation === 'newer' || v.relation === 'incomparable'))
@@ -175,10 +248,25 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
 
   // Liveness is judged on Firestore's clock (heartbeats are server timestamps), never this machine's.
   const t = options.now?.() ?? snapshot.readTime.toMillis()
-  const previousRuns = new Map([...(options.previous?.runs.active ?? []), ...(options.previous?.runs.recent ?? [])].map((r) => [r.runId, r]))
-  const views = runs.map((r) => runView(r, settings, ctx, version, t, previousRuns.get(r.runId), snapshot.partitionsOf.get(r.runId), snapshot.membersOf.get(r.runId)))
+  const previousRuns = new Map(
+    [...(options.previous?.runs.active ?? []), ...(options.previous?.runs.recent ?? [])].map((r) => [r.runId, r]),
+  )
+  const views = runs.map((r) =>
+    runView(
+      r,
+      settings,
+      ctx,
+      version,
+      t,
+      previousRuns.get(r.runId),
+      snapshot.partitionsOf.get(r.runId),
+      snapshot.membersOf.get(r.runId),
+    ),
+  )
   const active = views.filter((v) => v.status === 'running' || v.status === 'stalled')
-  const finished = views.filter((v) => !(v.status === 'running' || v.status === 'stalled')).slice(0, options.finishedRunLimit ?? 5)
+  const finished = views
+    .filter((v) => !(v.status === 'running' || v.status === 'stalled'))
+    .slice(0, options.finishedRunLimit ?? 5)
 
   const scannedByLatest = latestBackfill?.counters.scanned ?? 0
   const processed = latestBackfill ? Math.max(scannedByLatest, snapshot.writtenByLatest + snapshot.errorTotal) : null
@@ -189,7 +277,9 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
     rate: processed ? round4(snapshot.errorTotal / processed) : null,
     latest: (snapshot.errorDocs?.docs ?? []).flatMap((d) => {
       const e = ErrorRecordSchema.safeParse(d.data())
-      return e.success ? [{itemId: e.data.itemId, field: e.data.field, reason: e.data.reason, at: e.data.at.toISOString()}] : []
+      return e.success
+        ? [{itemId: e.data.itemId, field: e.data.field, reason: e.data.reason, at: e.data.at.toISOString()}]
+        : []
     }),
   }
   const occurrences = Object.values(latestBackfill?.unmapped ?? {}).reduce((s, n) => s + n, 0)
@@ -201,7 +291,12 @@ export async function collectMonitorReport(db: Firestore, settings: MonitorSetti
     top: unmappedEntries(latestBackfill?.unmapped ?? {}, 10),
   }
 
-  const commandTarget = {environment: settings.environment, projectId: settings.projectId, collection: settings.collection, group: target.group}
+  const commandTarget = {
+    environment: settings.environment,
+    projectId: settings.projectId,
+    collection: settings.collection,
+    group: target.group,
+  }
   const tax = taxonomyArgs(ctx, version, version)
   const health = assessHealth(
     {

@@ -8,6 +8,7 @@ export function targetArgsFor(settings: MonitorSettings, cwd = process.cwd()): s
   if (settings.emulatorHost) args.push('--emulator-host', settings.emulatorHost)
   if (settings.ledgerCollection !== DEFAULT_LEDGER) args.push('--ledger-collection', settings.ledgerCollection)
   // The cwd's wardrobe.config.json is found again without the flag.
-  if (settings.configFile && path.resolve(settings.configFile) !== path.join(cwd, 'wardrobe.config.json')) args.push('--config', settings.configFile)
+  if (settings.configFile && path.resolve(settings.configFile) !== path.join(cwd, 'wardrobe.config.json'))
+    args.push('--config', settings.configFile)
   return args
 }

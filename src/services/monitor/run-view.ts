@@ -1,4 +1,12 @@
-import {describeOwner, holderGone, MemberRecord, PartitionRecord, RunRecord, shardedRunGone, summarize} from '../../engine/ledger'
+import {
+  describeOwner,
+  holderGone,
+  MemberRecord,
+  PartitionRecord,
+  RunRecord,
+  shardedRunGone,
+  summarize,
+} from '../../engine/ledger'
 import {controlView} from '../runs/view'
 import {CommandContext, resumeCommandFor} from '../../engine/run-identity'
 import {floor1, MonitorSettings, RunView} from './schema'
@@ -8,7 +16,13 @@ import {floor1, MonitorSettings, RunView} from './schema'
 const seconds = (ms: number) => Math.max(0, ms) / 1000
 
 /** A running sharded run seen through its partitions: their newest heartbeat, and stalled only when no lease on it is live. */
-function shardedView(recorded: RunRecord, partitions: PartitionRecord[], members: MemberRecord[] | undefined, staleAfterMs: number, now: number): {run: RunRecord; stalledReason: string | null; partitions: RunView['partitions']} {
+function shardedView(
+  recorded: RunRecord,
+  partitions: PartitionRecord[],
+  members: MemberRecord[] | undefined,
+  staleAfterMs: number,
+  now: number,
+): {run: RunRecord; stalledReason: string | null; partitions: RunView['partitions']} {
   const summary = summarize(partitions, staleAfterMs, now)
   const beats = partitions.flatMap((p) => (p.heartbeatAt ? [p.heartbeatAt.getTime()] : []))
   const heartbeatAt = new Date(Math.max(recorded.heartbeatAt.getTime(), ...beats))
@@ -29,10 +43,26 @@ function shardedView(recorded: RunRecord, partitions: PartitionRecord[], members
   }
 }
 
-export function runView(recorded: RunRecord, settings: MonitorSettings, ctx: CommandContext, currentVersion: string, now: number, previous?: RunView, partitions?: PartitionRecord[], members?: MemberRecord[]): RunView {
-  const sharded = recorded.status === 'running' && recorded.partitions > 0 ? shardedView(recorded, partitions ?? [], members, settings.staleAfterMs, now) : null
+export function runView(
+  recorded: RunRecord,
+  settings: MonitorSettings,
+  ctx: CommandContext,
+  currentVersion: string,
+  now: number,
+  previous?: RunView,
+  partitions?: PartitionRecord[],
+  members?: MemberRecord[],
+): RunView {
+  const sharded =
+    recorded.status === 'running' && recorded.partitions > 0
+      ? shardedView(recorded, partitions ?? [], members, settings.staleAfterMs, now)
+      : null
   const run = sharded?.run ?? recorded
-  const stalledReason = sharded ? sharded.stalledReason : run.status === 'running' ? holderGone(run, settings.staleAfterMs, now) : null
+  const stalledReason = sharded
+    ? sharded.stalledReason
+    : run.status === 'running'
+      ? holderGone(run, settings.staleAfterMs, now)
+      : null
   const status: RunView['status'] = stalledReason ? 'stalled' : run.status
   const c = run.counters
   const end = run.finishedAt ?? run.heartbeatAt
@@ -67,7 +97,11 @@ export function runView(recorded: RunRecord, settings: MonitorSettings, ctx: Com
     etaSeconds: status === 'running' && left !== null && rate > 0 ? Math.round(left / rate) : null,
     resumes: run.resumes,
     error: run.error,
-    partitions: sharded?.partitions ?? (run.partitions > 0 ? {total: run.partitions, done: 0, running: 0, stalled: 0, pending: 0, interrupted: 0, failed: 0, workers: 0} : null),
+    partitions:
+      sharded?.partitions ??
+      (run.partitions > 0
+        ? {total: run.partitions, done: 0, running: 0, stalled: 0, pending: 0, interrupted: 0, failed: 0, workers: 0}
+        : null),
     resumeCommand: resumable ? resumeCommandFor(run, ctx, currentVersion) : null,
     control: recorded.status === 'running' ? controlView(recorded, members ?? [], settings.staleAfterMs, now) : null,
   }

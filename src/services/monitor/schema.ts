@@ -14,7 +14,11 @@ export type FailOnLevel = (typeof FAIL_ON_LEVELS)[number]
 export const ISSUE_LEVELS = ['info', 'warning', 'critical'] as const
 export type IssueLevel = (typeof ISSUE_LEVELS)[number]
 
-export type MonitorSettings = Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'emulatorHost' | 'configFile' | 'group'>>
+export type MonitorSettings = Pick<
+  Settings,
+  'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'
+> &
+  Partial<Pick<Settings, 'emulatorHost' | 'configFile' | 'group'>>
 
 // The epsilon keeps 58.3 from showing as 58.2 through binary rounding.
 export const floor1 = (x: number) => Math.floor(x * 10 + 1e-9) / 10
@@ -97,13 +101,20 @@ export const CountsSchema = z.object({
   /** normalizedCurrent / total, floored to 0.1 (100 for an empty collection). */
   completionPercent: z.number(),
   /** The current version and every version the ledger knows with items at it. */
-  versions: z.array(z.object({version: z.string(), count: z.number().int(), current: z.boolean(), relation: z.enum(VERSION_RELATIONS)})),
+  versions: z.array(
+    z.object({version: z.string(), count: z.number().int(), current: z.boolean(), relation: z.enum(VERSION_RELATIONS)}),
+  ),
   /** Outdated items at versions no run record names (written by something else). */
   outdatedUnknownVersions: z.number().int(),
 })
 export type Counts = z.infer<typeof CountsSchema>
 
-export const RecentItemSchema = z.object({id: z.string(), name: z.string().nullable(), normalizedAt: iso.nullable(), version: z.string().nullable()})
+export const RecentItemSchema = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  normalizedAt: iso.nullable(),
+  version: z.string().nullable(),
+})
 
 export const ErrorSummarySchema = z.object({
   /** The latest backfill run, whose error records these are; null when no backfill has run. */

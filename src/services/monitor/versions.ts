@@ -57,19 +57,37 @@ export function judgeVersion(
   shippedHash: string | null = null,
 ): VersionBasis {
   // Newest first: the runs as monitor sorts them.
-  const latest = runs.find((r) => r.kind === 'backfill' && r.status === 'completed' && typeof r.version === 'string' && r.version !== '') ?? null
+  const latest =
+    runs.find(
+      (r) => r.kind === 'backfill' && r.status === 'completed' && typeof r.version === 'string' && r.version !== '',
+    ) ?? null
   const runId = latest?.runId ?? null
   if (explicit) {
     const from = explicit.source === 'flag' ? 'from --taxonomy' : "from the config file's taxonomy"
-    return {version: explicit.version, source: explicit.source, hash: explicit.hash ?? null, runId, note: from + (latest ? `; the latest completed backfill (${latest.runId}) wrote ${latest.version}` : '')}
+    return {
+      version: explicit.version,
+      source: explicit.source,
+      hash: explicit.hash ?? null,
+      runId,
+      note: from + (latest ? `; the latest completed backfill (${latest.runId}) wrote ${latest.version}` : ''),
+    }
   }
   const shipped = {version: shippedVersion, source: 'shipped' as const, hash: shippedHash, runId}
   if (!latest) return {...shipped, note: 'the vocabulary shipped with the package: no completed backfill in the ledger'}
   const ledgerVersion = latest.version!
   if (compareVersions(shippedVersion, ledgerVersion) === 1) {
-    return {...shipped, note: `the vocabulary shipped with the package, newer than ${ledgerVersion} that the latest completed backfill (${latest.runId}) wrote`}
+    return {
+      ...shipped,
+      note: `the vocabulary shipped with the package, newer than ${ledgerVersion} that the latest completed backfill (${latest.runId}) wrote`,
+    }
   }
   // A run from before content hashes were recorded: its version alone.
   const hash = typeof latest.options.taxonomyHash === 'string' ? latest.options.taxonomyHash : null
-  return {version: ledgerVersion, source: 'ledger', hash, runId, note: `the version the latest completed backfill (${latest.runId}) wrote`}
+  return {
+    version: ledgerVersion,
+    source: 'ledger',
+    hash,
+    runId,
+    note: `the version the latest completed backfill (${latest.runId}) wrote`,
+  }
 }

@@ -6,5 +6,13 @@
 export {changeRun, listRuns, parseMaxRate, showRun} from './actions'
 export type {ChangeRequest} from './actions'
 export {ControlViewSchema, RunChangeReportSchema, RunListReportSchema, RunShowReportSchema} from './schema'
-export type {ControlView, ProcessView, RunChangeReport, RunListReport, RunShowReport, RunSummary, RunsSettings} from './schema'
+export type {
+  ControlView,
+  ProcessView,
+  RunChangeReport,
+  RunListReport,
+  RunShowReport,
+  RunSummary,
+  RunsSettings,
+} from './schema'
 export {controlView} from './view'

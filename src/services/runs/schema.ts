@@ -5,7 +5,11 @@ import {CountersSchema, PARTITION_STATUSES, RUN_KINDS, RUN_STATUSES} from '../..
 
 /** The reports of `wardrobe runs …` and the control view monitor shows too. */
 
-export type RunsSettings = Pick<Settings, 'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'> & Partial<Pick<Settings, 'group'>>
+export type RunsSettings = Pick<
+  Settings,
+  'environment' | 'projectId' | 'collection' | 'ledgerCollection' | 'staleAfterMs'
+> &
+  Partial<Pick<Settings, 'group'>>
 
 const iso = z.string()
 
@@ -29,7 +33,12 @@ export const ProcessViewSchema = z.object({
 })
 export type ProcessView = z.infer<typeof ProcessViewSchema>
 
-const ACK_STATUSES = ['applied', 'pending', 'not acknowledged', 'no live process'] as const satisfies readonly AckStatus['status'][]
+const ACK_STATUSES = [
+  'applied',
+  'pending',
+  'not acknowledged',
+  'no live process',
+] as const satisfies readonly AckStatus['status'][]
 
 /** A run's live control: its state, limits, windows, and whether the live processes have applied the last change. */
 export const ControlViewSchema = z.object({
@@ -77,7 +86,13 @@ export const RunSummarySchema = z.object({
 })
 export type RunSummary = z.infer<typeof RunSummarySchema>
 
-const TargetFieldsSchema = z.object({environment: z.string(), projectId: z.string(), collection: z.string(), collectionGroup: z.boolean(), ledgerCollection: z.string()})
+const TargetFieldsSchema = z.object({
+  environment: z.string(),
+  projectId: z.string(),
+  collection: z.string(),
+  collectionGroup: z.boolean(),
+  ledgerCollection: z.string(),
+})
 
 /** `wardrobe runs list --json`. */
 export const RunListReportSchema = TargetFieldsSchema.extend({
@@ -99,13 +114,28 @@ export const RunShowReportSchema = TargetFieldsSchema.extend({
   /** A sharded run's partitions by status. */
   partitions: z.record(z.enum(PARTITION_STATUSES), z.number().int()).nullable(),
   /** The recorded changes (bounded), oldest first. */
-  changes: z.array(z.object({seq: z.number().int(), action: z.enum(CONTROL_ACTIONS), by: z.string(), at: iso, reason: z.string().nullable(), maxRate: z.number().nullable().optional(), text: z.string()})),
+  changes: z.array(
+    z.object({
+      seq: z.number().int(),
+      action: z.enum(CONTROL_ACTIONS),
+      by: z.string(),
+      at: iso,
+      reason: z.string().nullable(),
+      maxRate: z.number().nullable().optional(),
+      text: z.string(),
+    }),
+  ),
   /** The command line that resumes the run. */
   command: z.string().nullable(),
+  /** The reviewed plan (`--plan`) the run applies: its planHash (null: none). */
+  planHash: z.string().nullable(),
 })
 export type RunShowReport = z.infer<typeof RunShowReportSchema>
 
-export const CHANGE_ACTIONS = ['pause', 'resume', 'stop', 'throttle'] as const satisfies readonly Exclude<ControlAction, 'start'>[]
+export const CHANGE_ACTIONS = ['pause', 'resume', 'stop', 'throttle'] as const satisfies readonly Exclude<
+  ControlAction,
+  'start'
+>[]
 export type ChangeAction = (typeof CHANGE_ACTIONS)[number]
 
 /** `wardrobe runs pause|resume|stop|throttle --json`. */

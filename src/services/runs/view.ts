@@ -21,7 +21,8 @@ export function processView(m: MemberRecord, live: boolean, now: number): Proces
   }
 }
 
-export const liveOf = (run: RunRecord, members: MemberRecord[], staleAfterMs: number, now: number) => (run.status === 'running' ? liveMembers(members, staleAfterMs, now) : [])
+export const liveOf = (run: RunRecord, members: MemberRecord[], staleAfterMs: number, now: number) =>
+  run.status === 'running' ? liveMembers(members, staleAfterMs, now) : []
 
 /** A run's control and its live processes at `now` (Firestore's time): what `runs` and `monitor` show. */
 export function controlView(run: RunRecord, members: MemberRecord[], staleAfterMs: number, now: number): ControlView {
@@ -42,9 +43,16 @@ export function controlView(run: RunRecord, members: MemberRecord[], staleAfterM
   }
 }
 
-export function runSummary(recorded: RunRecord, members: MemberRecord[], partitions: PartitionRecord[], staleAfterMs: number, now: number): RunSummary {
+export function runSummary(
+  recorded: RunRecord,
+  members: MemberRecord[],
+  partitions: PartitionRecord[],
+  staleAfterMs: number,
+  now: number,
+): RunSummary {
   // A running sharded run's record holds its counters only once it ends: until then, its partitions' sum.
-  const run = recorded.status === 'running' && recorded.partitions > 0 ? {...recorded, ...sumProgress(partitions)} : recorded
+  const run =
+    recorded.status === 'running' && recorded.partitions > 0 ? {...recorded, ...sumProgress(partitions)} : recorded
   const control = controlView(run, members, staleAfterMs, now)
   return {
     runId: run.runId,

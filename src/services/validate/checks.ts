@@ -43,14 +43,20 @@ export function checkStructure(normalized: unknown): StructureResult {
   }
   const at = normalized.normalized_at
   if (at === undefined) fail('normalized_at', 'normalized.normalized_at is missing')
-  else if (!(at instanceof Timestamp)) fail('normalized_at', `normalized.normalized_at: expected a Timestamp, got ${describeType(at)}`)
+  else if (!(at instanceof Timestamp))
+    fail('normalized_at', `normalized.normalized_at: expected a Timestamp, got ${describeType(at)}`)
   const version = normalized.normalized_version
   let okVersion: string | null = null
   if (version === undefined) fail('normalized_version', 'normalized.normalized_version is missing')
-  else if (typeof version !== 'string' || version.trim() === '') fail('normalized_version', `normalized.normalized_version: expected a non-empty string, got ${typeof version === 'string' ? 'an empty string' : describeType(version)}`)
+  else if (typeof version !== 'string' || version.trim() === '')
+    fail(
+      'normalized_version',
+      `normalized.normalized_version: expected a non-empty string, got ${typeof version === 'string' ? 'an empty string' : describeType(version)}`,
+    )
   else okVersion = version
   const hash = normalized.source_hash
-  if (hash !== undefined && typeof hash !== 'string') fail('source_hash', `normalized.source_hash: expected a string, got ${describeType(hash)}`)
+  if (hash !== undefined && typeof hash !== 'string')
+    fail('source_hash', `normalized.source_hash: expected a string, got ${describeType(hash)}`)
   return {failures, arrays, version: okVersion}
 }
 
@@ -76,7 +82,8 @@ export function checkCanonical(arrays: Arrays, vocabulary: Vocabulary | undefine
     const seen = new Set<string>()
     values.forEach((v, i) => {
       const fail = (reason: string) => failures.push({check: 'canonical', field, reason: `${field}[${i}] ${reason}`})
-      if (seen.has(v)) return failures.push({check: 'canonical', field, reason: `${field} has duplicate value ${JSON.stringify(v)}`})
+      if (seen.has(v))
+        return failures.push({check: 'canonical', field, reason: `${field} has duplicate value ${JSON.stringify(v)}`})
       seen.add(v)
       if (v.trim() === '') return fail(`is empty`)
       if (v !== v.trim()) return fail(`${JSON.stringify(v)} has leading or trailing whitespace`)
@@ -85,9 +92,14 @@ export function checkCanonical(arrays: Arrays, vocabulary: Vocabulary | undefine
       if (folded !== v) return fail(`${JSON.stringify(v)} is not in folded form (expected ${JSON.stringify(folded)})`)
       if (!vocabulary || vocabulary.isCanonical(field, v)) return
       const term = vocabulary.canonical(field, v)
-      if (term !== undefined) return fail(`${JSON.stringify(v)} is an alias of ${JSON.stringify(term)}, not the canonical term`)
+      if (term !== undefined)
+        return fail(`${JSON.stringify(v)} is an alias of ${JSON.stringify(term)}, not the canonical term`)
       unmapped.push({field, value: v})
-      warnings.push({check: 'canonical', field, reason: `${field} ${JSON.stringify(v)} is not in vocabulary ${vocabulary.version} (unmapped)`})
+      warnings.push({
+        check: 'canonical',
+        field,
+        reason: `${field} ${JSON.stringify(v)} is not in vocabulary ${vocabulary.version} (unmapped)`,
+      })
     })
   }
   return {failures, warnings, unmapped}
@@ -104,7 +116,13 @@ export interface ConsistencyResult {
  * first-seen order) and, when recorded, the same source_hash. Catches items edited after
  * they were normalized (stale) and items that should carry no `normalized` at all.
  */
-export function checkConsistency(data: DocumentData, normalized: unknown, arrays: Arrays, vocabulary: Vocabulary | undefined, fallback: Vocabulary): ConsistencyResult {
+export function checkConsistency(
+  data: DocumentData,
+  normalized: unknown,
+  arrays: Arrays,
+  vocabulary: Vocabulary | undefined,
+  fallback: Vocabulary,
+): ConsistencyResult {
   const failures: Finding[] = []
   const fail = (field: string | null, reason: string) => failures.push({check: 'consistency', field, reason})
   // Error shapes do not depend on the vocabulary, the hash not at all.
@@ -127,8 +145,16 @@ export function checkConsistency(data: DocumentData, normalized: unknown, arrays
       differing++
       const detail = `normalized.${field} is ${show(stored)} but the originals give ${show(outcome.values[field])}`
       if (stale) fail(field, `stale: original fields changed after normalization (${detail})`)
-      else if (outdated) fail(field, `outdated: ${detail}; written with other content of vocabulary ${vocabulary.version} (taxonomy_hash ${taxonomyHash}, now ${vocabulary.hash}): a backfill re-run refreshes it`)
-      else if (hasHash) fail(field, `${detail}; the originals are unchanged since normalization, so the stored value was edited or computed wrongly`)
+      else if (outdated)
+        fail(
+          field,
+          `outdated: ${detail}; written with other content of vocabulary ${vocabulary.version} (taxonomy_hash ${taxonomyHash}, now ${vocabulary.hash}): a backfill re-run refreshes it`,
+        )
+      else if (hasHash)
+        fail(
+          field,
+          `${detail}; the originals are unchanged since normalization, so the stored value was edited or computed wrongly`,
+        )
       else fail(field, `${detail} (stale or edited; no source_hash to tell)`)
     }
   }
@@ -146,7 +172,9 @@ export function checkConsistency(data: DocumentData, normalized: unknown, arrays
 /** Without the item's vocabulary only the form of its values and its source_hash (computed from the originals alone) can be checked. */
 function unverifiedFinding(version: string, normalized: unknown): Finding {
   const hashed = isMap(normalized) && typeof normalized.source_hash === 'string'
-  const staleness = hashed ? 'source_hash unchanged since normalization' : 'no source_hash, so whether the originals changed since is unknown'
+  const staleness = hashed
+    ? 'source_hash unchanged since normalization'
+    : 'no source_hash, so whether the originals changed since is unknown'
   return {
     check: 'unverified-version',
     field: null,
@@ -155,7 +183,11 @@ function unverifiedFinding(version: string, normalized: unknown): Finding {
 }
 
 /** What a sampled or scanned item in scope without `normalized` fails with. */
-export const NOT_NORMALIZED: Finding = {check: 'not-normalized', field: null, reason: 'no normalized field, and not recorded as an error item: run wardrobe backfill'}
+export const NOT_NORMALIZED: Finding = {
+  check: 'not-normalized',
+  field: null,
+  reason: 'no normalized field, and not recorded as an error item: run wardrobe backfill',
+}
 
 /** One `array-contains` query the app's semantic filter would run to find this item. */
 export interface SemanticProbe {
@@ -168,7 +200,12 @@ export interface SemanticProbe {
 }
 
 /** 4. Picks a random stored value; the app queries with the canonical form of a term, so that is what is searched. */
-export function semanticProbe(id: string, arrays: Arrays, vocabulary: Vocabulary | undefined, random: () => number): SemanticProbe | null {
+export function semanticProbe(
+  id: string,
+  arrays: Arrays,
+  vocabulary: Vocabulary | undefined,
+  random: () => number,
+): SemanticProbe | null {
   const fields = NORMALIZED_FIELDS.filter((f) => (arrays[f] ?? []).some((v) => foldValue(v) !== ''))
   if (fields.length === 0) return null
   const field = fields[Math.floor(random() * fields.length)]
@@ -180,7 +217,11 @@ export function semanticProbe(id: string, arrays: Arrays, vocabulary: Vocabulary
 
 export function semanticFailure(p: SemanticProbe): Finding {
   const as = p.stored === p.query ? '' : ` (stored as ${JSON.stringify(p.stored)})`
-  return {check: 'semantic', field: p.field, reason: `where('normalized.${p.field}', 'array-contains', ${JSON.stringify(p.query)}) does not find the item${as}`}
+  return {
+    check: 'semantic',
+    field: p.field,
+    reason: `where('normalized.${p.field}', 'array-contains', ${JSON.stringify(p.query)}) does not find the item${as}`,
+  }
 }
 
 export interface ItemResult {
@@ -196,18 +237,29 @@ export interface ItemResult {
 }
 
 /** Checks 1-3 for one item and the probe for check 4. `vocabularies` maps version → vocabulary. */
-export function checkItem(id: string, data: DocumentData, vocabularies: ReadonlyMap<string, Vocabulary>, fallback: Vocabulary, random: () => number = Math.random): ItemResult {
+export function checkItem(
+  id: string,
+  data: DocumentData,
+  vocabularies: ReadonlyMap<string, Vocabulary>,
+  fallback: Vocabulary,
+  random: () => number = Math.random,
+): ItemResult {
   const normalized: unknown = data.normalized
   const structure = checkStructure(normalized)
   const vocabulary = structure.version === null ? undefined : vocabularies.get(structure.version)
   const canonical = checkCanonical(structure.arrays, vocabulary)
-  const consistency: ConsistencyResult = isMap(normalized) ? checkConsistency(data, normalized, structure.arrays, vocabulary, fallback) : {failures: [], compared: false}
+  const consistency: ConsistencyResult = isMap(normalized)
+    ? checkConsistency(data, normalized, structure.arrays, vocabulary, fallback)
+    : {failures: [], compared: false}
   const failures = [...structure.failures, ...canonical.failures, ...consistency.failures]
   return {
     id,
     failures,
     warnings: canonical.warnings,
-    unverified: structure.version !== null && vocabulary === undefined && failures.length === 0 ? unverifiedFinding(structure.version, normalized) : null,
+    unverified:
+      structure.version !== null && vocabulary === undefined && failures.length === 0
+        ? unverifiedFinding(structure.version, normalized)
+        : null,
     structure,
     canonical,
     consistency,

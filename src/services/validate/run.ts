@@ -27,7 +27,12 @@ export const SEMANTIC_LIMIT_SAMPLE = 1000
  * and how many ran (fewer when interrupted).
  * One query per probe: `documentId in [...]` batches cost far more than they save on the emulator.
  */
-export async function runSemanticProbes(db: Firestore, target: Target, probes: SemanticProbe[], options: {concurrency?: number; signal?: AbortSignal; onProgress?: (done: number) => void} = {}): Promise<{missed: SemanticProbe[]; run: number}> {
+export async function runSemanticProbes(
+  db: Firestore,
+  target: Target,
+  probes: SemanticProbe[],
+  options: {concurrency?: number; signal?: AbortSignal; onProgress?: (done: number) => void} = {},
+): Promise<{missed: SemanticProbe[]; run: number}> {
   const col = itemsQuery(db, target)
   const missed: SemanticProbe[] = []
   let next = 0
@@ -36,7 +41,13 @@ export async function runSemanticProbes(db: Firestore, target: Target, probes: S
     while (next < probes.length && !options.signal?.aborted) {
       const p = probes[next++]
       const snap = await withRetry(
-        () => col.where(`normalized.${p.field}`, 'array-contains', p.query).where(FieldPath.documentId(), '==', p.id).select().limit(1).get(),
+        () =>
+          col
+            .where(`normalized.${p.field}`, 'array-contains', p.query)
+            .where(FieldPath.documentId(), '==', p.id)
+            .select()
+            .limit(1)
+            .get(),
         {signal: options.signal},
       )
       if (snap.empty) missed.push(p)
@@ -82,8 +93,16 @@ const carriesNormalized = (doc: DocumentSnapshot) => doc.get('normalized') !== u
  * backfill leaves them without `normalized` by design, so they are out of coverage's scope.
  * Reads one projected document per error record (bounded by the error items, not the collection).
  */
-export async function errorItemKeys(db: Firestore, ledgerCollection: string, target: Target, signal?: AbortSignal): Promise<Set<string>> {
-  const runs = await withRetry(() => db.collection(ledgerCollection).where('collection', '==', target.collection).get(), {signal})
+export async function errorItemKeys(
+  db: Firestore,
+  ledgerCollection: string,
+  target: Target,
+  signal?: AbortSignal,
+): Promise<Set<string>> {
+  const runs = await withRetry(
+    () => db.collection(ledgerCollection).where('collection', '==', target.collection).get(),
+    {signal},
+  )
   const backfills = runs.docs.flatMap((d) => {
     const r = RunRecordSchema.safeParse(d.data())
     return r.success && r.data.kind === 'backfill' && r.data.group === target.group ? [d.ref] : []
@@ -105,7 +124,12 @@ export async function errorItemKeys(db: Firestore, ledgerCollection: string, tar
  * one with it is checked for structure, canonical values, consistency with the originals and
  * semantic queryability. Gathers coverage and data-quality metrics. Reads only.
  */
-export async function runValidation(db: Firestore, settings: Pick<Settings, 'environment' | 'projectId' | 'collection'> & Partial<Pick<Settings, 'group' | 'ledgerCollection'>>, options: ValidationOptions): Promise<ValidationReport> {
+export async function runValidation(
+  db: Firestore,
+  settings: Pick<Settings, 'environment' | 'projectId' | 'collection'> &
+    Partial<Pick<Settings, 'group' | 'ledgerCollection'>>,
+  options: ValidationOptions,
+): Promise<ValidationReport> {
   const startedAt = new Date()
   const target = targetOf(settings)
   const random = options.random ?? Math.random
@@ -120,7 +144,12 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
   const semanticLimit = all ? SEMANTIC_LIMIT_ALL : Math.min(sampleSize, SEMANTIC_LIMIT_SAMPLE)
   const progress = options.onProgress ?? (() => {})
   const logger = options.logger
-  logger?.info('validation starting', {target: describeTarget(target), all, sampleSize: all ? null : sampleSize, versions: [...vocabularies.keys()]})
+  logger?.info('validation starting', {
+    target: describeTarget(target),
+    all,
+    sampleSize: all ? null : sampleSize,
+    versions: [...vocabularies.keys()],
+  })
 
   const tally = new Tally()
   // Reservoir of semantic probes (and whether their item already failed), bounded by semanticLimit.
@@ -157,7 +186,12 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
       const total = (await withRetry(() => itemsQuery(db, target).count().get(), {signal: options.signal})).data().count
       let scanned = 0
       let lastReport = 0
-      for await (const doc of scanDocuments(db, target, {select: VALIDATION_FIELDS, startAfter: null, chunkSize: options.chunkSize ?? 5000, signal: options.signal})) {
+      for await (const doc of scanDocuments(db, target, {
+        select: VALIDATION_FIELDS,
+        startAfter: null,
+        chunkSize: options.chunkSize ?? 5000,
+        signal: options.signal,
+      })) {
         scanned++
         if (inScope(doc)) check(doc)
         else errorItemsSeen++
@@ -167,7 +201,13 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
         }
       }
       progress({phase: 'checking', done: scanned, total, failed: tally.failed})
-      sampling = {method: 'full-scan', collectionTotal: total, population: null, queries: Math.max(1, Math.ceil(scanned / (options.chunkSize ?? 5000))), note: `every item: ${scanned} documents read in id order, ${tally.normalized} carry normalized`}
+      sampling = {
+        method: 'full-scan',
+        collectionTotal: total,
+        population: null,
+        queries: Math.max(1, Math.ceil(scanned / (options.chunkSize ?? 5000))),
+        note: `every item: ${scanned} documents read in id order, ${tally.normalized} carry normalized`,
+      }
     } else {
       const sample = await sampleDocuments(db, target, {
         size: sampleSize,
@@ -181,13 +221,24 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
       const key = (d: DocumentSnapshot) => itemKey(d, target)
       for (const doc of [...sample.docs].sort((x, y) => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0))) check(doc)
       progress({phase: 'checking', done: tally.checked, total: sample.docs.length, failed: tally.failed})
-      sampling = {method: sample.method, collectionTotal: sample.collectionTotal, population: sample.population, queries: sample.queries, note: sample.note}
+      sampling = {
+        method: sample.method,
+        collectionTotal: sample.collectionTotal,
+        population: sample.population,
+        queries: sample.queries,
+        note: sample.note,
+      }
     }
     if (!options.signal?.aborted && probes.length > 0) {
-      const {missed, run} = await runSemanticProbes(db, target, probes.map((p) => p.probe), {
-        signal: options.signal,
-        onProgress: (done) => progress({phase: 'semantic', done, total: probes.length, failed: tally.failed}),
-      })
+      const {missed, run} = await runSemanticProbes(
+        db,
+        target,
+        probes.map((p) => p.probe),
+        {
+          signal: options.signal,
+          onProgress: (done) => progress({phase: 'semantic', done, total: probes.length, failed: tally.failed}),
+        },
+      )
       const failedBefore = new Map(probes.map((p) => [p.probe.id, p.alreadyFailed]))
       for (const p of missed) tally.semanticMiss(p, failedBefore.get(p.id) ?? false)
       semanticMissed = missed.length
@@ -214,10 +265,22 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
   const fields = Object.fromEntries(
     NORMALIZED_FIELDS.map((f) => {
       const m = tally.fields[f]
-      return [f, {emptyItems: m.emptyItems, emptyShare: ratio(m.emptyItems, tally.normalized), invalidItems: m.invalidItems, values: m.values, valuesPerItem: m.items > 0 ? Math.round((m.values / m.items) * 100) / 100 : 0, maxValues: m.maxValues}]
+      return [
+        f,
+        {
+          emptyItems: m.emptyItems,
+          emptyShare: ratio(m.emptyItems, tally.normalized),
+          invalidItems: m.invalidItems,
+          values: m.values,
+          valuesPerItem: m.items > 0 ? Math.round((m.values / m.items) * 100) / 100 : 0,
+          maxValues: m.maxValues,
+        },
+      ]
     }),
   ) as ValidationReport['metrics']['fields']
-  const versions = [...tally.versions.entries()].map(([version, count]) => ({version, count})).sort((a, b) => b.count - a.count)
+  const versions = [...tally.versions.entries()]
+    .map(([version, count]) => ({version, count}))
+    .sort((a, b) => b.count - a.count)
   const report: ValidationReport = {
     kind: 'validation',
     status,
@@ -230,7 +293,13 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
     durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
     mode: all ? 'all' : 'sample',
     sampleSize: all ? null : sampleSize,
-    sampling: sampling ?? {method: all ? 'full-scan' : 'key-space', collectionTotal: 0, population: null, queries: 0, note: 'not run'},
+    sampling: sampling ?? {
+      method: all ? 'full-scan' : 'key-space',
+      collectionTotal: 0,
+      population: null,
+      queries: 0,
+      note: 'not run',
+    },
     vocabularyVersions: [...vocabularies.keys()].sort(),
     currentVersion: current.version,
     coverage: {
@@ -286,6 +355,11 @@ export async function runValidation(db: Firestore, settings: Pick<Settings, 'env
     unverified: tally.unverified,
     error,
   }
-  logger?.info('validation finished', {status, checked: report.checked, failed: report.failed, failureRate: report.failureRate})
+  logger?.info('validation finished', {
+    status,
+    checked: report.checked,
+    failed: report.failed,
+    failureRate: report.failureRate,
+  })
   return ValidationReportSchema.parse(report)
 }

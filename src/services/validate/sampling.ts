@@ -63,7 +63,8 @@ export function randomAutoIdKey(random: () => number = Math.random): string {
   return key
 }
 
-const count = async (q: Query, signal?: AbortSignal): Promise<number> => (await withRetry(() => q.count().get(), {signal})).data().count
+const count = async (q: Query, signal?: AbortSignal): Promise<number> =>
+  (await withRetry(() => q.count().get(), {signal})).data().count
 
 /** A uniformly random sample of `size` documents of the population, spread over the whole key space. */
 export async function sampleDocuments(db: Firestore, target: Target, options: SampleOptions): Promise<SampleResult> {
@@ -80,28 +81,55 @@ export async function sampleDocuments(db: Firestore, target: Target, options: Sa
   const known = population ?? collectionTotal
   if (known <= options.size) {
     const r = await reservoir(db, target, options, random)
-    return {...base, ...r, method: 'all', note: `the population (${known}) is not larger than the sample: every item taken, by a full scan`}
+    return {
+      ...base,
+      ...r,
+      method: 'all',
+      note: `the population (${known}) is not larger than the sample: every item taken, by a full scan`,
+    }
   }
   if (options.size * 2 >= known) {
     const r = await reservoir(db, target, options, random)
-    return {...base, ...r, method: 'scan', note: `the sample is at least half the population (${known}): exact uniform sample by one full scan`}
+    return {
+      ...base,
+      ...r,
+      method: 'scan',
+      note: `the sample is at least half the population (${known}): exact uniform sample by one full scan`,
+    }
   }
 
   const byId = col.orderBy(FieldPath.documentId())
   // The first documents in id order, for draws that run past the last id.
   let head: Promise<DocumentSnapshot[]> | undefined
   const headDocs = (n: number) => {
-    head ??= withRetry(() => byId.select(...options.select).limit(MAX_PER_KEY).get(), {signal: options.signal}).then((s) => s.docs)
+    head ??= withRetry(
+      () =>
+        byId
+          .select(...options.select)
+          .limit(MAX_PER_KEY)
+          .get(),
+      {signal: options.signal},
+    ).then((s) => s.docs)
     return head.then((docs) => docs.slice(0, n))
   }
   if (target.group) {
     const r = await reservoir(db, target, options, random)
-    return {...base, ...r, method: 'scan', note: 'a collection group is ordered by path, not by random ids: exact uniform sample by one full scan'}
+    return {
+      ...base,
+      ...r,
+      method: 'scan',
+      note: 'a collection group is ordered by path, not by random ids: exact uniform sample by one full scan',
+    }
   }
   const first = await headDocs(1)
   if (first.length > 0 && !isAutoId(first[0].id)) {
     const r = await reservoir(db, target, options, random)
-    return {...base, ...r, method: 'scan', note: `ids are not Firestore auto ids (e.g. "${first[0].id}"), so random keys would not spread evenly: exact uniform sample by one full scan`}
+    return {
+      ...base,
+      ...r,
+      method: 'scan',
+      note: `ids are not Firestore auto ids (e.g. "${first[0].id}"), so random keys would not spread evenly: exact uniform sample by one full scan`,
+    }
   }
 
   // Enough consecutive documents per draw to expect about one member of the population.
@@ -119,7 +147,15 @@ export async function sampleDocuments(db: Firestore, target: Target, options: Sa
     const results = await Promise.all(
       Array.from({length: batch}, async () => {
         const key = randomAutoIdKey(random)
-        const snap = await withRetry(() => byId.startAt(key).select(...options.select).limit(perKey).get(), {signal: options.signal})
+        const snap = await withRetry(
+          () =>
+            byId
+              .startAt(key)
+              .select(...options.select)
+              .limit(perKey)
+              .get(),
+          {signal: options.signal},
+        )
         // Past the last id: wrap around to the start of the key space.
         return snap.size < perKey ? [...snap.docs, ...(await headDocs(perKey - snap.size))] : snap.docs
       }),
@@ -127,18 +163,30 @@ export async function sampleDocuments(db: Firestore, target: Target, options: Sa
     for (const docs of results) {
       for (const doc of docs) {
         if (!isAutoId(doc.id)) nonAuto ??= doc.id
-        if (taken.size < options.size && !taken.has(itemKey(doc, target)) && options.include(doc)) taken.set(itemKey(doc, target), doc)
+        if (taken.size < options.size && !taken.has(itemKey(doc, target)) && options.include(doc))
+          taken.set(itemKey(doc, target), doc)
       }
     }
     options.onProgress?.(taken.size)
     if (nonAuto !== undefined) {
       const r = await reservoir(db, target, options, random)
-      return {...base, ...r, method: 'scan', note: `some ids are not Firestore auto ids (e.g. "${nonAuto}"), so random keys would not spread evenly: exact uniform sample by one full scan`}
+      return {
+        ...base,
+        ...r,
+        method: 'scan',
+        note: `some ids are not Firestore auto ids (e.g. "${nonAuto}"), so random keys would not spread evenly: exact uniform sample by one full scan`,
+      }
     }
   }
   if (taken.size < options.size && !options.signal?.aborted) {
     const r = await reservoir(db, target, options, random)
-    return {...base, ...r, queries: r.queries + queries, method: 'scan', note: `${queries} random draws found only ${taken.size} distinct items: exact uniform sample by one full scan instead`}
+    return {
+      ...base,
+      ...r,
+      queries: r.queries + queries,
+      method: 'scan',
+      note: `${queries} random draws found only ${taken.size} distinct items: exact uniform sample by one full scan instead`,
+    }
   }
   return {
     ...base,
@@ -150,12 +198,22 @@ export async function sampleDocuments(db: Firestore, target: Target, options: Sa
 }
 
 /** Algorithm R over one projected scan of the collection: an exact uniform sample, bounded memory. */
-async function reservoir(db: Firestore, target: Target, options: SampleOptions, random: () => number): Promise<{docs: DocumentSnapshot[]; queries: number}> {
+async function reservoir(
+  db: Firestore,
+  target: Target,
+  options: SampleOptions,
+  random: () => number,
+): Promise<{docs: DocumentSnapshot[]; queries: number}> {
   const chunkSize = options.chunkSize ?? 5000
   const docs: DocumentSnapshot[] = []
   let seen = 0
   let scanned = 0
-  for await (const doc of scanDocuments(db, target, {select: options.select, startAfter: null, chunkSize, signal: options.signal})) {
+  for await (const doc of scanDocuments(db, target, {
+    select: options.select,
+    startAfter: null,
+    chunkSize,
+    signal: options.signal,
+  })) {
     scanned++
     if (!options.include(doc)) continue
     seen++

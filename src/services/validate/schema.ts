@@ -7,7 +7,11 @@ export const CHECKS = ['structure', 'canonical', 'consistency', 'semantic', 'not
 export type CheckName = (typeof CHECKS)[number]
 
 /** `unverified-version` is no failure: the item could not be verified (its vocabulary is not loaded), so it does not pass either. */
-export const FindingSchema = z.object({check: z.enum([...CHECKS, 'unverified-version']), field: z.string().nullable(), reason: z.string()})
+export const FindingSchema = z.object({
+  check: z.enum([...CHECKS, 'unverified-version']),
+  field: z.string().nullable(),
+  reason: z.string(),
+})
 export type Finding = z.infer<typeof FindingSchema>
 export const ItemFindingsSchema = z.object({id: z.string(), reasons: z.array(FindingSchema)})
 export type ItemFindings = z.infer<typeof ItemFindingsSchema>
@@ -76,14 +80,31 @@ export const ValidationReportSchema = z.object({
     structure: z.object({failed: z.number().int()}),
     canonical: z.object({failed: z.number().int(), warned: z.number().int()}),
     consistency: z.object({failed: z.number().int(), notCompared: z.number().int()}),
-    semantic: z.object({checked: z.number().int(), failed: z.number().int(), notApplicable: z.number().int(), limit: z.number().int(), note: z.string()}),
+    semantic: z.object({
+      checked: z.number().int(),
+      failed: z.number().int(),
+      notApplicable: z.number().int(),
+      limit: z.number().int(),
+      note: z.string(),
+    }),
     notNormalized: z.object({failed: z.number().int()}),
   }),
   metrics: z.object({
-    fields: z.object({style: FieldMetricsSchema, occasion: FieldMetricsSchema, mood: FieldMetricsSchema, season: FieldMetricsSchema}),
+    fields: z.object({
+      style: FieldMetricsSchema,
+      occasion: FieldMetricsSchema,
+      mood: FieldMetricsSchema,
+      season: FieldMetricsSchema,
+    }),
     /** Items whose four arrays are all empty: no semantic filter can find them. */
     allEmptyItems: z.number().int(),
-    unmapped: z.object({items: z.number().int(), share: z.number(), values: z.number().int(), distinct: z.number().int(), top: z.array(UnmappedEntrySchema)}),
+    unmapped: z.object({
+      items: z.number().int(),
+      share: z.number(),
+      values: z.number().int(),
+      distinct: z.number().int(),
+      top: z.array(UnmappedEntrySchema),
+    }),
     versions: z.array(z.object({version: z.string(), count: z.number().int()})),
     /** Items at a version other than currentVersion. */
     otherVersionItems: z.number().int(),

@@ -23,7 +23,12 @@ export class Tally {
   readonly failureIndex = new Map<string, ItemFindings>()
   readonly warnings: ItemFindings[] = []
   readonly byCheck = {structure: 0, canonical: 0, canonicalWarned: 0, consistency: 0, notCompared: 0, notNormalized: 0}
-  readonly fields = Object.fromEntries(NORMALIZED_FIELDS.map((f) => [f, {emptyItems: 0, invalidItems: 0, values: 0, maxValues: 0, items: 0}])) as Record<NormalizedField, {emptyItems: number; invalidItems: number; values: number; maxValues: number; items: number}>
+  readonly fields = Object.fromEntries(
+    NORMALIZED_FIELDS.map((f) => [f, {emptyItems: 0, invalidItems: 0, values: 0, maxValues: 0, items: 0}]),
+  ) as Record<
+    NormalizedField,
+    {emptyItems: number; invalidItems: number; values: number; maxValues: number; items: number}
+  >
   allEmptyItems = 0
   unmappedItems = 0
   unmappedValues = 0
@@ -73,7 +78,8 @@ export class Tally {
       if (n !== undefined || this.unmapped.size < UNMAPPED_TRACK_LIMIT) this.unmapped.set(key, (n ?? 0) + 1)
     }
     const version = r.structure.version ?? '(missing or invalid)'
-    if (this.versions.has(version) || this.versions.size < VERSION_TRACK_LIMIT) this.versions.set(version, (this.versions.get(version) ?? 0) + 1)
+    if (this.versions.has(version) || this.versions.size < VERSION_TRACK_LIMIT)
+      this.versions.set(version, (this.versions.get(version) ?? 0) + 1)
     else this.versions.set('(other)', (this.versions.get('(other)') ?? 0) + 1)
   }
 

@@ -13,7 +13,18 @@ const STALE = 60_000
 
 const owner = (pid: number) => ({user: 'ops', host: `worker-${pid}`, pid, processId: `p${pid}`, pidSpace: 'elsewhere'})
 const member = (pid: number, over: Record<string, unknown> = {}) =>
-  MemberRecordSchema.parse({owner: owner(pid), workers: 1, heartbeatAt: new Date(T0 + 9_000), staleAfterMs: STALE, seenSeq: 0, state: 'writing', limit: 100, reason: 'limit 100/s (cap)', rate: 98, ...over})
+  MemberRecordSchema.parse({
+    owner: owner(pid),
+    workers: 1,
+    heartbeatAt: new Date(T0 + 9_000),
+    staleAfterMs: STALE,
+    seenSeq: 0,
+    state: 'writing',
+    limit: 100,
+    reason: 'limit 100/s (cap)',
+    rate: 98,
+    ...over,
+  })
 
 /** A running run paused at T0 + 10 s (change #1). */
 function pausedRun(status: 'running' | 'interrupted' = 'running') {
@@ -28,7 +39,22 @@ function pausedRun(status: 'running' | 'interrupted' = 'running') {
       {seq: 1, action: 'pause', by: 'ops@laptop', at: new Date(T0 + 10_000), reason: 'INC-1'},
     ],
   })
-  return RunRecordSchema.parse({runId: 'backfill-x', kind: 'backfill', environment: 'production', projectId: 'p', collection: 'c', version: '1.0', resumeKey: 'k', owner: owner(1), status, counters: {}, cursor: null, startedAt: new Date(T0), heartbeatAt: new Date(T0), control})
+  return RunRecordSchema.parse({
+    runId: 'backfill-x',
+    kind: 'backfill',
+    environment: 'production',
+    projectId: 'p',
+    collection: 'c',
+    version: '1.0',
+    resumeKey: 'k',
+    owner: owner(1),
+    status,
+    counters: {},
+    cursor: null,
+    startedAt: new Date(T0),
+    heartbeatAt: new Date(T0),
+    control,
+  })
 }
 
 describe('controlView', () => {
@@ -36,31 +62,55 @@ describe('controlView', () => {
 
   it('a change a live process has not applied is pending, then not acknowledged past 30 s, naming that process', () => {
     const run = pausedRun()
-    expect(controlView(run, members, STALE, T0 + 20_000).ack).toEqual({seq: 1, change: 'pause by ops@laptop at 2026-12-01T10:00:10.000Z: INC-1', status: 'pending', waitingOn: ['ops@worker-2 pid 2']})
-    expect(controlView(run, members, STALE, T0 + 40_001).ack).toMatchObject({status: 'not acknowledged', waitingOn: ['ops@worker-2 pid 2']})
+    expect(controlView(run, members, STALE, T0 + 20_000).ack).toEqual({
+      seq: 1,
+      change: 'pause by ops@laptop at 2026-12-01T10:00:10.000Z: INC-1',
+      status: 'pending',
+      waitingOn: ['ops@worker-2 pid 2'],
+    })
+    expect(controlView(run, members, STALE, T0 + 40_001).ack).toMatchObject({
+      status: 'not acknowledged',
+      waitingOn: ['ops@worker-2 pid 2'],
+    })
     const applied = controlView(run, [members[0], member(2, {seenSeq: 1})], STALE, T0 + 40_001)
     expect(applied.ack).toMatchObject({status: 'applied', waitingOn: []})
     expect(applied).toMatchObject({state: 'paused', maxRate: 200, windows: '22:00-06:00 Europe/Paris', seq: 1})
   })
 
-  it('only live processes count: one that left, or whose heartbeat is stale by Firestore\'s time, is not waited on', () => {
-    const gone = [member(1, {seenSeq: 1}), member(2, {leftAt: new Date(T0 + 5_000)}), member(3, {heartbeatAt: new Date(T0 - 60_000)})]
+  it("only live processes count: one that left, or whose heartbeat is stale by Firestore's time, is not waited on", () => {
+    const gone = [
+      member(1, {seenSeq: 1}),
+      member(2, {leftAt: new Date(T0 + 5_000)}),
+      member(3, {heartbeatAt: new Date(T0 - 60_000)}),
+    ]
     const view = controlView(pausedRun(), gone, STALE, T0 + 40_001)
     expect(view.processes.map((p) => p.name)).toEqual(['ops@worker-1 pid 1'])
     expect(view.ack).toMatchObject({status: 'applied'})
-    expect(controlView(pausedRun(), [member(3, {heartbeatAt: new Date(T0 - 60_000)})], STALE, T0 + 40_001).ack).toMatchObject({status: 'no live process', waitingOn: []})
+    expect(
+      controlView(pausedRun(), [member(3, {heartbeatAt: new Date(T0 - 60_000)})], STALE, T0 + 40_001).ack,
+    ).toMatchObject({status: 'no live process', waitingOn: []})
   })
 
   it('an ended run applies nothing: no processes, no acknowledgement', () => {
-    expect(controlView(pausedRun('interrupted'), members, STALE, T0 + 40_001)).toMatchObject({state: 'paused', processes: [], ack: null})
+    expect(controlView(pausedRun('interrupted'), members, STALE, T0 + 40_001)).toMatchObject({
+      state: 'paused',
+      processes: [],
+      ack: null,
+    })
   })
 
   it('the lines monitor and `runs` print: settings, the unacknowledged change as an alert, each process with its limit and why', () => {
     const lines = controlLines(controlView(pausedRun(), members, STALE, T0 + 40_001))
     expect(lines).toEqual([
-      {text: 'control: paused, max rate 200/s run-wide, windows 22:00-06:00 Europe/Paris; last change #1: pause by ops@laptop at 2026-12-01T10:00:10.000Z: INC-1', alert: false},
+      {
+        text: 'control: paused, max rate 200/s run-wide, windows 22:00-06:00 Europe/Paris; last change #1: pause by ops@laptop at 2026-12-01T10:00:10.000Z: INC-1',
+        alert: false,
+      },
       {text: expect.stringMatching(/^change #1 not acknowledged by ops@worker-2 pid 2 after 30 s/), alert: true},
-      {text: 'ops@worker-1 pid 1: paused by ops@laptop: INC-1, 98/s, heartbeat 31s ago, change #1 applied', alert: false},
+      {
+        text: 'ops@worker-1 pid 1: paused by ops@laptop: INC-1, 98/s, heartbeat 31s ago, change #1 applied',
+        alert: false,
+      },
       {text: 'ops@worker-2 pid 2: limit 100/s (cap), 98/s, heartbeat 31s ago, change #0 applied', alert: false},
     ])
   })
@@ -84,9 +134,21 @@ describe('texts of a change', () => {
   })
 
   it('says what changed, and that a change changing nothing changed nothing', () => {
-    expect(renderChange(report({reason: 'INC-1'}))[0]).toBe('Paused run r1 (2 live processes; each stops writing within 5 s, drains, checkpoints and waits holding its leases): INC-1')
+    expect(renderChange(report({reason: 'INC-1'}))[0]).toBe(
+      'Paused run r1 (2 live processes; each stops writing within 5 s, drains, checkpoints and waits holding its leases): INC-1',
+    )
     expect(renderChange(report({changed: false}))).toEqual(['Run r1 is already paused: nothing changed.'])
-    expect(renderChange(report({action: 'throttle', state: 'running', maxRate: 200, before: {state: 'running', maxRate: null}, live: ['a']}))[0]).toBe('Run r1: max rate 200/s run-wide (was off; 1 live process, each takes its share within 5 s)')
+    expect(
+      renderChange(
+        report({
+          action: 'throttle',
+          state: 'running',
+          maxRate: 200,
+          before: {state: 'running', maxRate: null},
+          live: ['a'],
+        }),
+      )[0],
+    ).toBe('Run r1: max rate 200/s run-wide (was off; 1 live process, each takes its share within 5 s)')
     expect(renderChange(report({action: 'stop', state: 'stopping'}))).toEqual([
       'Stopping run r1 (2 live processes; each drains, checkpoints and exits 130 within 5 s; the run ends interrupted)',
       'Re-running its command resumes it: wardrobe backfill --environment production --project p --yes',
@@ -94,14 +156,20 @@ describe('texts of a change', () => {
   })
 
   it('a run no process runs: says so first, with the command that resumes it', () => {
-    expect(renderChange(report({action: 'resume', status: 'interrupted', changed: false, state: 'running', live: []}))).toEqual([
+    expect(
+      renderChange(report({action: 'resume', status: 'interrupted', changed: false, state: 'running', live: []})),
+    ).toEqual([
       'No process of run r1 is running (interrupted); resume it with: wardrobe backfill --environment production --project p --yes',
     ])
     expect(renderChange(report({action: 'stop', state: 'stopping', live: [], command: null}))).toEqual([
       'No process of run r1 is running (running, its processes are gone); resume it by running the command that started it again',
       'Run r1 marked stopping: no process applies it, and a re-run of its command resumes the run',
     ])
-    expect(renderChange(report({action: 'resume', status: 'running', state: 'running', live: [], command: null}))[0]).toBe('No process of run r1 is running (running, its processes are gone); resume it by running the command that started it again')
+    expect(
+      renderChange(report({action: 'resume', status: 'running', state: 'running', live: [], command: null}))[0],
+    ).toBe(
+      'No process of run r1 is running (running, its processes are gone); resume it by running the command that started it again',
+    )
   })
 })
 

@@ -81,7 +81,11 @@ describe('generateItems', () => {
     }
     const withDetails = items.filter((i) => i.data.details !== undefined)
     expect(withDetails.length).toBeGreaterThan(items.length * 0.4)
-    expect(withDetails[0].data.details).toEqual({material: expect.any(String), size: expect.any(String), care: expect.objectContaining({machineWash: expect.any(Boolean)})})
+    expect(withDetails[0].data.details).toEqual({
+      material: expect.any(String),
+      size: expect.any(String),
+      care: expect.objectContaining({machineWash: expect.any(Boolean)}),
+    })
     // several items per user, like a real app
     expect(new Set(items.map((i) => i.data.userId)).size).toBeLessThan(items.length)
   })
@@ -144,13 +148,19 @@ describe('generateItems', () => {
     // by default only what Firestore can store: no lone surrogates
     expect([...kinds].sort()).toEqual([...WRITABLE_MALFORMED_KINDS].sort())
     expect(WRITABLE_MALFORMED_KINDS).not.toContain('lone-surrogate')
-    expect(generateItem(0, {seed: 5, malformedRate: 1, malformedKinds: ['lone-surrogate']}).malformed?.kind).toBe('lone-surrogate')
+    expect(generateItem(0, {seed: 5, malformedRate: 1, malformedKinds: ['lone-surrogate']}).malformed?.kind).toBe(
+      'lone-surrogate',
+    )
 
     let defaults = 0
     for (let i = 0; i < count; i++) if (generateItem(i, {seed: 5}).malformed) defaults++
     expect(defaults / count).toBeGreaterThan(0.015)
     expect(defaults / count).toBeLessThan(0.025)
-    expect([...generateItems(2000, {seed: 5, malformedRate: 0})].every(({data}) => SEED_FIELDS.every((f) => acceptableShape(data[f])))).toBe(true)
+    expect(
+      [...generateItems(2000, {seed: 5, malformedRate: 0})].every(({data}) =>
+        SEED_FIELDS.every((f) => acceptableShape(data[f])),
+      ),
+    ).toBe(true)
   })
 
   it('produces each malformed kind as specified', () => {
@@ -196,7 +206,10 @@ describe('readSeedFile', () => {
       {name: 'Red Dress', season: 'Summer'},
     ]
     const plain = await collect(readSeedFile(write('a.json', JSON.stringify(records, null, 2))))
-    expect(plain[0]).toEqual({id: 'a1', data: {name: 'Blue Jeans', style: ['Casual', 'Streetwear'], price: 49.9, details: {size: 'M'}}})
+    expect(plain[0]).toEqual({
+      id: 'a1',
+      data: {name: 'Blue Jeans', style: ['Casual', 'Streetwear'], price: 49.9, details: {size: 'M'}},
+    })
     expect(plain[1].id).toMatch(AUTO_ID)
     expect(plain[1].data).toEqual({name: 'Red Dress', season: 'Summer'})
     const wrapped = await collect(readSeedFile(write('b.JSON', JSON.stringify({items: records}))))
@@ -207,13 +220,17 @@ describe('readSeedFile', () => {
     const bad = write('bad.json', '[\n  {"name": "a"},\n  {"name": "b",}\n]\n')
     await expect(collect(readSeedFile(bad))).rejects.toThrow(`${bad}:3: invalid JSON`)
     const trailing = write('trailing.json', '[\n  {"name": "a"},\n  3\n]')
-    await expect(collect(readSeedFile(trailing))).rejects.toThrow(`${trailing}:3: item 2 must be an object, found a number`)
+    await expect(collect(readSeedFile(trailing))).rejects.toThrow(
+      `${trailing}:3: item 2 must be an object, found a number`,
+    )
     const wrappedBad = write('wrapped.json', '{"meta": [1, 2],\n "items": [\n  {"id": "x"},\n\n  {"id": "x"}]}')
     await expect(collect(readSeedFile(wrappedBad))).rejects.toThrow(`${wrappedBad}:5: item 2: duplicate id "x"`)
     const notArray = write('obj.json', '{"things": []}')
     await expect(collect(readSeedFile(notArray))).rejects.toThrow(/obj\.json:1: expected an array of items/)
     const surrogate = write('surrogate.json', '[\n{"a": 1},\n{"style": ["ok", "bad\\ud800"]}\n]')
-    await expect(collect(readSeedFile(surrogate))).rejects.toThrow(`${surrogate}:3: item 2: style[1] holds a lone UTF-16 surrogate`)
+    await expect(collect(readSeedFile(surrogate))).rejects.toThrow(
+      `${surrogate}:3: item 2: style[1] holds a lone UTF-16 surrogate`,
+    )
     const token = write('token.json', '[\n{"a": 1},\n{"a": tru}\n]')
     const err = await collect(readSeedFile(token)).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(SeedFileError)
@@ -222,7 +239,10 @@ describe('readSeedFile', () => {
   })
 
   it('reads NDJSON / JSONL, ignoring blank lines', async () => {
-    const file = write('c.ndjson', '{"id": "n1", "name": "Coat", "mood": ["Cozy"]}\r\n\n   \n{"name": "Hat", "style": "Casual, Sporty"}\n')
+    const file = write(
+      'c.ndjson',
+      '{"id": "n1", "name": "Coat", "mood": ["Cozy"]}\r\n\n   \n{"name": "Hat", "style": "Casual, Sporty"}\n',
+    )
     const items = await collect(readSeedFile(file))
     expect(items).toHaveLength(2)
     expect(items[0]).toEqual({id: 'n1', data: {name: 'Coat', mood: ['Cozy']}})
@@ -235,10 +255,14 @@ describe('readSeedFile', () => {
   it('names the line of a bad NDJSON line', async () => {
     const file = write('bad.ndjson', '{"name": "ok"}\n\n{"name": "broken"\n{"name": "never read"}\n')
     const err = await collect(readSeedFile(file)).catch((e: unknown) => e)
-    expect((err as Error).message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: invalid JSON: .+`))
+    expect((err as Error).message).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: invalid JSON: .+`),
+    )
     expect((err as Error).message).not.toContain('\n')
     const notObject = write('arr.ndjson', '{"a": 1}\n[1, 2]\n')
-    await expect(collect(readSeedFile(notObject))).rejects.toThrow(`${notObject}:2: expected a JSON object, found an array`)
+    await expect(collect(readSeedFile(notObject))).rejects.toThrow(
+      `${notObject}:2: expected a JSON object, found an array`,
+    )
     const badId = write('id.ndjson', '{"id": "a/b"}\n')
     await expect(collect(readSeedFile(badId))).rejects.toThrow(`${badId}:1: id "a/b" contains "/"`)
   })
@@ -259,11 +283,26 @@ describe('readSeedFile', () => {
     expect(items).toHaveLength(3)
     expect(items[0]).toEqual({
       id: 'c1',
-      data: {name: 'Blue Jeans, Slim', price: '049.90', style: ['Casual', 'Street-wear'], occasion: ['Everyday', 'Weekend'], season: ['Fall'], notes: 'He said "nice"'},
+      data: {
+        name: 'Blue Jeans, Slim',
+        price: '049.90',
+        style: ['Casual', 'Street-wear'],
+        occasion: ['Everyday', 'Weekend'],
+        season: ['Fall'],
+        notes: 'He said "nice"',
+      },
     })
     expect(items[1]).toEqual({
       id: 'c2',
-      data: {name: 'Red Dress', price: '120', style: ['Bohème', 'Vintage'], occasion: ['Party'], mood: ['Elegant'], season: ['Spring', 'Summer'], notes: 'line one\r\nline two'},
+      data: {
+        name: 'Red Dress',
+        price: '120',
+        style: ['Bohème', 'Vintage'],
+        occasion: ['Party'],
+        mood: ['Elegant'],
+        season: ['Spring', 'Summer'],
+        notes: 'line one\r\nline two',
+      },
     })
     expect(items[2].id).toMatch(AUTO_ID)
     expect(items[2].data).toEqual({name: 'Plain Tee', price: ' 5 ', style: ['casual'], notes: 'quoted'})
@@ -273,14 +312,18 @@ describe('readSeedFile', () => {
 
   it('names file, line and problem for bad CSV', async () => {
     const cols = write('cols.csv', 'id,name,style\na,Jeans,Casual\n"b","multi\nline",Casual\nc,Shirt\n')
-    await expect(collect(readSeedFile(cols))).rejects.toThrow(`${cols}:5: expected 3 fields (as in the header row), found 2`)
+    await expect(collect(readSeedFile(cols))).rejects.toThrow(
+      `${cols}:5: expected 3 fields (as in the header row), found 2`,
+    )
     const stray = write('stray.csv', 'name,style\nJeans,Casual\n5" Heels,Formal\n')
     await expect(collect(readSeedFile(stray))).rejects.toThrow(`${stray}:3: unexpected '"' inside an unquoted field`)
     // RFC 4180: nothing outside a quoted field's quotes (an unquoted cell keeps its spaces, so they cannot be trimmed silently)
     const spaced = write('spaced.csv', 'name,notes\nJeans, "soft"\n')
     await expect(collect(readSeedFile(spaced))).rejects.toThrow(`${spaced}:2: unexpected '"' inside an unquoted field`)
     const after = write('after.csv', 'name,style\n"Jeans"x,Casual\n')
-    await expect(collect(readSeedFile(after))).rejects.toThrow(`${after}:2: unexpected character "x" after a closing quote`)
+    await expect(collect(readSeedFile(after))).rejects.toThrow(
+      `${after}:2: unexpected character "x" after a closing quote`,
+    )
     const open = write('open.csv', 'name,style\nJeans,Casual\n"Shirt,Formal\nmore\n')
     await expect(collect(readSeedFile(open))).rejects.toThrow(`${open}:3: unterminated quoted field`)
     const dup = write('dup.csv', 'id,name\nx,a\nx,b\n')

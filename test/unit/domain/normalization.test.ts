@@ -111,10 +111,18 @@ describe('normalizeItem', () => {
       ['boolean', true, 'style: expected an array of strings or a string, got boolean'],
       ['bigint', BigInt(5), 'style: expected an array of strings or a string, got bigint'],
       ['map', {casual: true}, 'style: expected an array of strings or a string, got map'],
-      ['null-prototype map', Object.create(null) as unknown, 'style: expected an array of strings or a string, got map'],
+      [
+        'null-prototype map',
+        Object.create(null) as unknown,
+        'style: expected an array of strings or a string, got map',
+      ],
       ['Timestamp', new Timestamp(1, 2), 'style: expected an array of strings or a string, got Timestamp'],
       ['GeoPoint', new GeoPoint(1, 2), 'style: expected an array of strings or a string, got GeoPoint'],
-      ['DocumentReference', new DocumentReference('a/b'), 'style: expected an array of strings or a string, got DocumentReference'],
+      [
+        'DocumentReference',
+        new DocumentReference('a/b'),
+        'style: expected an array of strings or a string, got DocumentReference',
+      ],
       ['Date', new Date(0), 'style: expected an array of strings or a string, got Date'],
       ['Buffer', Buffer.from('casual'), 'style: expected an array of strings or a string, got Buffer'],
       ['Uint8Array', new Uint8Array([1, 2]), 'style: expected an array of strings or a string, got Uint8Array'],
@@ -122,18 +130,36 @@ describe('normalizeItem', () => {
       ['array with null', [null], 'style[0]: expected a string, got null'],
       ['array with a map', ['a', 'b', {x: 1}], 'style[2]: expected a string, got map'],
       ['array with a Timestamp', [new Timestamp(0, 0)], 'style[0]: expected a string, got Timestamp'],
-      ['nested array', ['Casual', ['Formal']], 'style[1]: expected a string, got array (nested arrays are not supported)'],
-      ['value too long', ['Casual', longValue], `style[1]: value is ${MAX_VALUE_LENGTH + 1} characters long (max ${MAX_VALUE_LENGTH})`],
-      ['single string too long', longValue, `style: value is ${MAX_VALUE_LENGTH + 1} characters long (max ${MAX_VALUE_LENGTH})`],
+      [
+        'nested array',
+        ['Casual', ['Formal']],
+        'style[1]: expected a string, got array (nested arrays are not supported)',
+      ],
+      [
+        'value too long',
+        ['Casual', longValue],
+        `style[1]: value is ${MAX_VALUE_LENGTH + 1} characters long (max ${MAX_VALUE_LENGTH})`,
+      ],
+      [
+        'single string too long',
+        longValue,
+        `style: value is ${MAX_VALUE_LENGTH + 1} characters long (max ${MAX_VALUE_LENGTH})`,
+      ],
       [
         'comma piece too long',
         `Casual, ${longValue}`,
         `style (comma-separated value 2): value is ${MAX_VALUE_LENGTH + 1} characters long (max ${MAX_VALUE_LENGTH})`,
       ],
-      ['too many elements', Array(MAX_VALUES_PER_FIELD + 1).fill('Casual'), `style: ${MAX_VALUES_PER_FIELD + 1} values (max ${MAX_VALUES_PER_FIELD})`],
+      [
+        'too many elements',
+        Array(MAX_VALUES_PER_FIELD + 1).fill('Casual'),
+        `style: ${MAX_VALUES_PER_FIELD + 1} values (max ${MAX_VALUES_PER_FIELD})`,
+      ],
       [
         'too many comma-separated values',
-        Array(MAX_VALUES_PER_FIELD + 1).fill('a').join(','),
+        Array(MAX_VALUES_PER_FIELD + 1)
+          .fill('a')
+          .join(','),
         `style: ${MAX_VALUES_PER_FIELD + 1} comma-separated values (max ${MAX_VALUES_PER_FIELD})`,
       ],
       ['lone high surrogate', ['Casual\uD83D'], 'style[0]: invalid Unicode (lone UTF-16 surrogate)'],
@@ -167,8 +193,12 @@ describe('normalizeItem', () => {
   })
 
   it('maps streetwear and smart casual variants', () => {
-    expect(values({style: ['Street wear', 'street-wear', 'street_wear', 'StreetWear', 'STREETWEAR']}).style).toEqual(['streetwear'])
-    expect(values({style: ['smart-casual', 'Smart_Casual', 'SmartCasual', 'Smart Casual']}).style).toEqual(['smart casual'])
+    expect(values({style: ['Street wear', 'street-wear', 'street_wear', 'StreetWear', 'STREETWEAR']}).style).toEqual([
+      'streetwear',
+    ])
+    expect(values({style: ['smart-casual', 'Smart_Casual', 'SmartCasual', 'Smart Casual']}).style).toEqual([
+      'smart casual',
+    ])
   })
 
   it('folds diacritics', () => {
@@ -179,7 +209,11 @@ describe('normalizeItem', () => {
   })
 
   it('keeps first-seen order without duplicates', () => {
-    expect(values({mood: ['Cool', 'relaxed', 'COOL', 'Chill', 'Playful', 'cool ']}).mood).toEqual(['cool', 'relaxed', 'playful'])
+    expect(values({mood: ['Cool', 'relaxed', 'COOL', 'Chill', 'Playful', 'cool ']}).mood).toEqual([
+      'cool',
+      'relaxed',
+      'playful',
+    ])
     expect(values({occasion: ['Weekend', 'Everyday', 'weekend']}).occasion).toEqual(['weekend', 'everyday'])
   })
 
@@ -283,7 +317,12 @@ describe('sourceHash', () => {
       throwing,
       {style: deep},
       {style: BigInt(1), occasion: Symbol('s'), mood: () => 1, season: Number.NaN},
-      {style: new Timestamp(1, 2), occasion: new GeoPoint(3, 4), mood: new DocumentReference('items/a'), season: Buffer.from('x')},
+      {
+        style: new Timestamp(1, 2),
+        occasion: new GeoPoint(3, 4),
+        mood: new DocumentReference('items/a'),
+        season: Buffer.from('x'),
+      },
       {style: new Date(Number.NaN), occasion: new Uint8Array([1])},
       {style: ['\uD800']},
       null,
@@ -298,7 +337,9 @@ describe('sourceHash', () => {
 
   it('distinguishes special values by content', () => {
     expect(sourceHash({style: new Timestamp(1, 2)})).not.toBe(sourceHash({style: new Timestamp(1, 3)}))
-    expect(sourceHash({style: new DocumentReference('a/b')})).not.toBe(sourceHash({style: new DocumentReference('a/c')}))
+    expect(sourceHash({style: new DocumentReference('a/b')})).not.toBe(
+      sourceHash({style: new DocumentReference('a/c')}),
+    )
     expect(sourceHash({style: Buffer.from('a')})).not.toBe(sourceHash({style: Buffer.from('b')}))
   })
 })
@@ -337,7 +378,29 @@ describe('performance', () => {
 
 describe('placeholders: values meaning "nothing" are missing', () => {
   // Every spelling of the issue, in other cases and with what folding removes around it.
-  const spellings = ['NA', 'na', 'Na', 'N/A', 'n/a', 'N / A', 'n-a', 'N_A', ' none ', 'None', 'NONE', 'null', 'NULL', 'Null', '-', ' - ', '--', '_', 'unknown', 'Unknown', 'UNKNOWN']
+  const spellings = [
+    'NA',
+    'na',
+    'Na',
+    'N/A',
+    'n/a',
+    'N / A',
+    'n-a',
+    'N_A',
+    ' none ',
+    'None',
+    'NONE',
+    'null',
+    'NULL',
+    'Null',
+    '-',
+    ' - ',
+    '--',
+    '_',
+    'unknown',
+    'Unknown',
+    'UNKNOWN',
+  ]
 
   it.each(spellings)('%j alone, as an array element or a string, leaves the field empty and is counted', (raw) => {
     for (const style of [[raw], raw]) {
@@ -350,7 +413,12 @@ describe('placeholders: values meaning "nothing" are missing', () => {
   })
 
   it('mixed with real values, keeps the real ones in first-seen order (arrays and comma-separated strings)', () => {
-    const r = ok({style: ['NA', 'Casual', 'none', 'Cyberpunk'], occasion: 'n/a, Work, -', mood: 'Unknown,calm', season: ['Fall', 'NULL']})
+    const r = ok({
+      style: ['NA', 'Casual', 'none', 'Cyberpunk'],
+      occasion: 'n/a, Work, -',
+      mood: 'Unknown,calm',
+      season: ['Fall', 'NULL'],
+    })
     expect(r.values).toEqual({style: ['casual', 'cyberpunk'], occasion: ['work'], mood: ['calm'], season: ['fall']})
     expect(r.unmapped).toEqual([{field: 'style', value: 'cyberpunk'}])
     expect(r.placeholders).toEqual([

@@ -94,12 +94,21 @@ describe('shipped taxonomy', () => {
   })
 
   it('maps Fall and Autumn to one season', () => {
-    for (const v of ['Fall', 'fall', 'FALL', 'Autumn', 'autumn', ' AUTUMN ']) expect(vocab.canonical('season', v)).toBe('fall')
+    for (const v of ['Fall', 'fall', 'FALL', 'Autumn', 'autumn', ' AUTUMN '])
+      expect(vocab.canonical('season', v)).toBe('fall')
     expect(vocab.isCanonical('season', 'autumn')).toBe(false)
   })
 
   it('maps streetwear and smart casual variants', () => {
-    for (const v of ['Streetwear', 'Street wear', 'street-wear', 'street_wear', 'StreetWear', 'STREETWEAR', 'Street Wear']) {
+    for (const v of [
+      'Streetwear',
+      'Street wear',
+      'street-wear',
+      'street_wear',
+      'StreetWear',
+      'STREETWEAR',
+      'Street Wear',
+    ]) {
       expect(vocab.canonical('style', v)).toBe('streetwear')
     }
     for (const v of ['Smart Casual', 'smart-casual', 'Smart_Casual', 'SmartCasual', 'SMART CASUAL', 'smart  casual']) {
@@ -144,8 +153,10 @@ describe('shipped taxonomy', () => {
     expect(vocab.resolve('season', '-')).toEqual({value: '', mapped: false, placeholder: true})
     expect(vocab.resolve('style', '')).toEqual({value: '', mapped: false})
     expect(vocab.canonical('style', 'NA')).toBeUndefined()
-    for (const raw of ['NA', 'n-a', 'N/A', 'None', 'null', '-', '—', '__', 'UNKNOWN']) expect({raw, p: isPlaceholder(raw)}).toEqual({raw, p: true})
-    for (const raw of ['', '   ', 'nan', 'nah', 'n.a.', 'none such', 'casual']) expect({raw, p: isPlaceholder(raw)}).toEqual({raw, p: false})
+    for (const raw of ['NA', 'n-a', 'N/A', 'None', 'null', '-', '—', '__', 'UNKNOWN'])
+      expect({raw, p: isPlaceholder(raw)}).toEqual({raw, p: true})
+    for (const raw of ['', '   ', 'nan', 'nah', 'n.a.', 'none such', 'casual'])
+      expect({raw, p: isPlaceholder(raw)}).toEqual({raw, p: false})
   })
 
   it('terms() returns a copy', () => {
@@ -179,7 +190,9 @@ describe('taxonomy validation', () => {
     const tax = minimal()
     tax.fields.style.casual = ['Smart-Casual']
     const msg = problem(tax)
-    expect(msg).toMatch(/alias "Smart-Casual" maps to two different terms in field "style": "smart casual" and "casual"/)
+    expect(msg).toMatch(
+      /alias "Smart-Casual" maps to two different terms in field "style": "smart casual" and "casual"/,
+    )
   })
 
   it('rejects canonical terms whose lookup keys collide', () => {
@@ -197,7 +210,9 @@ describe('taxonomy validation', () => {
   it('rejects an uppercase or unfolded canonical term', () => {
     const tax = minimal()
     ;(tax.fields.style as Record<string, string[]>).Casual = []
-    expect(problem(tax)).toMatch(/fields\.style\.Casual: canonical term "Casual" must be lowercase and folded \(write it as "casual"\)/)
+    expect(problem(tax)).toMatch(
+      /fields\.style\.Casual: canonical term "Casual" must be lowercase and folded \(write it as "casual"\)/,
+    )
     const tax2 = minimal()
     ;(tax2.fields.style as Record<string, string[]>)['smart-casual'] = []
     expect(problem(tax2)).toMatch(/canonical term "smart-casual" must be lowercase and folded/)
@@ -232,14 +247,17 @@ describe('taxonomy validation', () => {
     ['mood', 'calm', 'none'],
     ['season', 'fall', 'Unknown'],
     ['occasion', 'work', 'NULL'],
-  ] as const)('rejects a placeholder as an alias (%s: %s ← %j) or as a term: it means "nothing"', (field, term, alias) => {
-    const tax = minimal()
-    ;(tax.fields[field] as Record<string, string[]>)[term] = [alias]
-    expect(problem(tax)).toMatch(/means "nothing" \(a placeholder, treated as missing\)/)
-    const asTerm = minimal()
-    ;(asTerm.fields[field] as Record<string, string[]>).na = []
-    expect(problem(asTerm)).toMatch(/"na" means "nothing"/)
-  })
+  ] as const)(
+    'rejects a placeholder as an alias (%s: %s ← %j) or as a term: it means "nothing"',
+    (field, term, alias) => {
+      const tax = minimal()
+      ;(tax.fields[field] as Record<string, string[]>)[term] = [alias]
+      expect(problem(tax)).toMatch(/means "nothing" \(a placeholder, treated as missing\)/)
+      const asTerm = minimal()
+      ;(asTerm.fields[field] as Record<string, string[]>).na = []
+      expect(problem(asTerm)).toMatch(/"na" means "nothing"/)
+    },
+  )
 
   it('the Vocabulary constructor validates too', () => {
     const tax = minimal()
@@ -315,7 +333,14 @@ describe('content hash and "current"', () => {
   const reversed = (t: Taxonomy): Taxonomy => ({
     version: '9.9',
     fields: Object.fromEntries(
-      NORMALIZED_FIELDS.map((f) => [f, Object.fromEntries(Object.entries(t.fields[f]).reverse().map(([term, aliases]) => [term, [...aliases].reverse()]))]),
+      NORMALIZED_FIELDS.map((f) => [
+        f,
+        Object.fromEntries(
+          Object.entries(t.fields[f])
+            .reverse()
+            .map(([term, aliases]) => [term, [...aliases].reverse()]),
+        ),
+      ]),
     ) as Taxonomy['fields'],
   })
 

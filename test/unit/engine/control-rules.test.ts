@@ -3,7 +3,16 @@
  * loop's limits, the choice and naming of a process's limit, its share of the run-wide cap,
  * and whether a change is acknowledged.
  */
-import {ackStatus, AdaptiveThrottle, chooseLimit, ControlSchema, describeLimit, LatencyLimit, rampAt, shareOf} from '../../../src/engine/control'
+import {
+  ackStatus,
+  AdaptiveThrottle,
+  chooseLimit,
+  ControlSchema,
+  describeLimit,
+  LatencyLimit,
+  rampAt,
+  shareOf,
+} from '../../../src/engine/control'
 import {parseWindow, resolveTimezone, windowState} from '../../../src/domain/windows'
 import {UsageError} from '../../../src/errors'
 
@@ -14,17 +23,31 @@ describe('maintenance windows', () => {
     expect(parseWindow('22:00-06:00')).toEqual({start: '22:00', end: '06:00'})
     expect(parseWindow('09:15:30-09:16')).toEqual({start: '09:15:30', end: '09:16'})
     for (const bad of ['22-06', '24:00-01:00', '10:00', '10:00-10:00', '10:00-11:00-12:00'])
-      expect(() => parseWindow(bad)).toThrow(expect.objectContaining({constructor: UsageError, message: expect.stringContaining(bad)}))
+      expect(() => parseWindow(bad)).toThrow(
+        expect.objectContaining({constructor: UsageError, message: expect.stringContaining(bad)}),
+      )
     expect(() => resolveTimezone('Mars/Olympus')).toThrow(UsageError)
     expect(resolveTimezone('Europe/Paris')).toBe('Europe/Paris')
   })
 
   test('open inside a window, closed outside, with the instant it changes; a window may span midnight', () => {
     const night = [parseWindow('22:00-06:00')]
-    expect(windowState(night, 'UTC', at('2026-12-01T23:30:00Z'))).toEqual({open: true, changesAt: at('2026-12-02T06:00:00Z')})
-    expect(windowState(night, 'UTC', at('2026-12-01T05:59:59Z'))).toEqual({open: true, changesAt: at('2026-12-01T06:00:00Z')})
-    expect(windowState(night, 'UTC', at('2026-12-01T06:00:00Z'))).toEqual({open: false, changesAt: at('2026-12-01T22:00:00Z')})
-    expect(windowState(night, 'UTC', at('2026-12-01T12:00:00.250Z'))).toEqual({open: false, changesAt: at('2026-12-01T22:00:00Z')})
+    expect(windowState(night, 'UTC', at('2026-12-01T23:30:00Z'))).toEqual({
+      open: true,
+      changesAt: at('2026-12-02T06:00:00Z'),
+    })
+    expect(windowState(night, 'UTC', at('2026-12-01T05:59:59Z'))).toEqual({
+      open: true,
+      changesAt: at('2026-12-01T06:00:00Z'),
+    })
+    expect(windowState(night, 'UTC', at('2026-12-01T06:00:00Z'))).toEqual({
+      open: false,
+      changesAt: at('2026-12-01T22:00:00Z'),
+    })
+    expect(windowState(night, 'UTC', at('2026-12-01T12:00:00.250Z'))).toEqual({
+      open: false,
+      changesAt: at('2026-12-01T22:00:00Z'),
+    })
     expect(windowState([], 'UTC', at('2026-12-01T12:00:00Z'))).toEqual({open: true, changesAt: null})
   })
 
@@ -37,8 +60,14 @@ describe('maintenance windows', () => {
 
   test('the nearest of several windows opens next', () => {
     const two = [parseWindow('01:00-02:00'), parseWindow('13:00-14:00')]
-    expect(windowState(two, 'UTC', at('2026-12-01T03:00:00Z'))).toEqual({open: false, changesAt: at('2026-12-01T13:00:00Z')})
-    expect(windowState(two, 'UTC', at('2026-12-01T15:00:00Z'))).toEqual({open: false, changesAt: at('2026-12-02T01:00:00Z')})
+    expect(windowState(two, 'UTC', at('2026-12-01T03:00:00Z'))).toEqual({
+      open: false,
+      changesAt: at('2026-12-01T13:00:00Z'),
+    })
+    expect(windowState(two, 'UTC', at('2026-12-01T15:00:00Z'))).toEqual({
+      open: false,
+      changesAt: at('2026-12-02T01:00:00Z'),
+    })
   })
 })
 
@@ -102,7 +131,15 @@ describe('latency AIMD', () => {
 describe('the limit a process writes under', () => {
   const open = {open: true, changesAt: null}
   test('the tightest limit wins and names itself; pause and closed windows stop writing', () => {
-    const base = {state: 'running' as const, window: open, share: 0.5, cap: 200, ramp: 500, errors: Infinity, latency: Infinity}
+    const base = {
+      state: 'running' as const,
+      window: open,
+      share: 0.5,
+      cap: 200,
+      ramp: 500,
+      errors: Infinity,
+      latency: Infinity,
+    }
     expect(chooseLimit(base)).toEqual({perSecond: 100, reason: 'cap'})
     expect(chooseLimit({...base, cap: null})).toEqual({perSecond: 250, reason: 'ramp'})
     expect(chooseLimit({...base, errors: 40})).toEqual({perSecond: 40, reason: 'errors'})
@@ -110,7 +147,9 @@ describe('the limit a process writes under', () => {
     expect(chooseLimit({...base, cap: null, ramp: null})).toEqual({perSecond: null, reason: 'none'})
     expect(chooseLimit({...base, state: 'paused'})).toEqual({perSecond: 0, reason: 'paused'})
     expect(chooseLimit({...base, window: {open: false, changesAt: 1}})).toEqual({perSecond: 0, reason: 'window'})
-    expect(describeLimit({perSecond: 0, reason: 'paused', detail: 'ops@laptop: incident 42'})).toBe('paused by ops@laptop: incident 42')
+    expect(describeLimit({perSecond: 0, reason: 'paused', detail: 'ops@laptop: incident 42'})).toBe(
+      'paused by ops@laptop: incident 42',
+    )
     expect(describeLimit({perSecond: 100, reason: 'cap'})).toBe('limit 100/s (cap)')
   })
 
@@ -129,10 +168,17 @@ describe('the limit a process writes under', () => {
 })
 
 describe('acknowledgement', () => {
-  const change = (seq: number, secondsAgo: number, now: number) => ({seq, action: 'pause' as const, by: 'ops@laptop', at: new Date(now - secondsAgo * 1000), reason: 'x'})
+  const change = (seq: number, secondsAgo: number, now: number) => ({
+    seq,
+    action: 'pause' as const,
+    by: 'ops@laptop',
+    at: new Date(now - secondsAgo * 1000),
+    reason: 'x',
+  })
   test('applied by every live process, pending within 30 s, not acknowledged after, naming who has not seen it', () => {
     const now = at('2026-12-01T10:00:00Z')
-    const control = (secondsAgo: number) => ControlSchema.parse({state: 'paused', seq: 3, changes: [change(3, secondsAgo, now)]})
+    const control = (secondsAgo: number) =>
+      ControlSchema.parse({state: 'paused', seq: 3, changes: [change(3, secondsAgo, now)]})
     const a = {seenSeq: 3, name: 'a'}
     const b = {seenSeq: 2, name: 'b'}
     expect(ackStatus(control(5), [a], now)?.status).toBe('applied')
