@@ -224,7 +224,7 @@ describe('--target-latency-ms', () => {
         'backfill',
         ...devArgs(project, tmpDir()).map((a) => (a === emulatorHost() ? host : a)),
         '--max-rate',
-        '400',
+        '100',
         '--target-latency-ms',
         '1000',
       ]
@@ -235,14 +235,16 @@ describe('--target-latency-ms', () => {
       await waitFor(async () => (runId = await runningRunId(db)) !== undefined, 60_000, 100)
       await waitShowing(() => lastLimit()?.[2] === 'cap', 60_000, err)
 
-      // Far above the target (1.5 s each way), and the target far above a loaded emulator's own latency.
-      proxy.setLatency(1500)
+      // Above the target (0.8 s each way), and the target far above a loaded emulator's own latency.
+      // Moderate on purpose: seconds of delay at a high rate fill the connection's flow-control
+      // window, writes then wait past their deadline, and the error throttle binds before latency.
+      proxy.setLatency(800)
       await waitShowing(() => lastLimit()?.[2] === 'latency', 20_000, err)
-      await waitShowing(() => Number(lastLimit()![1]) < 100, 20_000, err)
+      await waitShowing(() => Number(lastLimit()![1]) < 50, 20_000, err)
       const low = Number(lastLimit()![1])
       proxy.setLatency(0)
       await waitShowing(() => lastLimit()?.[2] === 'cap', 60_000, err)
-      console.log(`latency: limit fell to ${low}/s under 1.5 s of added latency each way, back to the cap after`)
+      console.log(`latency: limit fell to ${low}/s under 0.8 s of added latency each way, back to the cap after`)
       expect((await cli.done).code).toBe(COMPLETED_WITH_ERROR_ITEMS)
       await expectCollectionDone(db, before, runId!)
     } finally {
