@@ -313,7 +313,9 @@ describe('four worker processes on one run, one killed mid-run', () => {
     // Exactly the partition records as of monitor's read (monitor's own start and counts take
     // seconds, on a loaded machine tens of them), and still in full flight then.
     expect(active[0].partitions).toEqual(partitionsAtMonitor)
-    expect(active[0].partitions.workers).toBeGreaterThanOrEqual(2)
+    // How many survivors hold a partition at that instant is timing (once seen: one, between
+    // claims); the equality above is what checks monitor's count of them.
+    expect(active[0].partitions.workers).toBeGreaterThanOrEqual(1)
     expect(active[0].scanned).toBeGreaterThan(0)
     expect(active[0].total).toBe(N)
   })
