@@ -216,6 +216,11 @@ function stableStringify(value: unknown, depth: number, seen: Set<object>): stri
   }
 }
 
+/** Deterministic JSON-like text of any value (sorted map keys, tagged special types): for hashes of content. */
+export function stableJson(value: unknown): string {
+  return stableStringify(value, 0, SEEN)
+}
+
 /**
  * sha256 (hex) of a stable serialization of the four original fields (missing = null),
  * independent of the item's key order. Any change of an original field changes it. Never throws.

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import {z} from 'zod'
+import {stableJson} from '../domain/normalization'
 import {UsageError} from '../errors'
 import {EstimateSchema, RunStatsBaseSchema, UnmappedEntrySchema} from './reports'
 
@@ -36,7 +37,7 @@ export const PlanSchema = z.object({
   }),
   unmapped: z.array(UnmappedEntrySchema),
   estimate: EstimateSchema.nullable(),
-  /** sha256 of the plan's canonical JSON without this field. */
+  /** sha256 of the plan's canonical JSON (keys sorted: domain's stableJson) without this field. */
   planHash: z.string(),
 })
 export type Plan = z.infer<typeof PlanSchema>
@@ -49,20 +50,9 @@ type Stats = z.infer<typeof RunStatsBaseSchema> & {
   estimate?: z.infer<typeof EstimateSchema> | null
 }
 
-/** Keys sorted at every level, so the hash does not depend on the order fields were set in. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  if (value && typeof value === 'object')
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`
-  return JSON.stringify(value)
-}
-
 export function planHash(plan: Omit<Plan, 'planHash'> | Plan): string {
   const {planHash: _ignored, ...rest} = plan as Plan
-  return crypto.createHash('sha256').update(canonicalJson(rest)).digest('hex')
+  return crypto.createHash('sha256').update(stableJson(rest)).digest('hex')
 }
 
 /** What only the command knows of its plan: the vocabulary it writes with, or what a rollback undoes. */
