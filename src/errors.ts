@@ -6,7 +6,8 @@
  * |------|---------------------------------------------------------------|----------------------------|
  * | 0    | ok                                                            | every one                  |
  * | 1    | unexpected failure; a run or a validation ended in error      | Error, Run, Validation     |
- * | 2    | usage, config or safety refusal (UsageError, a bad flag)      | Error                      |
+ * | 2    | usage, config or safety refusal (UsageError, a bad flag, a    | Error, Run                 |
+ * |      | run stopped at its plan's drift limit)                        |                            |
  * | 3    | finished, but some items failed                               | Run                        |
  * | 4    | validation failed; health at --fail-on; a doctor check failed | Validation, Health, Checks |
  * | 130  | interrupted (a second Ctrl-C exits with it at once)           | Run, Validation            |
@@ -88,8 +89,12 @@ export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
-/** A run's exit code: interrupted 130, failed 1, finished with error items 3, else 0. */
-export function exitCodeForRun(s: {status: string; failed: number}): ExitCode {
+/**
+ * A run's exit code: stopped at its plan's drift limit 2 (a safety refusal, distinct from a
+ * failure or an interrupt), interrupted 130, failed 1, finished with error items 3, else 0.
+ */
+export function exitCodeForRun(s: {status: string; failed: number; plan?: {exceeded: string | null} | null}): ExitCode {
+  if (s.plan?.exceeded) return ExitCode.USAGE
   if (s.status === 'interrupted') return ExitCode.INTERRUPTED
   if (s.status === 'failed') return ExitCode.FAILURE
   return s.failed > 0 ? ExitCode.ITEMS_FAILED : ExitCode.OK

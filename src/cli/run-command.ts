@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {z} from 'zod'
 import {WardrobeCommand} from './base-command'
 import {BATCH_SIZE, DEFAULT_OUTAGE_AFTER_SECONDS, MIN_WAIT_SECONDS, Settings} from '../config'
-import {ExitCode, exitCodeForRun, UsageError} from '../errors'
+import {exitCodeForRun, UsageError} from '../errors'
 import {
   buildPlan,
   checkPlan,
@@ -206,8 +206,7 @@ export abstract class RunCommand<T extends RunStats> extends WardrobeCommand<T> 
     if (stats.status !== 'completed') stats.resumeCommand = this.resumeCommand()
     if (stats.plan) stats.plan.warnings = planWarnings(stats)
     const file = writeReportFile(settings.outputDir, what.reportPrefix, what.schema, stats)
-    // Stopped at the plan's drift limit: a safety refusal (2), distinct from a failure (1) or an interrupt (130).
-    process.exitCode = stats.plan?.exceeded ? ExitCode.USAGE : exitCodeForRun(stats)
+    process.exitCode = exitCodeForRun(stats)
     let saved: Plan | undefined
     if (flags['save-plan'] && stats.status === 'completed') {
       saved = buildPlan(stats, {

@@ -40,6 +40,13 @@ describe('exit codes', () => {
     expect(exitCodeForRun({status, failed})).toBe(code)
   })
 
+  it("a run stopped at its plan's drift limit exits 2 (a safety refusal), whatever its status", () => {
+    const exceeded = 'plan drift: 211 items to update so far, the plan counted 200'
+    expect(exitCodeForRun({status: 'failed', failed: 3, plan: {exceeded}})).toBe(2)
+    expect(exitCodeForRun({status: 'completed', failed: 3, plan: {exceeded}})).toBe(2)
+    expect(exitCodeForRun({status: 'failed', failed: 0, plan: {exceeded: null}})).toBe(1)
+  })
+
   it.each([
     ['passed', 0],
     ['failed', 4],
