@@ -1,10 +1,9 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
-import type {Logger} from 'winston'
 import {DEFAULT_COLLECTION, DEFAULT_LEDGER, ENVIRONMENTS, resolveSettings, Settings, SettingsFlags} from '../config'
 import {confirmTarget} from './confirmation'
 import {exitCodeForError, ExitCode, WardrobeError} from '../errors'
 import type {Connection} from '../firestore/connection'
-import {LOG_LEVELS} from './logger'
+import {LOG_LEVELS, LogFile} from './logger'
 
 const CLOSE_DEADLINE_MS = 5000
 
@@ -76,7 +75,7 @@ export abstract class WardrobeCommand<T> extends Command {
     })(),
   }
 
-  protected logger?: Logger
+  protected logger?: LogFile
   private credentialsChecked = false
   protected connection?: Connection
   private readonly abort = new AbortController()
@@ -95,8 +94,8 @@ export abstract class WardrobeCommand<T> extends Command {
   /** Opens the log file and the Firestore connection for the resolved settings. */
   protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number]): Promise<Connection> {
     await this.checkCredentials(settings)
-    const [{createLogger}, {connect}] = await Promise.all([import('./logger'), import('../firestore/connection')])
-    this.logger = await createLogger(settings.outputDir, logLevel, this.id ?? 'wardrobe')
+    const {connect} = await import('../firestore/connection')
+    this.logger = new LogFile(settings.outputDir, logLevel, this.id ?? 'wardrobe')
     this.connection = await connect(settings, (m) => this.warning(m))
     return this.connection
   }
@@ -152,7 +151,7 @@ export abstract class WardrobeCommand<T> extends Command {
       // The client waits for its pending calls before it closes; after an outage they may retry for minutes.
       await withDeadline(this.connection.close(), CLOSE_DEADLINE_MS, 'closing the Firestore connection').catch(() => {})
     }
-    if (this.logger) await (await import('./logger')).closeLogger(this.logger)
+    await this.logger?.close()
     return super.finally(err)
   }
 

@@ -103,7 +103,8 @@ A run recorded as running whose process is gone or whose heartbeat is stale show
         if (file) this.log(`\nReport: ${file}`)
       }
       this.exitFor(report, failOn)
-      this.logger?.info('monitor', {health: report.health.status, counts: report.counts, file})
+      // A read-only view: its result is on stdout (and in the report file); the log keeps it at debug only.
+      this.logger?.debug('monitor', {health: report.health.status, counts: report.counts, file})
       return report
     }
 

@@ -1,4 +1,4 @@
-import type {Logger} from 'winston'
+import type {Logger} from './run-context'
 import {
   AdaptiveThrottle,
   chooseLimit,

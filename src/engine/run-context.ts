@@ -1,10 +1,17 @@
 /** What a writing run gets from its caller (database, target, settings, sharding, where to report) and what it reports back as it goes. */
 import type {Firestore} from 'firebase-admin/firestore'
-import type {Logger} from 'winston'
 import type {Settings} from '../config'
 import type {Limit} from './control'
 import type {JobProgress} from './job'
 import type {Acquired} from './ledger'
+
+/** Where services and the engine log: the CLI's JSON-lines file (a winston logger fits). */
+export interface Logger {
+  error(message: string, meta?: object): unknown
+  warn(message: string, meta?: object): unknown
+  info(message: string, meta?: object): unknown
+  debug(message: string, meta?: object): unknown
+}
 
 /** What a writing run needs from its caller: the database, the target, and where to report. */
 export interface RunContext {

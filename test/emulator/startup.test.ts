@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import {ROOT, runCli, tmpDir} from '../support/harness'
+import {LOG_FILE} from '../../src/cli/logger'
+import {devArgs, ROOT, runCli, tmpDir, uniqueProject} from '../support/harness'
 
 /**
  * What start-up loads (its speed is in `npm run bench -- --only startup`, as ratios): help and the
@@ -19,10 +20,10 @@ const HEAVY = [
 ]
 const TRACE = path.join(ROOT, 'test', 'support', 'module-trace.js')
 
-async function loadedBy(args: string[]): Promise<{stdout: string; modules: string[]}> {
+async function loadedBy(args: string[], code = 0): Promise<{stdout: string; modules: string[]}> {
   const file = path.join(tmpDir(), 'modules.txt')
   const r = await runCli(args, {env: {NODE_OPTIONS: `--require ${TRACE}`, WARDROBE_TEST_MODULE_TRACE: file}})
-  expect(r.code).toBe(0)
+  expect(r.code).toBe(code)
   return {stdout: r.stdout, modules: fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)}
 }
 
@@ -56,5 +57,45 @@ describe('start-up', () => {
         .replace(/:index$/, ''),
     )
     expect(Object.keys(manifest.commands)).toEqual(expect.arrayContaining(ids))
+  })
+})
+
+describe('the log file opens at its first line', () => {
+  const logLines = (dir: string) =>
+    fs
+      .readFileSync(path.join(dir, LOG_FILE), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+
+  test('a one-shot monitor loads no winston and leaves no log file; at --log-level debug it logs its result', async () => {
+    const project = uniqueProject('startup-log')
+    const out = tmpDir()
+    const plain = await loadedBy(['monitor', ...devArgs(project, out), '--json'])
+    expect(JSON.parse(plain.stdout)).toMatchObject({kind: 'monitor', counts: {total: 0}})
+    // It did reach Firestore (the gRPC stack is loaded), yet not the log file's library.
+    expect(plain.modules.some((m) => m.includes('/@grpc/grpc-js/'))).toBe(true)
+    expect(plain.modules.filter((m) => m.includes('/winston/'))).toEqual([])
+    expect(fs.existsSync(path.join(out, LOG_FILE))).toBe(false)
+
+    const debug = await runCli(['monitor', ...devArgs(project, out), '--log-level', 'debug'])
+    expect(debug.code).toBe(0)
+    expect(logLines(out)).toEqual([
+      expect.objectContaining({level: 'debug', message: 'monitor', command: 'monitor', health: 'idle'}),
+    ])
+  })
+
+  test('an error after the connection opened is logged (runs show of an unknown run, exit 2)', async () => {
+    const out = tmpDir()
+    const r = await loadedBy(['runs', 'show', 'no-such-run', ...devArgs(uniqueProject('startup-log'), out)], 2)
+    expect(r.modules.some((m) => m.includes('/winston/'))).toBe(true)
+    expect(logLines(out)).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        command: 'runs:show',
+        exit: 2,
+        message: expect.stringMatching(/no run no-such-run/),
+      }),
+    ])
   })
 })

@@ -114,21 +114,11 @@ export async function collectMonitorReport(
         async (tx) => {
           reads.aggregations = 0
           reads.documents = 0
-          const [total, normalized, recent, runDocs] = await Promise.all([
-            count(tx, items),
-            // Every non-empty string; a range filter matches strings only, never a missing field.
-            count(tx, items.where('normalized.normalized_version', '>', '')),
-            tx.get(
-              items
-                .where('normalized.normalized_at', '>=', MIN_TIMESTAMP)
-                .orderBy('normalized.normalized_at', 'desc')
-                .limit(options.recentLimit ?? 10)
-                .select('name', 'normalized.normalized_at', 'normalized.normalized_version'),
-            ),
-            tx.get(runsCol.where('collection', '==', settings.collection)),
-          ])
-          reads.documents += recent.size + runDocs.size
-          const readTime = recent.readTime
+          // Two rounds: the first read starts the transaction (the client sends the others once it has
+          // its id), and the run records decide what the second round counts; everything else goes there.
+          const runDocs = await tx.get(runsCol.where('collection', '==', settings.collection))
+          reads.documents += runDocs.size
+          const readTime = runDocs.readTime
           const runs: RunRecord[] = []
           let unreadable = 0
           for (const d of runDocs.docs) {
@@ -173,28 +163,41 @@ export async function collectMonitorReport(
           ].sort()
           const latestBackfill = runs.find((r) => r.kind === 'backfill' && r.status !== 'superseded') ?? null
           const errorsCol = latestBackfill ? ledger.runRef(latestBackfill.runId).collection(ERRORS) : null
-          const [current, versionCounts, writtenByLatest, errorTotal, errorDocs] = await Promise.all([
-            // Current: the judged version, and its very content when known (an edited file that kept its version is not current).
-            count(
-              tx,
-              basis.hash === null
-                ? items.where('normalized.normalized_version', '==', basis.version)
-                : items
-                    .where('normalized.normalized_version', '==', basis.version)
-                    .where('normalized.taxonomy_hash', '==', basis.hash),
-            ),
-            Promise.all(otherVersions.map((v) => count(tx, items.where('normalized.normalized_version', '==', v)))),
-            // Only while the checkpoint may lag the writes: a completed run's checkpoint (a sharded
-            // run's: its partitions' sum) covers every item it settled. (On the emulator each count
-            // walks the whole collection.)
-            latestBackfill && latestBackfill.status !== 'completed'
-              ? count(tx, items.where('normalized.run_id', '==', latestBackfill.runId))
-              : Promise.resolve(0),
-            errorsCol ? count(tx, errorsCol) : Promise.resolve(0),
-            errorsCol ? tx.get(errorsCol.orderBy('at', 'desc').limit(options.errorLimit ?? 10)) : Promise.resolve(null),
-            details,
-          ])
-          reads.documents += errorDocs?.size ?? 0
+          const [total, normalized, recent, current, versionCounts, writtenByLatest, errorTotal, errorDocs] =
+            await Promise.all([
+              count(tx, items),
+              // Every non-empty string; a range filter matches strings only, never a missing field.
+              count(tx, items.where('normalized.normalized_version', '>', '')),
+              tx.get(
+                items
+                  .where('normalized.normalized_at', '>=', MIN_TIMESTAMP)
+                  .orderBy('normalized.normalized_at', 'desc')
+                  .limit(options.recentLimit ?? 10)
+                  .select('name', 'normalized.normalized_at', 'normalized.normalized_version'),
+              ),
+              // Current: the judged version, and its very content when known (an edited file that kept its version is not current).
+              count(
+                tx,
+                basis.hash === null
+                  ? items.where('normalized.normalized_version', '==', basis.version)
+                  : items
+                      .where('normalized.normalized_version', '==', basis.version)
+                      .where('normalized.taxonomy_hash', '==', basis.hash),
+              ),
+              Promise.all(otherVersions.map((v) => count(tx, items.where('normalized.normalized_version', '==', v)))),
+              // Only while the checkpoint may lag the writes: a completed run's checkpoint (a sharded
+              // run's: its partitions' sum) covers every item it settled. (On the emulator each count
+              // walks the whole collection.)
+              latestBackfill && latestBackfill.status !== 'completed'
+                ? count(tx, items.where('normalized.run_id', '==', latestBackfill.runId))
+                : Promise.resolve(0),
+              errorsCol ? count(tx, errorsCol) : Promise.resolve(0),
+              errorsCol
+                ? tx.get(errorsCol.orderBy('at', 'desc').limit(options.errorLimit ?? 10))
+                : Promise.resolve(null),
+              details,
+            ])
+          reads.documents += recent.size + (errorDocs?.size ?? 0)
           return {
             readTime,
             basis,

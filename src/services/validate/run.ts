@@ -1,5 +1,5 @@
 import {DocumentSnapshot, FieldPath, Firestore} from 'firebase-admin/firestore'
-import type {Logger} from 'winston'
+import type {Logger} from '../../engine/run-context'
 import {DEFAULT_LEDGER, Settings} from '../../config'
 import {errorMessage} from '../../errors'
 import {RunRecordSchema} from '../../engine/ledger'
