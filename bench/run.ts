@@ -67,7 +67,7 @@ interface Options {
 }
 
 /** Runs of each side of a start-up pair: short processes vary more than long runs. */
-const STARTUP_REPEAT = 9
+const STARTUP_REPEAT = 15
 
 function options(): Options {
   const {values} = parseArgs({
