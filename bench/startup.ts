@@ -165,11 +165,15 @@ export async function measureStartup(o: {
     for (let i = 0; i < o.repeat; i++) for (let j = 0; j < order.length; j++) await once(order[(i + j) % order.length])
     const [ours, theirs] = [seconds.ours, seconds.theirs]
     const ratio = median(ours) / median(theirs)
+    const floor = pair.floor && {
+      name: pair.floor.name,
+      seconds: seconds.floor,
+      ratio: median(seconds.floor) / median(theirs),
+      wardrobeRatio: median(ours) / median(seconds.floor),
+    }
     o.log(
       `start-up: ${pair.name} ${median(ours).toFixed(3)} s, ${pair.baseline} ${median(theirs).toFixed(3)} s: ${ratio.toFixed(2)}×` +
-        (pair.floor
-          ? `; ${pair.floor.name} ${median(seconds.floor).toFixed(3)} s: ${(median(seconds.floor) / median(theirs)).toFixed(2)}×`
-          : ''),
+        (floor ? `; ${floor.name} ${median(floor.seconds).toFixed(3)} s: ${floor.ratio.toFixed(2)}×` : ''),
     )
     results.push({
       name: pair.name,
@@ -178,12 +182,7 @@ export async function measureStartup(o: {
       baselineSeconds: theirs,
       ratio,
       met: ratio <= STARTUP_TARGET,
-      floor: pair.floor && {
-        name: pair.floor.name,
-        seconds: seconds.floor,
-        ratio: median(seconds.floor) / median(theirs),
-        wardrobeRatio: median(ours) / median(seconds.floor),
-      },
+      floor,
     })
   }
   return results

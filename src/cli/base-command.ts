@@ -91,7 +91,7 @@ export abstract class WardrobeCommand<T> extends Command {
     return resolveSettings(flags)
   }
 
-  /** Opens the log file and the Firestore connection for the resolved settings. */
+  /** Sets up the log file (opened at its first line) and opens the Firestore connection for the resolved settings. */
   protected async open(settings: Settings, logLevel: (typeof LOG_LEVELS)[number]): Promise<Connection> {
     await this.checkCredentials(settings)
     const {connect} = await import('../firestore/connection')

@@ -53,7 +53,7 @@ export class LogFile implements Logger {
   private write(level: LogLevel, message: string, meta?: object): void {
     // A line below the level is dropped without opening anything.
     if (LOG_LEVELS.indexOf(level) > LOG_LEVELS.indexOf(this.level)) return
-    this.open().log(level, message, ...(meta === undefined ? [] : [meta]))
+    this.open().log(level, message, meta)
   }
 
   private open(): winston.Logger {
