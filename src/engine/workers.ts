@@ -118,6 +118,16 @@ export async function runSharded({
   }
   const progressTimer = ctx.onProgress ? setInterval(() => ctx.onProgress?.(progress()), 250) : undefined
 
+  /**
+   * The run ended, or was taken over, while this process was still in it (frozen past its
+   * lease, say): unless it completed, or this process was stopped itself (Ctrl-C, `runs
+   * stop`), it was taken from this process, which then fails with a lost lease (exit 1),
+   * whatever else its workers ended with: never the taker-over's `interrupted` (exit 130).
+   */
+  const endedUnder = (err: RunEndedError): void => {
+    if (err.run.status !== 'completed' && !signal?.aborted) lost ??= `lease lost: ${err.message}`
+  }
+
   const work = async (lease: PartitionLease): Promise<void> => {
     const p = lease.partition
     ctx.logger?.info('partition claimed', {
@@ -192,8 +202,7 @@ export async function runSharded({
         claimed = await withRetry(() => ledger.claim(run, prefer, staleAfterMs), {signal})
       } catch (err) {
         if (!(err instanceof RunEndedError)) throw err
-        // Ended or taken over while this process was still in it (frozen past its lease, say).
-        if (err.run.status !== 'completed') lost ??= `lease lost: ${err.message}`
+        endedUnder(err)
         return
       }
       const {lease, summary} = claimed
@@ -224,6 +233,9 @@ export async function runSharded({
     if (!failure) throw err
     failure += `; the run record may still say "running" (${errorMessage(err)}): re-running the command takes it over once its workers' leases are stale`
   }
+  // A worker that stopped on another error (say, its partition's end write, past its deadline
+  // after a freeze) claimed nothing more to learn this: the run record says so now.
+  if (ended?.foundEnded) endedUnder(new RunEndedError(ended.run))
   ctx.onProgress?.(progress())
   if (!ended || lost) {
     const counters = progress().counters

@@ -3,12 +3,19 @@
  * a holder frozen past its lease (SIGSTOP: a closed laptop lid, a long GC or network stall)
  * and woken after a rollback took the collection over, Ctrl-C in one process of a sharded
  * run, and a gentle --max-rate. Real CLI processes against the real emulator; the clock and
- * host of a child are changed by a test-only preload (test/support/preload.js).
+ * host of a child are changed by a test-only preload (test/support/preload.js). One case
+ * drives the sharded engine itself, for an order of events a frozen process meets by chance.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import {Firestore} from 'firebase-admin/firestore'
 import {generateItems, writeItems} from '../../src/dev/seed-data'
+import {exitCodeForRun} from '../../src/errors'
+import type {Hold} from '../../src/engine/job'
+import {Ledger} from '../../src/engine/ledger'
+import {runSharded} from '../../src/engine/workers'
+import {GuardedWriter} from '../../src/engine/writer'
+import {targetOf} from '../../src/firestore/target'
 import {
   CliResult,
   devArgs,
@@ -184,6 +191,100 @@ describe('a holder frozen past its lease writes nothing after it wakes', () => {
 
   test('a sharded backfill (two workers)', async () => {
     await freezeThenRollback(['--workers', '2', '--partitions', '4'])
+  })
+})
+
+describe('a sharded process whose run was taken over while its worker failed on another error', () => {
+  test('reports failed with its lease lost (exit 1), not the taker-over’s interrupted (exit 130)', async () => {
+    const project = uniqueProject('taken')
+    const db = testDb(project)
+    await writeItems(db, COL, generateItems(20, {seed: 3, malformedRate: 0}))
+    const ledger = new Ledger(db, LEDGER)
+    const settings = {
+      environment: 'development' as const,
+      projectId: project,
+      collection: COL,
+      ledgerCollection: LEDGER,
+    }
+    const staleAfterMs = 60_000
+    const {run} = (await ledger.acquire({
+      ...settings,
+      kind: 'backfill',
+      version: '1',
+      resumeKey: 'taken',
+      options: {},
+      fromStart: false,
+      staleAfterMs,
+      total: 20,
+      sharded: true,
+      workers: 1,
+      partitions: [{startAfter: null, endAt: null}],
+    }))!
+    const takenOver = 'taken over by rollback (ops@elsewhere pid 1): none of its processes is alive'
+    // Once the worker holds its partition, another process takes the run over (as acquire does a
+    // stale one); the worker then stops on an error of its own before a checkpoint or write tells
+    // it of the lost lease: a frozen process woken to an expired deadline, say.
+    const events: {message: string; status?: unknown}[] = []
+    let taken = false
+    const takeOver: Hold = {
+      get holding() {
+        return !taken && events.some((e) => e.message === 'partition claimed')
+      },
+      async whenWriting() {
+        const batch = db.batch()
+        batch.set(
+          ledger.runRef(run.runId),
+          {status: 'interrupted', leaseId: null, error: takenOver, finishedAt: new Date()},
+          {merge: true},
+        )
+        for (const p of (await ledger.partitionsOf(run.runId).where('status', '==', 'running').get()).docs)
+          batch.update(p.ref, {status: 'interrupted', leaseId: null})
+        batch.delete(ledger.lockRef(COL))
+        await batch.commit()
+        taken = true
+      },
+    }
+    const log = (message: string, meta?: {status?: unknown}) => void events.push({message, status: meta?.status})
+    const {result} = await runSharded({
+      ctx: {
+        db,
+        emulator: true,
+        settings: {...settings, staleAfterMs},
+        logger: {info: log, warn: log, error: log, debug() {}},
+      },
+      ledger,
+      run,
+      job: {
+        db,
+        target: targetOf({collection: COL}),
+        select: [],
+        dryRun: false,
+        total: 20,
+        plan: () => {
+          throw new Error('an error of the worker’s own')
+        },
+      },
+      writerFor: (fence) => new GuardedWriter(db, {emulator: true, fence}),
+      sharding: {workers: 1, shardIndex: 0, shardCount: 1},
+      control: takeOver,
+    })
+    // The setup did what it says: taken over, then the worker left its partition failed, not lease-lost.
+    expect(taken).toBe(true)
+    expect(events.filter((e) => e.message.startsWith('partition'))).toEqual([
+      {message: 'partition claimed'},
+      {message: 'partition left', status: 'failed'},
+    ])
+    const exit = exitCodeForRun({status: result.status, failed: result.counters.failed})
+    expect({status: result.status, leaseLost: result.leaseLost, exit}).toEqual({
+      status: 'failed',
+      leaseLost: true,
+      exit: 1,
+    })
+    expect(result.error).toMatch(/^lease lost: run \S+ is interrupted \(taken over by rollback/)
+    // The taker-over's record stands.
+    const record = (await ledger.get(run.runId))!
+    expect({status: record.status, error: record.error}).toEqual({status: 'interrupted', error: takenOver})
+    expect(await normalizedCount(db)).toBe(0)
   })
 })
 

@@ -65,7 +65,7 @@ export class Ledger extends LedgerStore {
     runId: string,
     collection: string,
     staleAfterMs: number,
-  ): Promise<{run: RunRecord; summary: PartitionSummary}> {
+  ): Promise<{run: RunRecord; summary: PartitionSummary; foundEnded: boolean}> {
     return finishSharded(this, runId, collection, staleAfterMs)
   }
 }

@@ -1,5 +1,5 @@
 /** A sharded run's processes (records and heartbeats), partition claims, and how the last process leaving ends the run. */
-import {FieldValue} from 'firebase-admin/firestore'
+import {DocumentSnapshot, FieldValue} from 'firebase-admin/firestore'
 import {currentOwner, Fence, holderGone, isMe, Owner} from '../lease'
 import {
   liveMembers,
@@ -44,6 +44,10 @@ export async function memberHeartbeat(
     .set({...report, heartbeatAt: FieldValue.serverTimestamp()}, {merge: true})
 }
 
+/** The run is no longer running, or no longer holds the collection's lock (taken over). */
+const runEnded = (run: RunRecord, lock: DocumentSnapshot): boolean =>
+  run.status !== 'running' || lock.get('runId') !== run.runId
+
 /**
  * Claims a partition of a sharded run for this process: a pending or interrupted one, or
  * one whose lease is gone (stale heartbeat by Firestore's clock, or a dead process in this
@@ -68,7 +72,7 @@ export async function claim(
       tx.get(ledger.partitionsOf(runId).orderBy('index')),
     ])
     const record = parseRun(runSnap.data())
-    if (record.status !== 'running' || lock.get('runId') !== runId) throw new RunEndedError(record)
+    if (runEnded(record, lock)) throw new RunEndedError(record)
     const partitions = partitionRecords(partSnap)
     const now = serverNow(partSnap)
     const n = partitions.length
@@ -122,14 +126,16 @@ export async function claim(
  * alive (waiting ones included) and no lease on it is live: completed when every
  * partition is done, otherwise failed or interrupted; its counters become the
  * partitions' sum, any lease left on it is revoked, and the lock is released. Returns the
- * run as this call leaves it (still running while other processes go on).
+ * run as this call leaves it (still running while other processes go on), and `foundEnded`:
+ * the run had ended, or been taken over, before this process left (what a claim throws
+ * RunEndedError for).
  */
 export async function finishSharded(
   ledger: LedgerStore,
   runId: string,
   collection: string,
   staleAfterMs: number,
-): Promise<{run: RunRecord; summary: PartitionSummary}> {
+): Promise<{run: RunRecord; summary: PartitionSummary; foundEnded: boolean}> {
   const me = currentOwner()
   return ledger.db.runTransaction(async (tx) => {
     const [runSnap, partSnap, memberSnap, lock] = await Promise.all([
@@ -144,8 +150,9 @@ export async function finishSharded(
     const summary = summarize(partitionRecords(partSnap), staleAfterMs, now, me)
     const others = liveMembers(memberRecords(memberSnap), staleAfterMs, now, me).filter((m) => !isMe(m.owner, me))
     tx.set(ledger.membersOf(runId).doc(me.processId), {leftAt: at}, {merge: true})
+    const foundEnded = runEnded(run, lock)
     if (run.status !== 'running' || others.length > 0 || summary.live.some((p) => !isMe(p.owner!, me)))
-      return {run, summary}
+      return {run, summary, foundEnded}
     const {byStatus} = summary
     const status: RunStatus =
       byStatus.done === summary.partitions.length ? 'completed' : byStatus.failed > 0 ? 'failed' : 'interrupted'
@@ -162,6 +169,6 @@ export async function finishSharded(
     for (const d of partSnap.docs)
       if (d.get('status') === 'running') tx.update(d.ref, {status: 'interrupted', leaseId: null})
     if (lock.get('runId') === runId) tx.delete(ledger.lockRef(collection))
-    return {run: ended, summary}
+    return {run: ended, summary, foundEnded}
   })
 }
