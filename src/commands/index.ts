@@ -1,7 +1,7 @@
 /**
- * Every command by id, for oclif's explicit command discovery. The build bundles this module with
- * everything it imports (firebase-admin and its gRPC stack included) into dist/wardrobe.js, which
- * is what the CLI loads: one file instead of ~650 modules resolved, read and compiled one by one.
+ * Every command by id. The build bundles this module with everything it imports (firebase-admin
+ * and its gRPC stack included) into dist/commands.bundle.js, oclif's command table loads that one
+ * file (src/cli/command-table.ts) instead of ~650 modules resolved, read and compiled one by one.
  * Help and --version never load it (oclif.manifest.json). Each getter evaluates its command's
  * modules when oclif asks for that command, so one command does not pay for the others' imports.
  */

@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import {LOG_FILE} from '../../src/cli/logger'
 import {COMMANDS} from '../../src/commands'
+import {DEFAULT_TAXONOMY_FILE} from '../../src/domain/vocabulary'
 import {devArgs, ROOT, runCli, tmpDir, uniqueProject} from '../support/harness'
 
 /**
@@ -9,7 +10,8 @@ import {devArgs, ROOT, runCli, tmpDir, uniqueProject} from '../support/harness'
  * version come from oclif.manifest.json without loading any command, so none of them pays for the
  * commands' bundle (firebase-admin and the gRPC stack inside), nor for the log file's library.
  */
-const BUNDLE = '/dist/wardrobe.js'
+// The commands' bundle runs through V8's code cache, not require(): its loader is what shows.
+const BUNDLE = '/dist/cli/command-table.js'
 const HEAVY = [
   BUNDLE,
   '/firebase-admin/',
@@ -96,5 +98,55 @@ describe('the log file opens at its first line', () => {
         message: expect.stringMatching(/no run no-such-run/),
       }),
     ])
+  })
+})
+
+describe("the commands' code cache (NODE_COMPILE_CACHE, NODE_DISABLE_COMPILE_CACHE)", () => {
+  // A command that loads the bundle and needs no emulator; its output shows the command ran.
+  const check = (env: NodeJS.ProcessEnv) =>
+    runCli(['vocabulary', 'check', DEFAULT_TAXONOMY_FILE, '--no-scan', '--json'], {env})
+  const cacheFiles = (root: string) => {
+    const dir = path.join(root, 'wardrobe-backfill')
+    return fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => path.join(dir, f)) : []
+  }
+  const ran = async (env: NodeJS.ProcessEnv) => {
+    const r = await check(env)
+    expect({code: r.code, stderr: r.stderr}).toEqual({code: 0, stderr: ''})
+    expect(JSON.parse(r.stdout)).toMatchObject({impact: null})
+  }
+
+  test('written by the first run, kept by the next, written anew when damaged', async () => {
+    const root = tmpDir()
+    await ran({NODE_COMPILE_CACHE: root})
+    const [file] = cacheFiles(root)
+    expect(cacheFiles(root)).toEqual([expect.stringMatching(/commands-[0-9a-f]{16}-v\d+\.\d+\.\d+-\w+\.v8$/)])
+    const written = fs.readFileSync(file)
+    expect(written.length).toBeGreaterThan(100_000)
+
+    // V8 accepted it: nothing is written again.
+    await ran({NODE_COMPILE_CACHE: root})
+    expect(fs.readFileSync(file).equals(written)).toBe(true)
+
+    // Damaged (same length, other bytes): V8 refuses it, the command runs from source and writes it anew.
+    const damaged = Buffer.alloc(written.length, 7)
+    fs.writeFileSync(file, damaged)
+    await ran({NODE_COMPILE_CACHE: root})
+    expect(cacheFiles(root)).toEqual([file])
+    const rewritten = fs.readFileSync(file)
+    expect(rewritten.equals(damaged)).toBe(false)
+    // ...and the next run accepts what was written.
+    await ran({NODE_COMPILE_CACHE: root})
+    expect(fs.readFileSync(file).equals(rewritten)).toBe(true)
+  })
+
+  test('a cache directory that cannot be made costs nothing but speed; NODE_DISABLE_COMPILE_CACHE=1 writes none', async () => {
+    const blocked = path.join(tmpDir(), 'a-file')
+    fs.writeFileSync(blocked, '')
+    await ran({NODE_COMPILE_CACHE: blocked})
+    expect(fs.readFileSync(blocked, 'utf8')).toBe('')
+
+    const root = tmpDir()
+    await ran({NODE_COMPILE_CACHE: root, NODE_DISABLE_COMPILE_CACHE: '1'})
+    expect(cacheFiles(root)).toEqual([])
   })
 })
