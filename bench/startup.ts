@@ -4,7 +4,8 @@
  * only initializes firebase-admin and runs one count(). The two sides of each pair run
  * alternately (a drifting machine favours neither); medians count. Monitor's pair also runs a
  * floor in the same rotation: the minimal oclif CLI running that same count() from a command,
- * so the table shows how much of the ratio is oclif's own start-up and how much is wardrobe's.
+ * so the table shows how much of the ratio is oclif's own start-up and how much is wardrobe's;
+ * and monitor without its code cache (NODE_DISABLE_COMPILE_CACHE=1), what a first run pays.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -24,6 +25,8 @@ export interface StartupPair {
   met: boolean
   /** The floor's runs, its ratio to the baseline, and wardrobe's ratio to it (monitor's pair). */
   floor?: {name: string; seconds: number[]; ratio: number; wardrobeRatio: number}
+  /** Wardrobe's runs without its code cache, and their ratio to the baseline (monitor's pair). */
+  uncached?: {name: string; seconds: number[]; ratio: number}
 }
 
 const MINIMAL_COMMAND = `const {Command, Flags} = require('@oclif/core')
@@ -93,7 +96,12 @@ export async function measureStartup(o: {
 }): Promise<StartupPair[]> {
   const {minimalCli, bareCount} = buildBaselines(path.join(o.dir, 'baselines'))
   const cwd = o.dir
-  const env = {FIRESTORE_EMULATOR_HOST: o.host, METADATA_SERVER_DETECTION: 'none'}
+  // The commands' code cache starts empty here (the first warm-up run writes it), never the user's.
+  const env = {
+    FIRESTORE_EMULATOR_HOST: o.host,
+    METADATA_SERVER_DETECTION: 'none',
+    NODE_COMPILE_CACHE: path.join(o.dir, 'compile-cache'),
+  }
   const collection = 'wardrobe_items'
   const monitorArgs = [
     'monitor',
@@ -108,8 +116,9 @@ export async function measureStartup(o: {
     '--output-dir',
     o.dir,
   ]
-  type Run = {script?: string; args: string[]}
-  const pairs: {name: string; baseline: string; wardrobe: string[]; other: Run; floor?: Run & {name: string}}[] = [
+  type Run = {script?: string; args: string[]; env?: NodeJS.ProcessEnv}
+  type Pair = {name: string; baseline: string; wardrobe: string[]; other: Run}
+  const pairs: (Pair & {floor?: Run & {name: string}; uncached?: Run & {name: string}})[] = [
     {
       name: 'wardrobe --help',
       baseline: 'minimal --help',
@@ -138,21 +147,28 @@ export async function measureStartup(o: {
         script: minimalCli,
         args: ['count', o.projectId, collection],
       },
+      // What a run pays where the cache cannot be written (or before the first run wrote it).
+      uncached: {
+        name: 'wardrobe monitor without its code cache',
+        args: monitorArgs,
+        env: {NODE_DISABLE_COMPILE_CACHE: '1'},
+      },
     },
   ]
   const results: StartupPair[] = []
   for (const pair of pairs) {
-    const runs: Record<'ours' | 'theirs' | 'floor', Run | undefined> = {
+    const runs: Record<'ours' | 'theirs' | 'floor' | 'uncached', Run | undefined> = {
       ours: {args: pair.wardrobe},
       theirs: pair.other,
       floor: pair.floor,
+      uncached: pair.uncached,
     }
-    const seconds = {ours: [] as number[], theirs: [] as number[], floor: [] as number[]}
-    const names = {ours: pair.name, theirs: pair.baseline, floor: pair.floor?.name}
-    const order = (['ours', 'theirs', 'floor'] as const).filter((w) => runs[w] !== undefined)
+    const seconds = {ours: [] as number[], theirs: [] as number[], floor: [] as number[], uncached: [] as number[]}
+    const names = {ours: pair.name, theirs: pair.baseline, floor: pair.floor?.name, uncached: pair.uncached?.name}
+    const order = (['ours', 'theirs', 'floor', 'uncached'] as const).filter((w) => runs[w] !== undefined)
     const once = async (which: (typeof order)[number]) => {
-      const {script, args} = runs[which]!
-      const run = await runCli(args, {cwd, env, script})
+      const {script, args, env: own} = runs[which]!
+      const run = await runCli(args, {cwd, env: {...env, ...own}, script})
       if (run.code !== 0) throw new Error(`${names[which]} exited ${run.code}:\n${run.stderr.slice(-2000)}`)
       seconds[which].push(run.seconds)
     }
@@ -171,9 +187,16 @@ export async function measureStartup(o: {
       ratio: median(seconds.floor) / median(theirs),
       wardrobeRatio: median(ours) / median(seconds.floor),
     }
+    const uncached = pair.uncached && {
+      name: pair.uncached.name,
+      seconds: seconds.uncached,
+      ratio: median(seconds.uncached) / median(theirs),
+    }
     o.log(
       `start-up: ${pair.name} ${median(ours).toFixed(3)} s, ${pair.baseline} ${median(theirs).toFixed(3)} s: ${ratio.toFixed(2)}×` +
-        (floor ? `; ${floor.name} ${median(floor.seconds).toFixed(3)} s: ${floor.ratio.toFixed(2)}×` : ''),
+        [floor, uncached]
+          .map((r) => (r ? `; ${r.name} ${median(r.seconds).toFixed(3)} s: ${r.ratio.toFixed(2)}×` : ''))
+          .join(''),
     )
     results.push({
       name: pair.name,
@@ -183,6 +206,7 @@ export async function measureStartup(o: {
       ratio,
       met: ratio <= STARTUP_TARGET,
       floor,
+      uncached,
     })
   }
   return results
@@ -198,6 +222,11 @@ export function startupTable(pairs: StartupPair[]): string[] {
         ? [
             `| floor: ${p.floor.name} vs ${p.baseline} | ${median(p.floor.seconds).toFixed(3)} s | ${median(p.baselineSeconds).toFixed(3)} s | ${p.floor.ratio.toFixed(2)} (oclif's share, no target) |`,
             `| ${p.name} vs that floor | ${median(p.wardrobeSeconds).toFixed(3)} s | ${median(p.floor.seconds).toFixed(3)} s | ${p.floor.wardrobeRatio.toFixed(2)} (wardrobe's share) |`,
+          ]
+        : []),
+      ...(p.uncached
+        ? [
+            `| ${p.uncached.name} vs ${p.baseline} | ${median(p.uncached.seconds).toFixed(3)} s | ${median(p.baselineSeconds).toFixed(3)} s | ${p.uncached.ratio.toFixed(2)} (the first run, or no writable cache) |`,
           ]
         : []),
     ]),
