@@ -8,7 +8,9 @@ const esbuild = require('esbuild')
 
 const root = path.join(__dirname, '..')
 esbuild.buildSync({
-  entryPoints: [path.join(root, 'dist', 'commands', 'index.js')],
+  // Entered through a stub without "use strict": tsc's entry would lift it to the top of the
+  // bundle, and every dependency written for sloppy mode would run strict.
+  stdin: {contents: "module.exports = require('./commands/index.js')", resolveDir: path.join(root, 'dist')},
   outfile: path.join(root, 'dist', 'commands.bundle.js'),
   bundle: true,
   platform: 'node',

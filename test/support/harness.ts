@@ -60,7 +60,15 @@ export function startCli(args: string[], options: CliOptions = {}): {child: Chil
   const child = spawn(command, [...prefix, BIN, ...args], {
     cwd: options.cwd ?? tmpDir(),
     // jest sets NODE_ENV=test, which makes oclif look for TypeScript sources; an operator's shell has no such variable.
-    env: {...process.env, NODE_ENV: undefined, NO_COLOR: '1', WARDROBE_PROGRESS_INTERVAL_MS: '200', ...options.env},
+    env: {
+      ...process.env,
+      NODE_ENV: undefined,
+      NO_COLOR: '1',
+      WARDROBE_PROGRESS_INTERVAL_MS: '200',
+      // The commands' code cache of test runs stays out of the user's ~/.cache.
+      NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'wardrobe-test-compile-cache'),
+      ...options.env,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let stdout = ''
