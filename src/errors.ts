@@ -45,10 +45,14 @@ export class UsageError extends WardrobeError {
   }
 }
 
-/** gRPC status codes Firestore reports; matched on codes, never on messages (emulator texts differ). */
+/**
+ * gRPC status codes Firestore reports; matched on codes, never on messages (emulator texts
+ * differ), except INVALID_ARGUMENT for a closed transaction (firestore/transaction.ts).
+ */
 export const GrpcCode = {
   CANCELLED: 1,
   UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   ALREADY_EXISTS: 6,

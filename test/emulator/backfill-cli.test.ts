@@ -4,12 +4,15 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import * as grpc from '@grpc/grpc-js'
 import {DocumentSnapshot, Firestore} from 'firebase-admin/firestore'
 import {confirmTarget} from '../../src/cli/confirmation'
 import {UsageError} from '../../src/errors'
 import {normalizeItem} from '../../src/domain/normalization'
 import {generateItems, writeItems} from '../../src/dev/seed-data'
 import {loadVocabulary} from '../../src/domain/vocabulary'
+import {Ledger} from '../../src/engine/ledger'
+import {GrpcFaultProxy} from '../support/grpc-proxy'
 import {
   CliResult,
   devArgs,
@@ -229,6 +232,61 @@ describe('wardrobe backfill: process behaviour', () => {
       expect(after.code).toBe(0)
       expect(JSON.parse(after.stdout)).toMatchObject({status: 'completed', updated: 0, skipped: N})
     } finally {
+      await db.terminate()
+    }
+  })
+
+  it('the lock when the server closes a transaction under contention: the start is run again, never a raw INVALID_ARGUMENT', async () => {
+    // Under contention the emulator can answer a transaction with INVALID_ARGUMENT "Transaction is
+    // invalid or closed." (the service: "... has expired or is no longer valid."), which the client
+    // does not retry: in the chaos suite, of two backfills started at once one exited 1 with it.
+    const project = uniqueProject('closed')
+    const db = testDb(project)
+    const out = tmpDir()
+    const proxy = new GrpcFaultProxy(emulatorHost())
+    const via = await proxy.listen()
+    const args = ['backfill', ...devArgs(project, out).map((a, i, all) => (all[i - 1] === '--emulator-host' ? via : a))]
+    const closeNextCommit = () =>
+      proxy.set('Commit', {
+        fail: {code: grpc.status.INVALID_ARGUMENT, details: 'Transaction is invalid or closed.'},
+        times: 1,
+      })
+    try {
+      await writeItems(db, COL, generateItems(50, {seed: 29, malformedRate: 0}))
+      // The start's commit is closed under it: the run starts all the same and completes.
+      closeNextCommit()
+      const won = await runCli([...args, '--json'], {env: ENV})
+      expect(proxy.stats.Commit.failed).toBe(1)
+      expect({code: won.code, stdout: won.stdout}).toEqual({code: 0, stdout: expect.not.stringContaining('INVALID')})
+      expect(JSON.parse(won.stdout)).toMatchObject({status: 'completed', updated: 50})
+      expect(await ledgerRuns(db)).toEqual([expect.objectContaining({status: 'completed'})])
+
+      // Two starts at once: this one's commit is closed under it while the other takes the lock
+      // (its reads held up long enough for that); run again, the start sees the holder: refused.
+      proxy.set('BatchGetDocuments', {latencyMs: 1500})
+      closeNextCommit()
+      const second = startCli(args, {env: ENV})
+      await waitFor(async () => proxy.stats.Commit.failed === 2, 30_000, 10)
+      const {run: held} = (await new Ledger(db, '_backfill_runs').acquire({
+        kind: 'rollback',
+        environment: 'development',
+        projectId: project,
+        collection: COL,
+        version: null,
+        resumeKey: 'holder',
+        options: {},
+        fromStart: false,
+        staleAfterMs: 60_000,
+        total: 50,
+      }))!
+      const refused = await second.done
+      expect({code: refused.code, stderr: refused.stderr}).toEqual({
+        code: 2,
+        stderr: expect.stringContaining(`run ${held.runId}`),
+      })
+      expect(await ledgerRuns(db)).toHaveLength(2) // the refused run recorded nothing
+    } finally {
+      await proxy.close()
       await db.terminate()
     }
   })

@@ -48,8 +48,11 @@ export const ALL_METHODS = Object.keys(METHODS) as Method[]
 
 /** What the proxy does to the calls of a method while the rule is active. */
 export interface Rule {
-  /** Answer this share of calls (default all) with `code`, unsent; `applied`: send them first, then answer the error (a deadline the server met unseen). */
-  fail?: {code: grpc.status; share?: number; applied?: boolean}
+  /**
+   * Answer this share of calls (default all) with `code`, unsent; `applied`: send them first, then
+   * answer the error (a deadline the server met unseen); `details`: the service's own text for it.
+   */
+  fail?: {code: grpc.status; share?: number; applied?: boolean; details?: string}
   /** BatchWrite: this share of the writes in each call are answered `code` and not applied; the rest go through. */
   failWrites?: {code: grpc.status; share: number}
   /** Added before each call goes on. */
@@ -60,7 +63,7 @@ export interface Rule {
   cutCode?: grpc.status | grpc.status[]
   /** RunQuery: after `after` documents, add a document past the requested range, or the last one again. */
   bad?: {kind: 'out-of-range' | 'duplicate'; after: number}
-  /** Calls a cut or a bad answer applies to (default: every one). */
+  /** Calls a failure, a cut or a bad answer applies to (default: every one). */
   times?: number
   /** RunQuery: only queries on this collection id. */
   collection?: string
@@ -229,10 +232,13 @@ export class GrpcFaultProxy {
 
   /** Whether this call is to be failed, counted as such. */
   private failing(method: Method, rule: Rule | undefined): Status | null {
-    if (!rule?.fail || this.random() >= (rule.fail.share ?? 1)) return null
+    if (!rule?.fail || this.random() >= (rule.fail.share ?? 1) || !this.use(rule)) return null
     this.stats[method].failed++
     this.firstFault ??= {at: Date.now(), method, code: rule.fail.code}
-    return {code: rule.fail.code, details: `${grpc.status[rule.fail.code]} injected by the fault proxy`}
+    return {
+      code: rule.fail.code,
+      details: rule.fail.details ?? `${grpc.status[rule.fail.code]} injected by the fault proxy`,
+    }
   }
 
   /** Takes one of a rule's limited uses (`times`); false once spent. */

@@ -2,6 +2,7 @@
 import {Control, ControlAction, ControlChange, ControlSchema, MAX_CHANGES} from '../control'
 import {Window} from '../../domain/windows'
 import {UsageError} from '../../errors'
+import {runTransaction} from '../../firestore/transaction'
 import type {Owner} from '../lease'
 import {MemberRecord, memberRecords, parseRun, RunRecord, serverNow} from './records'
 import type {LedgerStore} from './store'
@@ -90,7 +91,7 @@ export async function changeControl(
   action: Exclude<ControlAction, 'start'>,
   change: {by: string; reason?: string | null; maxRate?: number | null},
 ): Promise<{run: RunRecord; changed: boolean; members: MemberRecord[]; now: number}> {
-  return ledger.db.runTransaction(async (tx) => {
+  return runTransaction(ledger.db, async (tx) => {
     const [snap, memberSnap] = await Promise.all([tx.get(ledger.runRef(runId)), tx.get(ledger.membersOf(runId))])
     if (!snap.exists)
       throw new UsageError(`no run ${runId} in ${ledger.collectionName}`, 'list runs with `wardrobe runs list`')

@@ -3,6 +3,7 @@ import crypto from 'node:crypto'
 import {FieldValue} from 'firebase-admin/firestore'
 import type {KeyRange} from '../checkpoint'
 import {UsageError} from '../../errors'
+import {runTransaction} from '../../firestore/transaction'
 import {currentOwner, describeOwner, Fence, holderGone, LeaseLostError, Owner} from '../lease'
 import {ControlRequest, lastChange, newControl, resumedControl} from './control-changes'
 import {
@@ -82,7 +83,7 @@ export async function acquire(ledger: LedgerStore, req: AcquireRequest): Promise
   const me = currentOwner()
   const leaseId = newLeaseId()
   const granted = Fence.now()
-  const acquired = await ledger.db.runTransaction(async (tx): Promise<Omit<Acquired, 'lease'> | null> => {
+  const acquired = await runTransaction(ledger.db, async (tx): Promise<Omit<Acquired, 'lease'> | null> => {
     const lockRef = ledger.lockRef(req.collection)
     const lock = await tx.get(lockRef)
     const now = serverNow(lock)
@@ -285,7 +286,7 @@ export async function finish(
   patch: Pick<RunRecord, 'status' | 'cursor' | 'counters' | 'unmapped' | 'tags'> & {error?: string | null},
 ): Promise<void> {
   const at = new Date()
-  await ledger.db.runTransaction(async (tx) => {
+  await runTransaction(ledger.db, async (tx) => {
     const [record, lock] = await Promise.all([tx.get(ledger.runRef(runId)), tx.get(ledger.lockRef(collection))])
     if (record.get('leaseId') !== lease.leaseId)
       throw (

@@ -1,5 +1,6 @@
 /** A sharded run's processes (records and heartbeats), partition claims, and how the last process leaving ends the run. */
 import {DocumentSnapshot, FieldValue} from 'firebase-admin/firestore'
+import {runTransaction} from '../../firestore/transaction'
 import {currentOwner, Fence, holderGone, isMe, Owner} from '../lease'
 import {
   liveMembers,
@@ -65,7 +66,7 @@ export async function claim(
   const me = currentOwner()
   const leaseId = newLeaseId()
   const granted = Fence.now()
-  const claimed = await ledger.db.runTransaction(async (tx) => {
+  const claimed = await runTransaction(ledger.db, async (tx) => {
     const [runSnap, lock, partSnap] = await Promise.all([
       tx.get(ledger.runRef(runId)),
       tx.get(ledger.lockRef(run.collection)),
@@ -137,7 +138,7 @@ export async function finishSharded(
   staleAfterMs: number,
 ): Promise<{run: RunRecord; summary: PartitionSummary; foundEnded: boolean}> {
   const me = currentOwner()
-  return ledger.db.runTransaction(async (tx) => {
+  return runTransaction(ledger.db, async (tx) => {
     const [runSnap, partSnap, memberSnap, lock] = await Promise.all([
       tx.get(ledger.runRef(runId)),
       tx.get(ledger.partitionsOf(runId).orderBy('index')),

@@ -12,6 +12,7 @@ import {
 } from '../../engine/ledger'
 import {RUN_SUBCOLLECTIONS} from '../../domain/ledger-layout'
 import {withRetry} from '../../firestore/retry'
+import {runTransaction} from '../../firestore/transaction'
 import {itemKey, itemsQuery, targetOf} from '../../firestore/target'
 import {loadVocabulary} from '../../domain/vocabulary'
 import {unmappedEntries} from '../reports'
@@ -110,7 +111,8 @@ export async function collectMonitorReport(
 
   const snapshot = await withRetry(
     () =>
-      db.runTransaction(
+      runTransaction(
+        db,
         async (tx) => {
           reads.aggregations = 0
           reads.documents = 0

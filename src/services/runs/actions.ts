@@ -16,6 +16,7 @@ import {
   summarize,
 } from '../../engine/ledger'
 import {withRetry} from '../../firestore/retry'
+import {runTransaction} from '../../firestore/transaction'
 import {describeTarget} from '../../firestore/target'
 import {
   ChangeAction,
@@ -59,7 +60,7 @@ async function readDetails(tx: Transaction, ledger: Ledger, run: RunRecord, all:
 }
 
 function snapshot<T>(db: Firestore, read: (tx: Transaction) => Promise<T>): Promise<T> {
-  return withRetry(() => db.runTransaction(read, {readOnly: true}))
+  return withRetry(() => runTransaction(db, read, {readOnly: true}))
 }
 
 const targetFields = (s: RunsSettings) => ({
