@@ -246,6 +246,15 @@ export function stored<T extends {heartbeatAt: Date | null}>(
   return {...record, heartbeatAt: FieldValue.serverTimestamp()}
 }
 
+/**
+ * The run's end that this very call wrote (`at`: its end time, the same in every attempt),
+ * committed unseen and run again by the client: the run ended under this process, not
+ * under another one.
+ */
+export function endedByThisCall(run: Pick<RunRecord, 'status' | 'finishedAt'>, at: Date): boolean {
+  return run.status !== 'running' && run.finishedAt?.getTime() === at.getTime()
+}
+
 export function parseRun(data: unknown): RunRecord {
   return RunRecordSchema.parse(data)
 }

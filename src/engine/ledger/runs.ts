@@ -7,6 +7,7 @@ import {runTransaction} from '../../firestore/transaction'
 import {currentOwner, describeOwner, Fence, holderGone, LeaseLostError, Owner} from '../lease'
 import {ControlRequest, lastChange, newControl, resumedControl} from './control-changes'
 import {
+  endedByThisCall,
   LockHeldError,
   memberRecords,
   parseRun,
@@ -288,11 +289,13 @@ export async function finish(
   const at = new Date()
   await runTransaction(ledger.db, async (tx) => {
     const [record, lock] = await Promise.all([tx.get(ledger.runRef(runId)), tx.get(ledger.lockRef(collection))])
-    if (record.get('leaseId') !== lease.leaseId)
+    if (record.get('leaseId') !== lease.leaseId) {
+      if (endedByThisCall(parseRun(record.data()), at)) return
       throw (
         lease.fence.lost ??
         new LeaseLostError(lease.what, (record.get('error') as string | null) ?? 'taken over by another process')
       )
+    }
     const ended = patch.status !== 'running'
     tx.set(
       ledger.runRef(runId),

@@ -3,6 +3,7 @@ import {DocumentSnapshot, FieldValue} from 'firebase-admin/firestore'
 import {runTransaction} from '../../firestore/transaction'
 import {currentOwner, Fence, holderGone, isMe, Owner} from '../lease'
 import {
+  endedByThisCall,
   liveMembers,
   MemberRecord,
   MemberRecordSchema,
@@ -138,6 +139,7 @@ export async function finishSharded(
   staleAfterMs: number,
 ): Promise<{run: RunRecord; summary: PartitionSummary; foundEnded: boolean}> {
   const me = currentOwner()
+  const at = new Date()
   return runTransaction(ledger.db, async (tx) => {
     const [runSnap, partSnap, memberSnap, lock] = await Promise.all([
       tx.get(ledger.runRef(runId)),
@@ -147,11 +149,10 @@ export async function finishSharded(
     ])
     const run = parseRun(runSnap.data())
     const now = serverNow(runSnap)
-    const at = new Date()
     const summary = summarize(partitionRecords(partSnap), staleAfterMs, now, me)
     const others = liveMembers(memberRecords(memberSnap), staleAfterMs, now, me).filter((m) => !isMe(m.owner, me))
     tx.set(ledger.membersOf(runId).doc(me.processId), {leftAt: at}, {merge: true})
-    const foundEnded = runEnded(run, lock)
+    const foundEnded = runEnded(run, lock) && !endedByThisCall(run, at)
     if (run.status !== 'running' || others.length > 0 || summary.live.some((p) => !isMe(p.owner!, me)))
       return {run, summary, foundEnded}
     const {byStatus} = summary
