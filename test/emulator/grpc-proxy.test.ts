@@ -3,7 +3,7 @@ import {Firestore} from 'firebase-admin/firestore'
 import protobuf from 'protobufjs'
 import {mulberry32} from '../../src/dev/seed-data'
 import {emulatorHost, resetProject, testDb, uniqueProject} from '../support/harness'
-import {GrpcFaultProxy} from '../support/grpc-proxy'
+import {GrpcFaultProxy, throughProxy} from '../support/grpc-proxy'
 
 /**
  * The fault proxy the chaos suite rehearses the service's answers with: each fault does
@@ -23,17 +23,6 @@ let direct: Firestore
 /** A client through the proxy. */
 let db: Firestore
 const COL = 'items'
-
-/** A client whose emulator host is the proxy (the client takes the host from the environment when it is built). */
-function throughProxy(): Firestore {
-  const saved = process.env.FIRESTORE_EMULATOR_HOST
-  process.env.FIRESTORE_EMULATOR_HOST = via
-  try {
-    return new Firestore({projectId})
-  } finally {
-    process.env.FIRESTORE_EMULATOR_HOST = saved
-  }
-}
 
 /** A RunQuery through the proxy with a bare gRPC client: every document name it answers, and how it ended. */
 async function rawRunQuery(collection = COL): Promise<{names: string[]; code: number}> {
@@ -75,7 +64,7 @@ beforeAll(async () => {
   direct = testDb(projectId)
   proxy = new GrpcFaultProxy(emulatorHost(), mulberry32(7))
   via = await proxy.listen()
-  db = throughProxy()
+  db = throughProxy(via, projectId)
 })
 
 afterAll(async () => {
@@ -127,6 +116,19 @@ test('fails every call for a time window only', async () => {
   await new Promise((r) => setTimeout(r, 1100))
   await db.collection(COL).doc(ids[0]).update({touched: 2})
   expect((await direct.collection(COL).doc(ids[0]).get()).get('touched')).toBe(2)
+})
+
+test('fails as many calls as scripted, with the service’s own text', async () => {
+  const details = 'Transaction is invalid or closed.'
+  const before = proxy.stats.Commit.failed
+  proxy.set('Commit', {fail: {code: grpc.status.INVALID_ARGUMENT, details}, times: 1})
+  await expect(db.collection(COL).doc(ids[0]).update({touched: 1})).rejects.toMatchObject({
+    code: grpc.status.INVALID_ARGUMENT,
+    details,
+  })
+  await db.collection(COL).doc(ids[0]).update({touched: 2})
+  expect((await direct.collection(COL).doc(ids[0]).get()).get('touched')).toBe(2)
+  expect(proxy.stats.Commit.failed - before).toBe(1)
 })
 
 test('"applied" failures reach the emulator first, then answer the error', async () => {

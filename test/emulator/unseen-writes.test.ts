@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js'
 import {Firestore} from 'firebase-admin/firestore'
 import {AcquireRequest, Ledger, zeroCounters} from '../../src/engine/ledger'
 import {emulatorHost, testDb, uniqueProject} from '../support/harness'
-import {GrpcFaultProxy} from '../support/grpc-proxy'
+import {GrpcFaultProxy, throughProxy} from '../support/grpc-proxy'
 
 const COL = 'wardrobe_items'
 const LEDGER = '_backfill_runs'
@@ -21,17 +21,6 @@ beforeAll(async () => {
   via = await proxy.listen()
 })
 afterAll(() => proxy.close())
-
-/** A client whose emulator host is the proxy (the client reads the host when it is built). */
-function throughProxy(projectId: string): Firestore {
-  const saved = process.env.FIRESTORE_EMULATOR_HOST
-  process.env.FIRESTORE_EMULATOR_HOST = via
-  try {
-    return new Firestore({projectId})
-  } finally {
-    process.env.FIRESTORE_EMULATOR_HOST = saved
-  }
-}
 
 /** The next commit is applied, and its answer is DEADLINE_EXCEEDED. */
 function loseNextCommitAnswer(): number {
@@ -57,7 +46,7 @@ function request(projectId: string, extra: Partial<AcquireRequest> = {}): Acquir
 
 async function setUp(): Promise<{direct: Firestore; db: Firestore; ledger: Ledger; projectId: string}> {
   const projectId = uniqueProject('unseen')
-  const db = throughProxy(projectId)
+  const db = throughProxy(via, projectId)
   return {direct: testDb(projectId), db, ledger: new Ledger(db, LEDGER), projectId}
 }
 

@@ -1,5 +1,6 @@
 import net from 'node:net'
 import * as grpc from '@grpc/grpc-js'
+import {Firestore} from 'firebase-admin/firestore'
 import protobuf from 'protobufjs'
 
 /**
@@ -478,4 +479,15 @@ function pastTheRange(message: Buffer): Buffer {
   const res = RunQueryResponse.decode(message) as unknown as {document: {name: string}}
   res.document.name = `${res.document.name.slice(0, res.document.name.lastIndexOf('/'))}/~~out-of-range~~`
   return Buffer.from(RunQueryResponse.encode(res).finish())
+}
+
+/** A client of `projectId` whose emulator host is the proxy at `via` (the client takes the host from the environment when it is built). */
+export function throughProxy(via: string, projectId: string): Firestore {
+  const saved = process.env.FIRESTORE_EMULATOR_HOST
+  process.env.FIRESTORE_EMULATOR_HOST = via
+  try {
+    return new Firestore({projectId})
+  } finally {
+    process.env.FIRESTORE_EMULATOR_HOST = saved
+  }
 }
