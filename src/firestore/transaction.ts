@@ -12,8 +12,9 @@ const CLOSED_ATTEMPTS = 5
 /**
  * The server closed the transaction under its caller: INVALID_ARGUMENT "Transaction is invalid
  * or closed." (the emulator, under contention: two starts at once) or "The referenced
- * transaction has expired or is no longer valid." (the service). Nothing of it committed, so
- * running it again from the start is safe. The client re-runs only "transaction has expired",
+ * transaction has expired or is no longer valid." (the service). Running it again from the
+ * start is safe: it reads afresh, and each ledger transaction recognises its own write should
+ * an earlier attempt have committed unseen. The client re-runs only "transaction has expired",
  * and then in the same Transaction, naming the closed one as its predecessor.
  */
 export function isClosedTransaction(err: unknown): boolean {
